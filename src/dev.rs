@@ -1,0 +1,77 @@
+//! `dev` mode: the real service plus an in-process fake token endpoint and
+//! throw-away credentials, so a new user gets a token with no cloud account.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use crate::config::{ConfigError, CredentialSourceKind, Settings};
+use crate::fake_astrada::{FakeAstrada, FakeAstradaConfig};
+use crate::startup::{Application, StartupError, shutdown_signal};
+
+/// Dev mode's layer above the defaults: loopback only, readable logs.
+pub const DEV_OVERRIDES: &str = r#"
+[server]
+public_addr = "127.0.0.1:8080"
+internal_addr = "127.0.0.1:9090"
+workers = 2
+
+[log]
+format = "pretty"
+"#;
+
+/// Settings for dev mode: defaults, dev overrides, then `file` and `ATV_*`.
+/// Credentials and the token URL are filled in by [`run`].
+pub fn settings(file: Option<&Path>) -> Result<Settings, ConfigError> {
+    Settings::load_unvalidated(Some(DEV_OVERRIDES), file)
+}
+
+/// Starts the fake token endpoint and the service, prints what runs where,
+/// and serves until SIGTERM/SIGINT.
+pub async fn run(mut settings: Settings) -> Result<(), StartupError> {
+    let api = ("dev-api-client".to_owned(), random_secret());
+    let sdk = ("dev-sdk-client".to_owned(), random_secret());
+    let fake = FakeAstrada::start(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        FakeAstradaConfig {
+            clients: vec![api.clone(), sdk.clone()],
+            lifetime: Duration::from_secs(300),
+            latency: Duration::ZERO,
+        },
+    )?;
+    settings.token_endpoint.url = fake.token_url.clone();
+    settings.credentials.source = CredentialSourceKind::Inline;
+    settings.credentials.api.client_id = api.0;
+    settings.credentials.api.client_secret = api.1;
+    settings.credentials.sdk.client_id = sdk.0;
+    settings.credentials.sdk.client_secret = sdk.1;
+    if let Err(e) = settings.validate() {
+        return Err(StartupError::Config(e));
+    }
+
+    let app = Application::build(settings).await?;
+    let public = app.public_port();
+    let internal = app.internal_port();
+    println!(
+        "\nastrada-token-vendor DEV MODE — NOT FOR PRODUCTION\n\
+         \x20 fake Astrada token endpoint  {}\n\
+         \x20 SDK token (public)           http://127.0.0.1:{public}/astrada-sdk-token\n\
+         \x20 API token (internal)         http://127.0.0.1:{internal}/astrada-api-token\n\
+         \x20 metrics (internal)           http://127.0.0.1:{internal}/metrics\n\
+         \x20 caller authentication is OFF and credentials are throw-away.\n\
+         \x20 Try: curl -s http://127.0.0.1:{public}/astrada-sdk-token\n",
+        fake.token_url
+    );
+    app.run_until(shutdown_signal()).await?;
+    fake.stop().await;
+    Ok(())
+}
+
+fn random_secret() -> SecretString {
+    let secret: String = std::iter::repeat_with(fastrand::alphanumeric)
+        .take(40)
+        .collect();
+    SecretString::from(secret)
+}

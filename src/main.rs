@@ -1,0 +1,58 @@
+//! Binary edge: parse the command line and configuration, set up logging,
+//! hand over to the library.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use astrada_token_vendor::config::Settings;
+use astrada_token_vendor::{dev, telemetry};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Exchanges Astrada client credentials for tokens, caches them, and serves them.",
+    after_long_help = concat!(
+        "CONFIGURATION\n\n",
+        "Layers: embedded defaults < --config FILE < environment. Every key below can be set as\n",
+        "ATV_<SECTION>__<KEY>, e.g. ATV_CACHE__REFRESH_AHEAD_SECS=90 or\n",
+        "ATV_CREDENTIALS__SDK__CLIENT_SECRET=... Defaults:\n\n",
+        include_str!("../config/default.toml")
+    )
+)]
+struct Cli {
+    /// TOML file layered over the defaults (environment variables still win).
+    #[arg(long, short, env = "ATV_CONFIG", global = true)]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Clone, Copy)]
+enum Command {
+    /// Run with a built-in fake token endpoint and throw-away credentials (the default).
+    Dev,
+    /// Run against the real token endpoint with the configured credentials.
+    Serve,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Dev) {
+        Command::Serve => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            telemetry::init(&settings.log);
+            astrada_token_vendor::run(settings)
+                .await
+                .context("service failed")?;
+        }
+        Command::Dev => {
+            let settings = dev::settings(cli.config.as_deref())?;
+            telemetry::init(&settings.log);
+            dev::run(settings).await.context("dev mode failed")?;
+        }
+    }
+    Ok(())
+}

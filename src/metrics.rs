@@ -1,0 +1,273 @@
+//! Prometheus metrics, served on the internal listener at `/metrics`.
+//!
+//! Handles are cheap clones of shared atomics; the hot path touches only
+//! pre-resolved counters, never a label lookup.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::atomic::AtomicU64;
+
+use crate::credentials::CredentialSet;
+use crate::oauth_client::{AccessToken, ExchangeError};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SetLabels {
+    set: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ExchangeLabels {
+    set: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LookupLabels {
+    set: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    listener: &'static str,
+    route: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    listener: &'static str,
+    route: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+struct PerSet<T> {
+    api: T,
+    sdk: T,
+}
+
+impl<T> PerSet<T> {
+    fn get(&self, set: CredentialSet) -> &T {
+        match set {
+            CredentialSet::Api => &self.api,
+            CredentialSet::Sdk => &self.sdk,
+        }
+    }
+}
+
+struct Inner {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_duration: Family<RouteLabels, Histogram>,
+    exchanges: Family<ExchangeLabels, Counter>,
+    exchange_duration: Family<SetLabels, Histogram>,
+    hits: PerSet<Counter>,
+    misses: PerSet<Counter>,
+    coalesced: PerSet<Counter>,
+    refresh_ahead: PerSet<Counter>,
+    expiry: PerSet<Gauge<f64, AtomicU64>>,
+    credential_reloads: Family<OutcomeLabels, Counter>,
+}
+
+/// All metrics of one service instance (tests get their own, never a global).
+#[derive(Clone)]
+pub struct Metrics(Arc<Inner>);
+
+fn latency_histogram() -> Histogram {
+    // 100 µs … ~3.3 s: cached answers sit at the bottom, exchanges in the middle.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric under the `atv_` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("atv");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by listener, route and status",
+            requests.clone(),
+        );
+        let request_duration = Family::<RouteLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register_with_unit(
+            "http_request_duration",
+            "Time to answer an HTTP request",
+            Unit::Seconds,
+            request_duration.clone(),
+        );
+        let exchanges = Family::<ExchangeLabels, Counter>::default();
+        registry.register(
+            "token_exchanges",
+            "Token exchanges with the token endpoint, by credential set and outcome",
+            exchanges.clone(),
+        );
+        let exchange_duration = Family::<SetLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register_with_unit(
+            "token_exchange_duration",
+            "Time taken by one token exchange",
+            Unit::Seconds,
+            exchange_duration.clone(),
+        );
+        let lookups = Family::<LookupLabels, Counter>::default();
+        registry.register(
+            "token_cache_lookups",
+            "Token cache lookups, by set and hit/miss",
+            lookups.clone(),
+        );
+        let coalesced = Family::<SetLabels, Counter>::default();
+        registry.register(
+            "token_coalesced_waiters",
+            "Callers that joined an exchange already in flight instead of starting one",
+            coalesced.clone(),
+        );
+        let refresh_ahead = Family::<SetLabels, Counter>::default();
+        registry.register(
+            "token_refresh_ahead_runs",
+            "Background refreshes started before expiry",
+            refresh_ahead.clone(),
+        );
+        let expiry = Family::<SetLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register_with_unit(
+            "token_expiry",
+            "Time until the cached token expires (0 when none is cached)",
+            Unit::Seconds,
+            expiry.clone(),
+        );
+        let credential_reloads = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "credential_reloads",
+            "Credential source reads, by outcome (changed, unchanged, error)",
+            credential_reloads.clone(),
+        );
+
+        let per_set = |f: &dyn Fn(&'static str) -> Counter| PerSet {
+            api: f("api"),
+            sdk: f("sdk"),
+        };
+        let inner = Inner {
+            hits: per_set(&|set| lookups.get_or_create_owned(&LookupLabels { set, result: "hit" })),
+            misses: per_set(&|set| {
+                lookups.get_or_create_owned(&LookupLabels {
+                    set,
+                    result: "miss",
+                })
+            }),
+            coalesced: per_set(&|set| coalesced.get_or_create_owned(&SetLabels { set })),
+            refresh_ahead: per_set(&|set| refresh_ahead.get_or_create_owned(&SetLabels { set })),
+            expiry: PerSet {
+                api: expiry.get_or_create_owned(&SetLabels { set: "api" }),
+                sdk: expiry.get_or_create_owned(&SetLabels { set: "sdk" }),
+            },
+            registry,
+            requests,
+            request_duration,
+            exchanges,
+            exchange_duration,
+            credential_reloads,
+        };
+        Self(Arc::new(inner))
+    }
+
+    /// One answered HTTP request.
+    pub fn request(
+        &self,
+        listener: &'static str,
+        route: &'static str,
+        status: u16,
+        elapsed: Duration,
+    ) {
+        self.0
+            .requests
+            .get_or_create(&RequestLabels {
+                listener,
+                route,
+                status,
+            })
+            .inc();
+        self.0
+            .request_duration
+            .get_or_create(&RouteLabels { listener, route })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// A cache lookup that found a usable token (`hit`) or did not.
+    pub fn cache_lookup(&self, set: CredentialSet, hit: bool) {
+        let counters = if hit { &self.0.hits } else { &self.0.misses };
+        counters.get(set).inc();
+    }
+
+    /// A caller that joined an exchange already in flight.
+    pub fn coalesced(&self, set: CredentialSet) {
+        self.0.coalesced.get(set).inc();
+    }
+
+    /// A background refresh started by the refresh-ahead loop.
+    pub fn refresh_ahead(&self, set: CredentialSet) {
+        self.0.refresh_ahead.get(set).inc();
+    }
+
+    /// One finished token exchange.
+    pub fn exchange(
+        &self,
+        set: CredentialSet,
+        result: &Result<Arc<AccessToken>, ExchangeError>,
+        elapsed: Duration,
+    ) {
+        let outcome = match result {
+            Ok(_) => "ok",
+            Err(e) => e.kind(),
+        };
+        self.0
+            .exchanges
+            .get_or_create(&ExchangeLabels {
+                set: set.as_str(),
+                outcome,
+            })
+            .inc();
+        self.0
+            .exchange_duration
+            .get_or_create(&SetLabels { set: set.as_str() })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// One read of the credential source: `changed`, `unchanged` or `error`.
+    pub fn credential_reload(&self, outcome: &'static str) {
+        self.0
+            .credential_reloads
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// Sets the time-to-expiry gauge; called just before each scrape.
+    pub fn set_expiry(&self, set: CredentialSet, seconds: f64) {
+        self.0.expiry.get(set).set(seconds);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.0.registry)?;
+        Ok(out)
+    }
+}

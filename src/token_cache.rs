@@ -1,0 +1,316 @@
+//! One cached access token per credential set.
+//!
+//! - **Hot path**: a lock-free load of the current token; no request waits on
+//!   the upstream while a usable token exists.
+//! - **Single-flight**: at most one exchange per set is in flight; every
+//!   caller that needs a token joins it and shares its result or error.
+//! - **Refresh-ahead**: a background loop refreshes before expiry, so in
+//!   steady state the hot path is the only path.
+//! - **Backoff**: failures are retried with exponential backoff and jitter;
+//!   callers arriving during a backoff window get an immediate answer instead
+//!   of starting a stampede, and a still-valid token keeps being served.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use async_trait::async_trait;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::config::{CacheSettings, Settings};
+use crate::credentials::{CredentialSet, CredentialStore, jittered};
+use crate::metrics::Metrics;
+use crate::oauth_client::{AccessToken, ExchangeError, ExchangeRequest, OAuthClient};
+
+/// Something that turns a credential set into a fresh token; the seam between
+/// caching policy and the HTTP exchange, so each can be tested alone.
+#[async_trait]
+pub trait Exchanger: Send + Sync + 'static {
+    /// Performs one exchange for `set`.
+    async fn exchange(&self, set: CredentialSet) -> Result<AccessToken, ExchangeError>;
+}
+
+/// The production exchanger: current credentials from the store, sent by the
+/// OAuth client. An `invalid_client` answer asks the store to re-read the
+/// secret, since the likeliest cause is a rotation we have not seen yet.
+pub struct UpstreamExchanger {
+    pub client: OAuthClient,
+    pub credentials: Arc<CredentialStore>,
+    pub api: ExchangeRequest,
+    pub sdk: ExchangeRequest,
+}
+
+#[async_trait]
+impl Exchanger for UpstreamExchanger {
+    async fn exchange(&self, set: CredentialSet) -> Result<AccessToken, ExchangeError> {
+        let credentials = self
+            .credentials
+            .get(set)
+            .ok_or(ExchangeError::CredentialsUnavailable)?;
+        let request = match set {
+            CredentialSet::Api => &self.api,
+            CredentialSet::Sdk => &self.sdk,
+        };
+        let result = self.client.exchange(&credentials, request).await;
+        if matches!(result, Err(ExchangeError::InvalidClient)) && self.credentials.request_reload()
+        {
+            tracing::warn!(%set, "invalid_client from the token endpoint; re-reading credentials");
+        }
+        result
+    }
+}
+
+/// Timing rules for one cache, from `[cache]`.
+#[derive(Debug, Clone)]
+pub struct CachePolicy {
+    pub refresh_ahead: Duration,
+    pub min_remaining: Duration,
+    pub wait_timeout: Duration,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+}
+
+impl From<&CacheSettings> for CachePolicy {
+    fn from(c: &CacheSettings) -> Self {
+        Self {
+            refresh_ahead: Duration::from_secs(c.refresh_ahead_secs),
+            min_remaining: Duration::from_secs(c.min_remaining_secs),
+            wait_timeout: Duration::from_millis(c.wait_timeout_ms),
+            backoff_initial: Duration::from_millis(c.backoff_initial_ms),
+            backoff_max: Duration::from_millis(c.backoff_max_ms),
+        }
+    }
+}
+
+impl CachePolicy {
+    /// From the full settings.
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self::from(&settings.cache)
+    }
+
+    // Both margins shrink for short-lived tokens, so a token that lives less
+    // than the configured margins is still served and refreshed at mid-life
+    // rather than refreshed in a loop.
+    fn refresh_ahead_for(&self, lifetime: Duration) -> Duration {
+        self.refresh_ahead.min(lifetime / 2)
+    }
+
+    fn min_remaining_for(&self, lifetime: Duration) -> Duration {
+        self.min_remaining.min(lifetime / 4)
+    }
+}
+
+/// Why a caller got no token.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no {set} token is available: {cause}")]
+pub struct TokenUnavailable {
+    pub set: CredentialSet,
+    pub cause: ExchangeError,
+    /// When a retry has a chance, for the `Retry-After` header.
+    pub retry_after: Duration,
+}
+
+type SharedExchange = Shared<BoxFuture<'static, Result<Arc<AccessToken>, ExchangeError>>>;
+
+#[derive(Default)]
+struct Backoff {
+    failures: u32,
+    next_attempt: Option<Instant>,
+    last_error: Option<ExchangeError>,
+}
+
+/// The cache for one credential set.
+pub struct TokenCache {
+    set: CredentialSet,
+    current: ArcSwapOption<AccessToken>,
+    inflight: Mutex<Option<SharedExchange>>,
+    backoff: Mutex<Backoff>,
+    policy: CachePolicy,
+    exchanger: Arc<dyn Exchanger>,
+    runtime: tokio::runtime::Handle,
+    metrics: Metrics,
+}
+
+impl TokenCache {
+    /// A cold cache. Exchanges run on the current Tokio runtime, not on the
+    /// caller's, so a caller that goes away never cancels a shared exchange.
+    pub fn new(
+        set: CredentialSet,
+        policy: CachePolicy,
+        exchanger: Arc<dyn Exchanger>,
+        metrics: Metrics,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            set,
+            current: ArcSwapOption::empty(),
+            inflight: Mutex::new(None),
+            backoff: Mutex::new(Backoff::default()),
+            policy,
+            exchanger,
+            runtime: tokio::runtime::Handle::current(),
+            metrics,
+        })
+    }
+
+    /// Which set this cache serves.
+    pub fn set(&self) -> CredentialSet {
+        self.set
+    }
+
+    /// A token with at least the minimum remaining life, fetching one (or
+    /// joining the fetch in flight) only when none is cached.
+    pub async fn get(self: &Arc<Self>) -> Result<Arc<AccessToken>, TokenUnavailable> {
+        if let Some(token) = self.usable(Instant::now()) {
+            self.metrics.cache_lookup(self.set, true);
+            return Ok(token);
+        }
+        self.metrics.cache_lookup(self.set, false);
+        let exchange = self.join_or_start()?;
+        match tokio::time::timeout(self.policy.wait_timeout, exchange).await {
+            Ok(Ok(token)) => Ok(token),
+            Ok(Err(cause)) => Err(self.unavailable(cause)),
+            Err(_) => Err(TokenUnavailable {
+                set: self.set,
+                cause: ExchangeError::Timeout,
+                retry_after: Duration::from_secs(1),
+            }),
+        }
+    }
+
+    /// The cached token if it may still be handed out.
+    pub fn usable(&self, now: Instant) -> Option<Arc<AccessToken>> {
+        let token = self.current.load_full()?;
+        (token.remaining(now) >= self.policy.min_remaining_for(token.lifetime)).then_some(token)
+    }
+
+    /// Seconds until the cached token expires (zero when there is none), for metrics.
+    pub fn seconds_until_expiry(&self) -> f64 {
+        self.current
+            .load()
+            .as_ref()
+            .map_or(0.0, |t| t.remaining(Instant::now()).as_secs_f64())
+    }
+
+    /// Keeps the token fresh: sleeps until refresh-ahead time (or the end of a
+    /// backoff window), refreshes, repeats. A credential change ends a backoff
+    /// wait at once, so a rotation that fixes `invalid_client` takes effect now.
+    pub async fn run_refresh_loop(self: Arc<Self>, mut credentials_changed: watch::Receiver<u64>) {
+        loop {
+            let wake_at = self.next_refresh_at();
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake_at) => {
+                    if let Ok(exchange) = self.join_or_start() {
+                        self.metrics.refresh_ahead(self.set);
+                        // Outcome is logged and recorded by the exchange itself.
+                        let _ = exchange.await;
+                    }
+                }
+                changed = credentials_changed.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    self.lock_backoff().next_attempt = None;
+                }
+            }
+        }
+    }
+
+    fn next_refresh_at(&self) -> Instant {
+        let now = Instant::now();
+        let due = self.current.load().as_ref().map_or(now, |t| {
+            t.expires_at
+                .checked_sub(self.policy.refresh_ahead_for(t.lifetime))
+                .unwrap_or(now)
+        });
+        match self.lock_backoff().next_attempt {
+            Some(retry) if retry > due => retry,
+            _ => due,
+        }
+    }
+
+    fn join_or_start(self: &Arc<Self>) -> Result<SharedExchange, TokenUnavailable> {
+        let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(exchange) = inflight.as_ref() {
+            self.metrics.coalesced(self.set);
+            return Ok(exchange.clone());
+        }
+        {
+            let backoff = self.lock_backoff();
+            if let (Some(retry), Some(cause)) = (backoff.next_attempt, &backoff.last_error)
+                && retry > Instant::now()
+            {
+                return Err(TokenUnavailable {
+                    set: self.set,
+                    cause: cause.clone(),
+                    retry_after: retry - Instant::now(),
+                });
+            }
+        }
+        let this = Arc::clone(self);
+        let task = self
+            .runtime
+            .spawn(async move { this.exchange_and_store().await });
+        let exchange = async move { task.await.unwrap_or(Err(ExchangeError::Unreachable)) }
+            .boxed()
+            .shared();
+        // Stored while the lock is held, and cleared by the task under the
+        // same lock, so a finished exchange can never linger in the slot.
+        *inflight = Some(exchange.clone());
+        Ok(exchange)
+    }
+
+    async fn exchange_and_store(self: Arc<Self>) -> Result<Arc<AccessToken>, ExchangeError> {
+        let started = Instant::now();
+        let result = self.exchanger.exchange(self.set).await.map(Arc::new);
+        self.metrics.exchange(self.set, &result, started.elapsed());
+        match &result {
+            Ok(token) => {
+                self.current.store(Some(Arc::clone(token)));
+                *self.lock_backoff() = Backoff::default();
+                tracing::info!(set = %self.set, expires_in_secs = token.lifetime.as_secs(), "token refreshed");
+            }
+            Err(e) => {
+                let mut backoff = self.lock_backoff();
+                backoff.failures = backoff.failures.saturating_add(1);
+                let exp = backoff.failures.saturating_sub(1).min(16);
+                let delay =
+                    (self.policy.backoff_initial * 2u32.pow(exp)).min(self.policy.backoff_max);
+                let delay = jittered(delay);
+                backoff.next_attempt = Some(Instant::now() + delay);
+                backoff.last_error = Some(e.clone());
+                let still_valid = self.usable(Instant::now()).is_some();
+                tracing::warn!(
+                    set = %self.set,
+                    error = %e,
+                    failures = backoff.failures,
+                    retry_in_ms = delay.as_millis() as u64,
+                    serving_cached_token = still_valid,
+                    "token exchange failed"
+                );
+            }
+        }
+        *self.inflight.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        result
+    }
+
+    fn unavailable(&self, cause: ExchangeError) -> TokenUnavailable {
+        let retry_after = self
+            .lock_backoff()
+            .next_attempt
+            .map_or(Duration::from_secs(1), |t| {
+                t.saturating_duration_since(Instant::now())
+            });
+        TokenUnavailable {
+            set: self.set,
+            cause,
+            retry_after,
+        }
+    }
+
+    fn lock_backoff(&self) -> std::sync::MutexGuard<'_, Backoff> {
+        self.backoff.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -124,9 +124,9 @@ pub enum LogFormat {
 /// Why the configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// A value could not be read or has the wrong type (figment names the key and its source).
-    #[error("configuration could not be read: {0}")]
-    Load(#[from] Box<figment::Error>),
+    /// A value could not be read or has the wrong type.
+    #[error("configuration could not be read: {}", describe_load_error(.0))]
+    Load(Box<figment::Error>),
     /// A value was read but makes no sense.
     #[error("invalid configuration `{key}`: {problem}. Fix: {fix}")]
     Invalid {
@@ -134,6 +134,14 @@ pub enum ConfigError {
         problem: String,
         fix: String,
     },
+}
+
+// Not `#[from]`: that would make figment's own (less readable) message the
+// error's source and print it a second time.
+impl From<Box<figment::Error>> for ConfigError {
+    fn from(e: Box<figment::Error>) -> Self {
+        ConfigError::Load(e)
+    }
 }
 
 impl Settings {
@@ -270,6 +278,35 @@ impl Settings {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.token_endpoint.timeout_ms)
     }
+}
+
+/// One line per problem, naming the key in config-file form, where the bad
+/// value came from, and the environment variable that would override it.
+fn describe_load_error(error: &figment::Error) -> String {
+    error
+        .clone()
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".").to_ascii_lowercase();
+            let from = e
+                .metadata
+                .as_ref()
+                .map_or_else(|| "defaults".to_owned(), |m| m.name.to_string());
+            if key.is_empty() {
+                format!("{} (from {from})", e.kind)
+            } else {
+                let var = format!(
+                    "{ENV_PREFIX}{}",
+                    key.replace('.', "__").to_ascii_uppercase()
+                );
+                format!(
+                    "`{key}`: {} (from {from}; environment variable {var})",
+                    e.kind
+                )
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn invalid(key: &'static str, problem: String, fix: &str) -> Result<(), ConfigError> {

@@ -2,6 +2,7 @@
 //! hand over to the library.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use astrada_token_vendor::config::Settings;
@@ -38,8 +39,19 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One readable line (with causes), not a backtrace: this is what operators see.
+            eprintln!("astrada-token-vendor: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Dev) {
         Command::Serve => {
             let settings = Settings::load(cli.config.as_deref())?;

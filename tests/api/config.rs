@@ -1,0 +1,102 @@
+//! Configuration layering and start-up validation.
+
+// figment::Jail's closure signature is fixed by figment.
+#![allow(clippy::result_large_err)]
+
+use astrada_token_vendor::config::{ConfigError, Settings};
+use figment::Jail;
+
+fn error_text(result: Result<Settings, ConfigError>) -> String {
+    result
+        .expect_err("configuration must be refused")
+        .to_string()
+}
+
+#[test]
+fn environment_overrides_file_which_overrides_defaults() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "atv.toml",
+            "[cache]\nrefresh_ahead_secs = 100\nmin_remaining_secs = 20\n[credentials.sdk]\nclient_id = \"from-file\"\n",
+        )?;
+        jail.set_env("ATV_CACHE__REFRESH_AHEAD_SECS", "90");
+        jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_SECRET", "s");
+        jail.set_env("ATV_CREDENTIALS__API__CLIENT_ID", "a");
+        jail.set_env("ATV_CREDENTIALS__API__CLIENT_SECRET", "s");
+        let s = Settings::load(Some("atv.toml".as_ref())).expect("valid");
+        assert_eq!(s.cache.refresh_ahead_secs, 90);
+        assert_eq!(s.cache.min_remaining_secs, 20);
+        assert_eq!(s.credentials.sdk.client_id, "from-file");
+        assert_eq!(s.token_endpoint.url, "https://api.astrada.co/oauth/token");
+        Ok(())
+    });
+}
+
+#[test]
+fn missing_credentials_name_the_key_and_the_variable() {
+    Jail::expect_with(|_| {
+        let text = error_text(Settings::load(None));
+        assert!(text.contains("credentials.api.client_id"), "{text}");
+        assert!(text.contains("ATV_CREDENTIALS__API__CLIENT_ID"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_mistyped_key_is_refused_by_name() {
+    Jail::expect_with(|jail| {
+        jail.create_file("atv.toml", "[cache]\nrefresh_ahaed_secs = 10\n")?;
+        let text = error_text(Settings::load(Some("atv.toml".as_ref())));
+        assert!(text.contains("refresh_ahaed_secs"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_wrongly_typed_value_names_its_key_and_source() {
+    Jail::expect_with(|jail| {
+        jail.set_env("ATV_CACHE__MIN_REMAINING_SECS", "soon");
+        let text = error_text(Settings::load(None));
+        assert!(text.contains("min_remaining_secs"), "{text}");
+        assert!(text.contains("ATV_CACHE__MIN_REMAINING_SECS"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn timing_rules_are_checked() {
+    Jail::expect_with(|jail| {
+        jail.set_env("ATV_CREDENTIALS__API__CLIENT_ID", "a");
+        jail.set_env("ATV_CREDENTIALS__API__CLIENT_SECRET", "s");
+        jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_ID", "a");
+        jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_SECRET", "s");
+        jail.set_env("ATV_TOKEN_ENDPOINT__TIMEOUT_MS", "6000");
+        assert!(error_text(Settings::load(None)).contains("token_endpoint.timeout_ms"));
+        jail.set_env("ATV_TOKEN_ENDPOINT__TIMEOUT_MS", "2000");
+        jail.set_env("ATV_CACHE__REFRESH_AHEAD_SECS", "10");
+        assert!(error_text(Settings::load(None)).contains("cache.refresh_ahead_secs"));
+        jail.set_env("ATV_CACHE__REFRESH_AHEAD_SECS", "120");
+        jail.set_env(
+            "ATV_TOKEN_ENDPOINT__URL",
+            "http://api.astrada.co/oauth/token",
+        );
+        assert!(error_text(Settings::load(None)).contains("token_endpoint.url"));
+        jail.set_env("ATV_TOKEN_ENDPOINT__URL", "http://127.0.0.1:9/oauth/token");
+        assert!(Settings::load(None).is_ok());
+        Ok(())
+    });
+}
+
+#[test]
+fn debug_output_of_settings_redacts_secrets() {
+    Jail::expect_with(|jail| {
+        jail.set_env("ATV_CREDENTIALS__API__CLIENT_ID", "a");
+        jail.set_env("ATV_CREDENTIALS__API__CLIENT_SECRET", "very-secret-api");
+        jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_ID", "a");
+        jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_SECRET", "very-secret-sdk");
+        let s = Settings::load(None).expect("valid");
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("very-secret"), "{debug}");
+        Ok(())
+    });
+}

@@ -1,0 +1,118 @@
+//! What each listener exposes, and how unknown paths and methods are answered.
+
+use wiremock::MockServer;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn api_token_is_served_only_on_the_internal_listener() {
+    let upstream = MockServer::start().await;
+    mount_tokens(&upstream, 300).await;
+    let app = spawn_app(&upstream).await;
+
+    let internal = app.api_token().await;
+    assert_eq!(internal.status(), 200);
+    assert_eq!(internal.headers()["cache-control"], "no-store");
+
+    for path in [
+        "/astrada-api-token",
+        "/metrics",
+        "/astrada-api-token/",
+        "/ASTRADA-API-TOKEN",
+    ] {
+        let public = app.get(format!("{}{path}", app.public)).await;
+        assert_eq!(
+            public.status(),
+            404,
+            "{path} must not exist on the public listener"
+        );
+        assert_eq!(public.headers()["content-type"], "application/problem+json");
+    }
+    let sdk_on_internal = app.get(format!("{}/astrada-sdk-token", app.internal)).await;
+    assert_eq!(sdk_on_internal.status(), 404);
+}
+
+#[tokio::test]
+async fn sdk_token_response_is_never_cacheable() {
+    let upstream = MockServer::start().await;
+    mount_tokens(&upstream, 300).await;
+    let app = spawn_app(&upstream).await;
+
+    let response = app.sdk_token().await;
+
+    assert_eq!(response.status(), 200);
+    let h = response.headers();
+    assert_eq!(h["cache-control"], "no-store");
+    assert_eq!(h["pragma"], "no-cache");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["content-type"], "application/json");
+    let body = json(response).await;
+    assert_eq!(
+        body.as_object().unwrap().len(),
+        3,
+        "only access_token, expires_in, token_type"
+    );
+}
+
+#[tokio::test]
+async fn other_methods_get_405_with_allow() {
+    let upstream = MockServer::start().await;
+    mount_tokens(&upstream, 300).await;
+    let app = spawn_app(&upstream).await;
+
+    let response = app
+        .http
+        .post(format!("{}/astrada-sdk-token", app.public))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "GET");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+}
+
+#[tokio::test]
+async fn readiness_waits_for_tokens_and_liveness_does_not() {
+    let upstream = MockServer::start().await; // no mock yet: every exchange gets 404
+    let app = spawn_app(&upstream).await;
+
+    assert_eq!(
+        app.get(format!("{}/healthz", app.public)).await.status(),
+        200
+    );
+    let not_ready = app.get(format!("{}/readyz", app.public)).await;
+    assert_eq!(not_ready.status(), 503);
+    assert!(not_ready.headers().contains_key("retry-after"));
+
+    mount_tokens(&upstream, 300).await;
+    app.wait_ready().await;
+    assert_eq!(
+        app.get(format!("{}/readyz", app.internal)).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_exchanges_by_set_and_outcome() {
+    let upstream = MockServer::start().await;
+    mount_tokens(&upstream, 300).await;
+    let app = spawn_app(&upstream).await;
+    app.wait_ready().await;
+    app.sdk_token().await;
+
+    assert_eq!(
+        app.metric("atv_token_exchanges_total", "set=\"sdk\",outcome=\"ok\"")
+            .await,
+        1.0
+    );
+    assert_eq!(
+        app.metric("atv_token_exchanges_total", "set=\"api\",outcome=\"ok\"")
+            .await,
+        1.0
+    );
+    assert!(app.metric("atv_token_expiry_seconds", "set=\"sdk\"").await > 290.0);
+}

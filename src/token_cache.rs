@@ -19,6 +19,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::config::{CacheSettings, Settings};
 use crate::credentials::{CredentialSet, CredentialStore, jittered};
@@ -162,12 +163,14 @@ impl TokenCache {
 
     /// A token with at least the minimum remaining life, fetching one (or
     /// joining the fetch in flight) only when none is cached.
+    #[tracing::instrument(name = "token_cache.get", skip_all, fields(set = %self.set, cache.hit))]
     pub async fn get(self: &Arc<Self>) -> Result<Arc<AccessToken>, TokenUnavailable> {
-        if let Some(token) = self.usable(Instant::now()) {
-            self.metrics.cache_lookup(self.set, true);
+        let hit = self.usable(Instant::now());
+        tracing::Span::current().record("cache.hit", hit.is_some());
+        self.metrics.cache_lookup(self.set, hit.is_some());
+        if let Some(token) = hit {
             return Ok(token);
         }
-        self.metrics.cache_lookup(self.set, false);
         let exchange = self.join_or_start()?;
         match tokio::time::timeout(self.policy.wait_timeout, exchange).await {
             Ok(Ok(token)) => Ok(token),
@@ -202,10 +205,11 @@ impl TokenCache {
             let wake_at = self.next_refresh_at();
             tokio::select! {
                 _ = tokio::time::sleep_until(wake_at) => {
-                    if let Ok(exchange) = self.join_or_start() {
+                    let span = tracing::info_span!("token_cache.refresh_ahead", set = %self.set);
+                    if let Ok(exchange) = span.in_scope(|| self.join_or_start()) {
                         self.metrics.refresh_ahead(self.set);
                         // Outcome is logged and recorded by the exchange itself.
-                        let _ = exchange.await;
+                        let _ = exchange.instrument(span).await;
                     }
                 }
                 changed = credentials_changed.changed() => {
@@ -250,9 +254,12 @@ impl TokenCache {
             }
         }
         let this = Arc::clone(self);
+        // The span's parent is whoever started the exchange: a request or the refresh loop.
+        let span =
+            tracing::info_span!("token.exchange", set = %self.set, outcome = tracing::field::Empty);
         let task = self
             .runtime
-            .spawn(async move { this.exchange_and_store().await });
+            .spawn(async move { this.exchange_and_store().await }.instrument(span));
         let exchange = async move { task.await.unwrap_or(Err(ExchangeError::Unreachable)) }
             .boxed()
             .shared();
@@ -266,6 +273,8 @@ impl TokenCache {
         let started = Instant::now();
         let result = self.exchanger.exchange(self.set).await.map(Arc::new);
         self.metrics.exchange(self.set, &result, started.elapsed());
+        let outcome = result.as_ref().map_or_else(|e| e.kind(), |_| "ok");
+        tracing::Span::current().record("outcome", outcome);
         match &result {
             Ok(token) => {
                 self.current.store(Some(Arc::clone(token)));

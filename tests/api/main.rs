@@ -4,5 +4,6 @@ mod auth_styles;
 mod config;
 mod helpers;
 mod listeners;
+mod openapi;
 mod token_cache;
 mod upstream_errors;

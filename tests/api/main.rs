@@ -5,5 +5,6 @@ mod config;
 mod helpers;
 mod listeners;
 mod openapi;
+mod shutdown;
 mod token_cache;
 mod upstream_errors;

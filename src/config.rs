@@ -172,7 +172,8 @@ impl Settings {
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment.merge(Env::prefixed(ENV_PREFIX).split("__"))
+        // ATV_CONFIG names the file itself; it is not a configuration key.
+        figment.merge(Env::prefixed(ENV_PREFIX).ignore(&["CONFIG"]).split("__"))
     }
 
     /// The embedded defaults alone; tests and dev mode start from here.

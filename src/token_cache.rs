@@ -10,6 +10,7 @@
 //!   callers arriving during a backoff window get an immediate answer instead
 //!   of starting a stampede, and a still-valid token keeps being served.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -133,6 +134,7 @@ pub struct TokenCache {
     exchanger: Arc<dyn Exchanger>,
     runtime: tokio::runtime::Handle,
     metrics: Metrics,
+    ever_succeeded: AtomicBool,
 }
 
 impl TokenCache {
@@ -153,6 +155,7 @@ impl TokenCache {
             exchanger,
             runtime: tokio::runtime::Handle::current(),
             metrics,
+            ever_succeeded: AtomicBool::new(false),
         })
     }
 
@@ -187,6 +190,14 @@ impl TokenCache {
     pub fn usable(&self, now: Instant) -> Option<Arc<AccessToken>> {
         let token = self.current.load_full()?;
         (token.remaining(now) >= self.policy.min_remaining_for(token.lifetime)).then_some(token)
+    }
+
+    /// Whether an exchange has ever succeeded. Readiness uses this rather than
+    /// the token's current validity: once a replica has proven its
+    /// configuration works, an Astrada outage should produce fast 503s with
+    /// `Retry-After`, not a Service with no endpoints at all.
+    pub fn has_succeeded(&self) -> bool {
+        self.ever_succeeded.load(Ordering::Relaxed)
     }
 
     /// Seconds until the cached token expires (zero when there is none), for metrics.
@@ -278,6 +289,7 @@ impl TokenCache {
         match &result {
             Ok(token) => {
                 self.current.store(Some(Arc::clone(token)));
+                self.ever_succeeded.store(true, Ordering::Relaxed);
                 *self.lock_backoff() = Backoff::default();
                 tracing::info!(set = %self.set, expires_in_secs = token.lifetime.as_secs(), "token refreshed");
             }

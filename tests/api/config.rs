@@ -100,3 +100,19 @@ fn debug_output_of_settings_redacts_secrets() {
         Ok(())
     });
 }
+
+#[test]
+fn atv_config_names_the_file_and_is_not_taken_for_a_key() {
+    Jail::expect_with(|jail| {
+        jail.create_file("atv.toml", "[cache]\nmin_remaining_secs = 25\n")?;
+        jail.set_env("ATV_CONFIG", "atv.toml");
+        jail.set_env("ATV_CREDENTIALS__API__CLIENT_ID", "a");
+        jail.set_env("ATV_CREDENTIALS__API__CLIENT_SECRET", "s");
+        jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_ID", "a");
+        jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_SECRET", "s");
+        let s =
+            Settings::load(Some("atv.toml".as_ref())).expect("ATV_CONFIG is not an unknown key");
+        assert_eq!(s.cache.min_remaining_secs, 25);
+        Ok(())
+    });
+}

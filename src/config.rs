@@ -180,8 +180,15 @@ impl Settings {
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        // ATV_CONFIG names the file itself; it is not a configuration key.
-        figment.merge(Env::prefixed(ENV_PREFIX).ignore(&["CONFIG"]).split("__"))
+        // Every setting sits in a section (`ATV_SECTION__KEY`). Prefixed
+        // variables without one are not settings but must not be refused as
+        // unknown keys: `ATV_CONFIG` names the file, and the test scripts
+        // export `ATV_CI_CACHE` and friends.
+        figment.merge(
+            Env::prefixed(ENV_PREFIX)
+                .filter(|key| key.as_str().contains("__"))
+                .split("__"),
+        )
     }
 
     /// The embedded defaults alone; tests and dev mode start from here.

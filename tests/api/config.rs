@@ -184,3 +184,22 @@ fn secrets_manager_keys_under_another_source_are_refused() {
         Ok(())
     });
 }
+
+#[test]
+fn prefixed_variables_outside_any_section_are_not_settings() {
+    Jail::expect_with(|jail| {
+        jail.set_env("ATV_CREDENTIALS__API__CLIENT_ID", "a");
+        jail.set_env("ATV_CREDENTIALS__API__CLIENT_SECRET", "s");
+        jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_ID", "a");
+        jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_SECRET", "s");
+        // What scripts/test.sh and scripts/test-deps/*.sh export.
+        jail.set_env("ATV_CI_CACHE", "/tmp/ci-cache");
+        jail.set_env("ATV_MOTO_SERVER", "/tmp/ci-cache/venv-moto/bin/moto_server");
+        assert!(Settings::load(None).is_ok());
+
+        jail.set_env("ATV_CACH__REFRESH_AHEAD_SECS", "90");
+        let text = error_text(Settings::load(None));
+        assert!(text.contains("unknown field: found `cach`"), "{text}");
+        Ok(())
+    });
+}

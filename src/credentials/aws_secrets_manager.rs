@@ -146,13 +146,16 @@ impl AwsSecretsManagerSource {
                 GetSecretValueError::InvalidParameterException(_) => {
                     "the secret id is not valid (InvalidParameterException)".to_owned()
                 }
-                other => match other.code().map(sanitize_code) {
-                    Some(code) if code == "AccessDeniedException" => {
-                        "access denied (AccessDeniedException): the role needs secretsmanager:GetSecretValue on this secret".to_owned()
+                other => {
+                    let status = service.raw().status().as_u16();
+                    match other.code().map(sanitize_code) {
+                        Some(code) if code == "AccessDeniedException" => {
+                            "access denied (AccessDeniedException): the role needs secretsmanager:GetSecretValue on this secret".to_owned()
+                        }
+                        Some(code) => format!("Secrets Manager answered HTTP {status} ({code})"),
+                        None => format!("Secrets Manager answered HTTP {status}"),
                     }
-                    Some(code) => format!("Secrets Manager answered HTTP {} ({code})", service.raw().status().as_u16()),
-                    None => format!("Secrets Manager answered HTTP {}", service.raw().status().as_u16()),
-                },
+                }
             },
             SdkError::TimeoutError(_) => "Secrets Manager did not answer in time".to_owned(),
             SdkError::DispatchFailure(failure) if failure.is_timeout() => {
@@ -170,9 +173,14 @@ impl AwsSecretsManagerSource {
             }
             _ => "the request failed".to_owned(),
         };
+        // With one secret per set, say which of the two failed.
+        let reason = match self.layout {
+            SecretLayout::Bundle(_) => reason,
+            SecretLayout::PerSet { .. } => format!("{label}: {reason}"),
+        };
         CredentialError::Unavailable {
             source_name: self.describe(),
-            reason: format!("{label}: {reason}"),
+            reason,
         }
     }
 }

@@ -29,11 +29,8 @@ fn serve_command(env: &[(&str, &str)]) -> Command {
         .env_clear()
         .envs([
             ("AWS_EC2_METADATA_DISABLED", "true"),
-            ("AWS_CONFIG_FILE", "/nonexistent/aws-config"),
-            (
-                "AWS_SHARED_CREDENTIALS_FILE",
-                "/nonexistent/aws-credentials",
-            ),
+            ("AWS_CONFIG_FILE", "/dev/null"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
             ("ATV_SERVER__PUBLIC_ADDR", "127.0.0.1:0"),
             ("ATV_SERVER__INTERNAL_ADDR", "127.0.0.1:0"),
             ("ATV_SERVER__WORKERS", "1"),

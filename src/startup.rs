@@ -59,7 +59,7 @@ pub struct Application {
 impl Application {
     /// Builds the service with the credential source named in `settings`.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let source = source_from_settings(&settings.credentials);
+        let source = source_from_settings(&settings.credentials).await?;
         Self::build_with_source(settings, source).await
     }
 

@@ -28,6 +28,10 @@ pub struct Settings {
     pub token_endpoint: TokenEndpointSettings,
     pub cache: CacheSettings,
     pub credentials: CredentialSettings,
+    pub caller_auth: CallerAuthSettings,
+    pub cors: CorsSettings,
+    pub rate_limit: RateLimitSettings,
+    pub internal_auth: InternalAuthSettings,
     pub log: LogSettings,
 }
 
@@ -39,6 +43,8 @@ pub struct ServerSettings {
     pub internal_addr: SocketAddr,
     pub workers: usize,
     pub shutdown_timeout_secs: u64,
+    pub max_body_bytes: u64,
+    pub max_header_bytes: usize,
 }
 
 /// Where tokens come from and how long we are willing to wait for them.
@@ -111,6 +117,118 @@ pub enum AuthStyle {
     ClientSecretPost,
     /// RFC 6749 §2.3.1: HTTP Basic with the form-encoded id and secret.
     ClientSecretBasic,
+}
+
+/// How browser callers of the SDK token prove who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallerAuthMode {
+    /// The caller's own app session token, a JWT verified with the app's keys.
+    Jwt,
+    /// An identity header set by a gateway at a trusted address.
+    TrustedHeader,
+    /// No check; refused unless `allow_unauthenticated` says it is meant.
+    None,
+}
+
+/// Authentication of the public SDK-token endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallerAuthSettings {
+    pub mode: CallerAuthMode,
+    pub allow_unauthenticated: bool,
+    pub jwt: JwtSettings,
+    pub trusted_header: TrustedHeaderSettings,
+}
+
+/// Verification of the app's session JWTs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSettings {
+    pub jwks_url: String,
+    pub public_key_pem: String,
+    pub public_key_path: PathBuf,
+    pub issuer: String,
+    pub audience: String,
+    pub algorithms: Vec<String>,
+    pub leeway_secs: u64,
+    pub cookie_name: String,
+    pub cache_ttl_secs: u64,
+    pub jwks_timeout_ms: u64,
+    pub jwks_cache_secs: u64,
+    pub jwks_min_refetch_secs: u64,
+}
+
+/// Identity taken from a header that only a trusted gateway may set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedHeaderSettings {
+    pub header: String,
+    pub trusted_proxies: Vec<String>,
+}
+
+/// Which web origins may read the SDK token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSettings {
+    pub allowed_origins: Vec<String>,
+    pub max_age_secs: u64,
+}
+
+/// Per-caller token bucket on the SDK-token endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub per_caller_per_minute: u32,
+    pub burst: u32,
+    pub max_tracked_callers: u64,
+}
+
+/// How internal callers of the API token prove who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InternalAuthMode {
+    /// Projected Kubernetes service-account tokens from allowed accounts.
+    Kubernetes,
+    /// Pre-shared keys, stored only as SHA-256 hashes.
+    StaticKeys,
+    /// No check; refused unless `allow_unauthenticated` says it is meant.
+    None,
+}
+
+/// Authentication of the internal API-token endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InternalAuthSettings {
+    pub mode: InternalAuthMode,
+    pub allow_unauthenticated: bool,
+    pub kubernetes: KubernetesAuthSettings,
+    pub static_keys: StaticKeysSettings,
+}
+
+/// Verification of projected service-account tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesAuthSettings {
+    pub issuer: String,
+    pub jwks_url: String,
+    pub jwks_ca_file: PathBuf,
+    pub jwks_token_file: PathBuf,
+    pub audience: String,
+    pub allowed_subjects: Vec<String>,
+    pub algorithms: Vec<String>,
+    pub leeway_secs: u64,
+    pub cache_ttl_secs: u64,
+    pub jwks_timeout_ms: u64,
+    pub jwks_cache_secs: u64,
+    pub jwks_min_refetch_secs: u64,
+}
+
+/// Pre-shared keys for callers outside Kubernetes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticKeysSettings {
+    pub key_hashes: Vec<String>,
 }
 
 /// Log output shape and verbosity.
@@ -285,6 +403,26 @@ impl Settings {
             }
             CredentialSourceKind::AwsSecretsManager => validate_aws(&self.credentials)?,
         }
+        if self.server.max_header_bytes < 1024 {
+            return invalid(
+                "server.max_header_bytes",
+                format!(
+                    "{} bytes cannot hold a session token",
+                    self.server.max_header_bytes
+                ),
+                "use at least 1024 (default 16384)",
+            );
+        }
+        crate::caller_auth::validate_settings(self)?;
+        crate::cors::allowed_origins(&self.cors)?;
+        let r = &self.rate_limit;
+        if r.per_caller_per_minute > 0 && (r.burst == 0 || r.max_tracked_callers == 0) {
+            return invalid(
+                "rate_limit.burst",
+                "burst and max_tracked_callers must be at least 1 while the limit is on".into(),
+                "use e.g. burst = 10, max_tracked_callers = 100000",
+            );
+        }
         Ok(())
     }
 
@@ -328,7 +466,9 @@ fn describe_load_error(error: &figment::Error) -> String {
         .join("; ")
 }
 
-fn invalid(key: &'static str, problem: String, fix: &str) -> Result<(), ConfigError> {
+/// The error for `key` with `problem` and `fix`, as a `Result` so that
+/// validators can `return invalid(...)`.
+pub fn invalid<T>(key: &'static str, problem: String, fix: &str) -> Result<T, ConfigError> {
     Err(ConfigError::Invalid {
         key,
         problem,
@@ -337,29 +477,37 @@ fn invalid(key: &'static str, problem: String, fix: &str) -> Result<(), ConfigEr
 }
 
 fn validate_token_url(url: &str) -> Result<(), ConfigError> {
+    https_url(
+        "token_endpoint.url",
+        url,
+        "would send client secrets in clear text",
+        "use e.g. https://api.astrada.co/oauth/token",
+    )
+    .map(drop)
+}
+
+/// Parses `url` for `key`, accepting https, and plain http for loopback only
+/// (tests, dev mode); `why` says what plain http would expose.
+pub fn https_url(
+    key: &'static str,
+    url: &str,
+    why: &str,
+    example: &str,
+) -> Result<reqwest::Url, ConfigError> {
     let parsed = match reqwest::Url::parse(url) {
         Ok(parsed) => parsed,
-        Err(e) => {
-            return invalid(
-                "token_endpoint.url",
-                format!("not a URL ({e})"),
-                "use e.g. https://api.astrada.co/oauth/token",
-            );
-        }
+        Err(e) => return invalid(key, format!("not a URL ({e})"), example),
     };
     let loopback = matches!(
         parsed.host_str(),
         Some("localhost" | "127.0.0.1" | "[::1]" | "::1")
     );
     match parsed.scheme() {
-        "https" => Ok(()),
-        "http" if loopback => Ok(()),
-        _ => invalid(
-            "token_endpoint.url",
-            format!(
-                "scheme `{}` would send client secrets in clear text",
-                parsed.scheme()
-            ),
+        "https" => Ok(parsed),
+        "http" if loopback => Ok(parsed),
+        scheme => invalid(
+            key,
+            format!("scheme `{scheme}` {why}"),
             "use an https:// URL (plain http is accepted for loopback only)",
         ),
     }

@@ -20,6 +20,19 @@ workers = 2
 
 [log]
 format = "pretty"
+
+# Dev mode only: no caller checks (a warning says so at start-up), and the
+# example page (examples/browser, served on port 8000) may fetch tokens.
+[caller_auth]
+mode = "none"
+allow_unauthenticated = true
+
+[internal_auth]
+mode = "none"
+allow_unauthenticated = true
+
+[cors]
+allowed_origins = ["http://127.0.0.1:8000", "http://localhost:8000"]
 "#;
 
 /// Settings for dev mode: defaults, dev overrides, then `file` and `ATV_*`.

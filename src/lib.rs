@@ -2,13 +2,16 @@
 //! tokens, caches them, and hands them out — the SDK token to browsers on a
 //! public listener, the API token to services on an internal one.
 
+pub mod caller_auth;
 pub mod config;
+pub mod cors;
 pub mod credentials;
 pub mod dev;
 pub mod fake_astrada;
 pub mod metrics;
 pub mod oauth_client;
 pub mod problem;
+pub mod rate_limit;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;

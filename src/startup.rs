@@ -12,10 +12,13 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use tokio::task::JoinHandle;
 
+use crate::caller_auth::{CallerAuth, InternalAuth};
 use crate::config::Settings;
+use crate::cors::Cors;
 use crate::credentials::{CredentialSet, CredentialSource, CredentialStore, source_from_settings};
 use crate::metrics::Metrics;
 use crate::oauth_client::{ClientBuildError, ExchangeRequest, OAuthClient};
+use crate::rate_limit::RateLimiter;
 use crate::routes::{self, Listener};
 use crate::telemetry;
 use crate::token_cache::{CachePolicy, TokenCache, UpstreamExchanger};
@@ -26,8 +29,23 @@ pub struct AppState {
     pub sdk: Arc<TokenCache>,
     pub credentials: Arc<CredentialStore>,
     pub metrics: Metrics,
+    /// Who may get the SDK token.
+    pub caller_auth: CallerAuth,
+    /// Who may get the API token.
+    pub internal_auth: InternalAuth,
+    /// Which origins' pages may read the SDK token.
+    pub cors: Cors,
+    pub rate_limit: RateLimiter,
+    pub limits: RequestLimits,
     /// Set on SIGTERM so `/readyz` turns 503 while in-flight requests drain.
     pub shutting_down: AtomicBool,
+}
+
+/// Size limits applied to every request on both listeners.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    pub max_body_bytes: u64,
+    pub max_header_bytes: usize,
 }
 
 /// Why the service could not start.
@@ -68,6 +86,12 @@ impl Application {
         settings: Settings,
         source: Arc<dyn CredentialSource>,
     ) -> Result<Self, StartupError> {
+        let caller_auth = CallerAuth::from_settings(&settings.caller_auth)?;
+        let internal_auth = InternalAuth::from_settings(&settings.internal_auth)?;
+        caller_auth.warn_if_open();
+        internal_auth.warn_if_open();
+        let cors = Cors::from_settings(&settings.cors)?;
+        let rate_limit = RateLimiter::new(&settings.rate_limit);
         let metrics = Metrics::new();
         let policy = CachePolicy::from_settings(&settings);
         // One forced re-read per max backoff window keeps invalid_client storms cheap.
@@ -102,6 +126,14 @@ impl Application {
             sdk,
             credentials,
             metrics,
+            caller_auth,
+            internal_auth,
+            cors,
+            rate_limit,
+            limits: RequestLimits {
+                max_body_bytes: settings.server.max_body_bytes,
+                max_header_bytes: settings.server.max_header_bytes,
+            },
             shutting_down: AtomicBool::new(false),
         });
 
@@ -188,6 +220,7 @@ fn serve(
         };
         App::new()
             .app_data(state.clone())
+            .wrap(from_fn(routes::request_limits))
             .wrap(routes::security_headers())
             .wrap(from_fn(move |req, next| {
                 routes::record_metrics(listener, req, next)

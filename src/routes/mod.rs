@@ -8,11 +8,11 @@ mod token;
 
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header;
-use actix_web::middleware::{DefaultHeaders, Next};
-use actix_web::{HttpResponse, web};
+use actix_web::http::{Method, header};
+use actix_web::middleware::{DefaultHeaders, Next, from_fn};
+use actix_web::{HttpResponse, ResponseError, web};
 
 use crate::problem::ApiError;
 use crate::startup::AppState;
@@ -43,9 +43,15 @@ impl Listener {
     }
 }
 
-/// Routes of the public listener.
+/// Routes of the public listener. The SDK token also answers `OPTIONS`, so
+/// that browsers on allowed origins can preflight their `Authorization` header.
 pub fn public(cfg: &mut web::ServiceConfig) {
-    cfg.service(get_only(SDK_TOKEN_PATH).route(web::get().to(token::sdk_token)));
+    cfg.service(
+        only(SDK_TOKEN_PATH, "GET, OPTIONS")
+            .wrap(from_fn(crate::cors::cors))
+            .route(web::get().to(token::sdk_token))
+            .route(web::method(Method::OPTIONS).to(options)),
+    );
     health(cfg);
 }
 
@@ -62,9 +68,20 @@ fn health(cfg: &mut web::ServiceConfig) {
 }
 
 fn get_only(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(|| async {
-        Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow: "GET" })
+    only(path, "GET")
+}
+
+fn only(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow })
     }))
+}
+
+/// A plain `OPTIONS` (not a CORS preflight, which the CORS middleware answers).
+async fn options() -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header((header::ALLOW, "GET, OPTIONS"))
+        .finish()
 }
 
 /// Answer for any path no route matches.
@@ -80,6 +97,50 @@ pub fn security_headers() -> DefaultHeaders {
         .add((header::PRAGMA, "no-cache"))
         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .add((header::REFERRER_POLICY, "no-referrer"))
+}
+
+/// Refuses oversized requests before any handler runs: every route is a GET,
+/// so a body is never needed, and headers only need to carry one session token.
+pub async fn request_limits(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let limits = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.limits);
+    if let Some(limits) = limits {
+        let declared_body = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let error = if declared_body.is_some_and(|len| len > limits.max_body_bytes) {
+            Some(ApiError::PayloadTooLarge {
+                limit: limits.max_body_bytes,
+            })
+        } else if head_size(&req) > limits.max_header_bytes {
+            Some(ApiError::HeadersTooLarge {
+                limit: limits.max_header_bytes,
+            })
+        } else {
+            None
+        };
+        if let Some(error) = error {
+            let response = error.error_response();
+            return Ok(req.into_response(response).map_into_right_body());
+        }
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// Bytes of the request line and headers as they arrived (near enough).
+fn head_size(req: &ServiceRequest) -> usize {
+    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    req.headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum::<usize>()
+        + line
 }
 
 /// Counts and times every request by listener, route pattern and status.

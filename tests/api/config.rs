@@ -7,6 +7,32 @@ use astrada_token_vendor::config::{ConfigError, Settings};
 use astrada_token_vendor::credentials::SecretLayout;
 use figment::Jail;
 
+/// A complete production-style authentication set-up, through the environment
+/// (lists too), so that a test can focus on other keys.
+fn set_auth_env(jail: &mut Jail) {
+    jail.set_env(
+        "ATV_CALLER_AUTH__JWT__JWKS_URL",
+        "https://login.example.com/.well-known/jwks.json",
+    );
+    jail.set_env("ATV_CALLER_AUTH__JWT__ISSUER", "https://login.example.com/");
+    jail.set_env("ATV_CALLER_AUTH__JWT__AUDIENCE", "card-linking-app");
+    jail.set_env(
+        "ATV_INTERNAL_AUTH__KUBERNETES__ISSUER",
+        "https://kubernetes.default.svc",
+    );
+    jail.set_env(
+        "ATV_INTERNAL_AUTH__KUBERNETES__ALLOWED_SUBJECTS",
+        r#"["system:serviceaccount:payments:billing"]"#,
+    );
+}
+
+fn set_credentials_env(jail: &mut Jail) {
+    jail.set_env("ATV_CREDENTIALS__API__CLIENT_ID", "a");
+    jail.set_env("ATV_CREDENTIALS__API__CLIENT_SECRET", "s");
+    jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_ID", "a");
+    jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_SECRET", "s");
+}
+
 fn error_text(result: Result<Settings, ConfigError>) -> String {
     result
         .expect_err("configuration must be refused")
@@ -20,6 +46,7 @@ fn environment_overrides_file_which_overrides_defaults() {
             "atv.toml",
             "[cache]\nrefresh_ahead_secs = 100\nmin_remaining_secs = 20\n[credentials.sdk]\nclient_id = \"from-file\"\n",
         )?;
+        set_auth_env(jail);
         jail.set_env("ATV_CACHE__REFRESH_AHEAD_SECS", "90");
         jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_SECRET", "s");
         jail.set_env("ATV_CREDENTIALS__API__CLIENT_ID", "a");
@@ -67,6 +94,7 @@ fn a_wrongly_typed_value_names_its_key_and_source() {
 #[test]
 fn timing_rules_are_checked() {
     Jail::expect_with(|jail| {
+        set_auth_env(jail);
         jail.set_env("ATV_CREDENTIALS__API__CLIENT_ID", "a");
         jail.set_env("ATV_CREDENTIALS__API__CLIENT_SECRET", "s");
         jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_ID", "a");
@@ -91,6 +119,7 @@ fn timing_rules_are_checked() {
 #[test]
 fn debug_output_of_settings_redacts_secrets() {
     Jail::expect_with(|jail| {
+        set_auth_env(jail);
         jail.set_env("ATV_CREDENTIALS__API__CLIENT_ID", "a");
         jail.set_env("ATV_CREDENTIALS__API__CLIENT_SECRET", "very-secret-api");
         jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_ID", "a");
@@ -105,6 +134,7 @@ fn debug_output_of_settings_redacts_secrets() {
 #[test]
 fn atv_config_names_the_file_and_is_not_taken_for_a_key() {
     Jail::expect_with(|jail| {
+        set_auth_env(jail);
         jail.create_file("atv.toml", "[cache]\nmin_remaining_secs = 25\n")?;
         jail.set_env("ATV_CONFIG", "atv.toml");
         jail.set_env("ATV_CREDENTIALS__API__CLIENT_ID", "a");
@@ -121,6 +151,7 @@ fn atv_config_names_the_file_and_is_not_taken_for_a_key() {
 #[test]
 fn secrets_manager_source_is_configured_from_the_environment() {
     Jail::expect_with(|jail| {
+        set_auth_env(jail);
         let api = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:atv/api-AbCdEf";
         jail.set_env("ATV_CREDENTIALS__SOURCE", "aws_secrets_manager");
         jail.set_env("ATV_CREDENTIALS__API__SECRET_ID", api);
@@ -142,6 +173,7 @@ fn secrets_manager_source_is_configured_from_the_environment() {
 #[test]
 fn secrets_manager_source_needs_exactly_one_secret_layout() {
     Jail::expect_with(|jail| {
+        set_auth_env(jail);
         jail.set_env("ATV_CREDENTIALS__SOURCE", "aws_secrets_manager");
         let text = error_text(Settings::load(None));
         assert!(text.contains("`credentials.secret_id`"), "{text}");
@@ -186,8 +218,55 @@ fn secrets_manager_keys_under_another_source_are_refused() {
 }
 
 #[test]
+fn secure_defaults_refuse_to_serve_without_a_key_source_or_issuer() {
+    Jail::expect_with(|jail| {
+        set_credentials_env(jail);
+        let text = error_text(Settings::load(None));
+        assert!(text.contains("caller_auth.jwt.jwks_url"), "{text}");
+        jail.set_env(
+            "ATV_CALLER_AUTH__JWT__JWKS_URL",
+            "https://login.example.com/jwks",
+        );
+        let text = error_text(Settings::load(None));
+        assert!(text.contains("caller_auth.jwt.issuer"), "{text}");
+        assert!(text.contains("ATV_CALLER_AUTH__JWT__ISSUER"), "{text}");
+        jail.set_env("ATV_CALLER_AUTH__JWT__ISSUER", "https://login.example.com/");
+        let text = error_text(Settings::load(None));
+        assert!(text.contains("caller_auth.jwt.audience"), "{text}");
+        jail.set_env("ATV_CALLER_AUTH__JWT__AUDIENCE", "app");
+        let text = error_text(Settings::load(None));
+        assert!(text.contains("internal_auth.kubernetes.issuer"), "{text}");
+        jail.set_env(
+            "ATV_INTERNAL_AUTH__KUBERNETES__ISSUER",
+            "https://k8s.example",
+        );
+        let text = error_text(Settings::load(None));
+        assert!(
+            text.contains("internal_auth.kubernetes.allowed_subjects"),
+            "{text}"
+        );
+        jail.set_env(
+            "ATV_INTERNAL_AUTH__KUBERNETES__ALLOWED_SUBJECTS",
+            r#"["payments/billing"]"#,
+        );
+        let text = error_text(Settings::load(None));
+        assert!(
+            text.contains("system:serviceaccount:NAMESPACE:NAME"),
+            "{text}"
+        );
+        jail.set_env(
+            "ATV_INTERNAL_AUTH__KUBERNETES__ALLOWED_SUBJECTS",
+            r#"["system:serviceaccount:payments:billing"]"#,
+        );
+        assert!(Settings::load(None).is_ok());
+        Ok(())
+    });
+}
+
+#[test]
 fn prefixed_variables_outside_any_section_are_not_settings() {
     Jail::expect_with(|jail| {
+        set_auth_env(jail);
         jail.set_env("ATV_CREDENTIALS__API__CLIENT_ID", "a");
         jail.set_env("ATV_CREDENTIALS__API__CLIENT_SECRET", "s");
         jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_ID", "a");
@@ -200,6 +279,143 @@ fn prefixed_variables_outside_any_section_are_not_settings() {
         jail.set_env("ATV_CACH__REFRESH_AHEAD_SECS", "90");
         let text = error_text(Settings::load(None));
         assert!(text.contains("unknown field: found `cach`"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn mode_none_needs_the_explicit_flag() {
+    Jail::expect_with(|jail| {
+        set_credentials_env(jail);
+        set_auth_env(jail);
+        jail.set_env("ATV_CALLER_AUTH__MODE", "none");
+        let text = error_text(Settings::load(None));
+        assert!(text.contains("caller_auth.allow_unauthenticated"), "{text}");
+        jail.set_env("ATV_CALLER_AUTH__ALLOW_UNAUTHENTICATED", "true");
+        jail.set_env("ATV_INTERNAL_AUTH__MODE", "none");
+        let text = error_text(Settings::load(None));
+        assert!(
+            text.contains("internal_auth.allow_unauthenticated"),
+            "{text}"
+        );
+        jail.set_env("ATV_INTERNAL_AUTH__ALLOW_UNAUTHENTICATED", "true");
+        assert!(Settings::load(None).is_ok());
+        Ok(())
+    });
+}
+
+#[test]
+fn symmetric_and_none_algorithms_are_refused() {
+    for algorithms in [r#"["HS256"]"#, r#"["none"]"#, r#"["RS256", "HS512"]"#, "[]"] {
+        Jail::expect_with(|jail| {
+            set_credentials_env(jail);
+            set_auth_env(jail);
+            jail.set_env("ATV_CALLER_AUTH__JWT__ALGORITHMS", algorithms);
+            let text = error_text(Settings::load(None));
+            assert!(
+                text.contains("caller_auth.jwt.algorithms"),
+                "{algorithms}: {text}"
+            );
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn a_plain_http_jwks_url_is_refused_unless_loopback() {
+    Jail::expect_with(|jail| {
+        set_credentials_env(jail);
+        set_auth_env(jail);
+        jail.set_env(
+            "ATV_CALLER_AUTH__JWT__JWKS_URL",
+            "http://login.example.com/jwks",
+        );
+        let text = error_text(Settings::load(None));
+        assert!(text.contains("caller_auth.jwt.jwks_url"), "{text}");
+        jail.set_env("ATV_CALLER_AUTH__JWT__JWKS_URL", "http://127.0.0.1:9/jwks");
+        assert!(Settings::load(None).is_ok());
+        Ok(())
+    });
+}
+
+#[test]
+fn cors_origins_must_be_exact() {
+    for origins in [
+        r#"["*"]"#,
+        r#"["https://*.example.com"]"#,
+        r#"["https://app.example.com/path"]"#,
+        r#"["app.example.com"]"#,
+        r#"["null"]"#,
+    ] {
+        Jail::expect_with(|jail| {
+            set_credentials_env(jail);
+            set_auth_env(jail);
+            jail.set_env("ATV_CORS__ALLOWED_ORIGINS", origins);
+            let text = error_text(Settings::load(None));
+            assert!(text.contains("cors.allowed_origins"), "{origins}: {text}");
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn trusted_header_mode_needs_proxy_addresses() {
+    Jail::expect_with(|jail| {
+        set_credentials_env(jail);
+        set_auth_env(jail);
+        jail.set_env("ATV_CALLER_AUTH__MODE", "trusted_header");
+        let text = error_text(Settings::load(None));
+        assert!(
+            text.contains("caller_auth.trusted_header.trusted_proxies"),
+            "{text}"
+        );
+        jail.set_env(
+            "ATV_CALLER_AUTH__TRUSTED_HEADER__TRUSTED_PROXIES",
+            r#"["10.0.0.0/33"]"#,
+        );
+        let text = error_text(Settings::load(None));
+        assert!(
+            text.contains("caller_auth.trusted_header.trusted_proxies"),
+            "{text}"
+        );
+        jail.set_env(
+            "ATV_CALLER_AUTH__TRUSTED_HEADER__TRUSTED_PROXIES",
+            r#"["10.0.0.0/8", "192.0.2.7"]"#,
+        );
+        assert!(Settings::load(None).is_ok());
+        Ok(())
+    });
+}
+
+#[test]
+fn static_keys_must_be_stored_as_sha256_hashes() {
+    Jail::expect_with(|jail| {
+        set_credentials_env(jail);
+        set_auth_env(jail);
+        jail.set_env("ATV_INTERNAL_AUTH__MODE", "static_keys");
+        let text = error_text(Settings::load(None));
+        assert!(
+            text.contains("internal_auth.static_keys.key_hashes"),
+            "{text}"
+        );
+        jail.set_env(
+            "ATV_INTERNAL_AUTH__STATIC_KEYS__KEY_HASHES",
+            r#"["my-plain-text-key"]"#,
+        );
+        let text = error_text(Settings::load(None));
+        assert!(
+            text.contains("internal_auth.static_keys.key_hashes"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("my-plain-text-key"),
+            "the value is not echoed: {text}"
+        );
+        jail.set_env(
+            "ATV_INTERNAL_AUTH__STATIC_KEYS__KEY_HASHES",
+            format!("[\"{}\"]", "ab".repeat(32)),
+        );
+        assert!(Settings::load(None).is_ok());
         Ok(())
     });
 }

@@ -71,7 +71,8 @@ async fn other_methods_get_405_with_allow() {
         .unwrap();
 
     assert_eq!(response.status(), 405);
-    assert_eq!(response.headers()["allow"], "GET");
+    // OPTIONS is there for CORS preflights (tests/api/cors.rs).
+    assert_eq!(response.headers()["allow"], "GET, OPTIONS");
     assert_eq!(
         response.headers()["content-type"],
         "application/problem+json"

@@ -1,6 +1,7 @@
 //! In-process API tests: the whole service against a wiremock token endpoint.
 
 mod auth_styles;
+mod caller_auth;
 mod config;
 mod helpers;
 mod listeners;

@@ -1,0 +1,475 @@
+//! Who may get a token: browser callers of the SDK token on the public
+//! listener ([`CallerAuth`]) and internal callers of the API token
+//! ([`InternalAuth`]). Without these checks anyone who can reach a listener
+//! could mint tokens from the customer's Astrada account.
+
+pub mod jwt;
+pub mod service_account;
+pub mod static_keys;
+pub mod trusted_header;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+use jsonwebtoken::Algorithm;
+
+use crate::config::{
+    CallerAuthMode, CallerAuthSettings, ConfigError, InternalAuthMode, InternalAuthSettings,
+    JwtSettings, Settings, https_url, invalid,
+};
+use jwt::{JwtRules, JwtVerifier, KeySource};
+use service_account::ServiceAccountAuth;
+use static_keys::StaticKeys;
+use trusted_header::TrustedHeader;
+
+/// Who made a request, as far as this service could establish it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// A session token's `sub`, a gateway-asserted user, a service account,
+    /// a static key's hash prefix, or `anonymous`.
+    pub subject: String,
+    /// How the subject was established, for the audit log.
+    pub method: &'static str,
+}
+
+impl Caller {
+    /// True when no identity was checked, so limits must fall back to the address.
+    pub fn is_anonymous(&self) -> bool {
+        self.method == "none"
+    }
+}
+
+/// Why a caller was refused. The text is safe for logs and answers: it never
+/// contains the presented credential.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No credentials at all: 401 with a bare `WWW-Authenticate: Bearer` challenge.
+    #[error("no credentials were presented")]
+    Missing,
+    /// Credentials were presented and refused: 401 `invalid_token`.
+    #[error("the credentials were refused ({0})")]
+    Invalid(&'static str),
+    /// The caller is known but not allowed: 403.
+    #[error("the caller is not allowed ({0})")]
+    Forbidden(&'static str),
+    /// The keys to check credentials could not be fetched: 503, try again.
+    #[error("the keys to verify credentials are unavailable")]
+    KeysUnavailable,
+}
+
+/// Authentication of browser callers of `/astrada-sdk-token`.
+pub enum CallerAuth {
+    /// The app's own session JWT, from `Authorization: Bearer` or a cookie.
+    Jwt {
+        verifier: Box<JwtVerifier>,
+        cookie: Option<String>,
+    },
+    /// An identity header from a trusted gateway.
+    TrustedHeader(TrustedHeader),
+    /// No check (explicitly allowed, dev mode).
+    None,
+}
+
+impl CallerAuth {
+    /// Builds the configured authenticator; `settings` must have been validated.
+    pub fn from_settings(settings: &CallerAuthSettings) -> Result<Self, ConfigError> {
+        Ok(match settings.mode {
+            CallerAuthMode::Jwt => {
+                let jwt = &settings.jwt;
+                let keys = if !jwt.jwks_url.is_empty() {
+                    jwks_source(JwksKeys {
+                        url_key: "caller_auth.jwt.jwks_url",
+                        url: &jwt.jwks_url,
+                        timeout_ms: jwt.jwks_timeout_ms,
+                        cache_secs: jwt.jwks_cache_secs,
+                        min_refetch_secs: jwt.jwks_min_refetch_secs,
+                        ca_file: None,
+                        token_file: None,
+                    })?
+                } else {
+                    KeySource::Static(static_key(jwt)?)
+                };
+                CallerAuth::Jwt {
+                    verifier: Box::new(JwtVerifier::new(
+                        keys,
+                        JwtRules {
+                            issuer: jwt.issuer.clone(),
+                            audience: jwt.audience.clone(),
+                            algorithms: algorithms("caller_auth.jwt.algorithms", &jwt.algorithms)?,
+                            leeway: Duration::from_secs(jwt.leeway_secs),
+                            cache_ttl: Duration::from_secs(jwt.cache_ttl_secs),
+                        },
+                    )),
+                    cookie: Some(jwt.cookie_name.clone()).filter(|c| !c.is_empty()),
+                }
+            }
+            CallerAuthMode::TrustedHeader => {
+                CallerAuth::TrustedHeader(TrustedHeader::from_settings(&settings.trusted_header)?)
+            }
+            CallerAuthMode::None => CallerAuth::None,
+        })
+    }
+
+    /// Establishes who sent `req`.
+    pub async fn authenticate(&self, req: &HttpRequest) -> Result<Caller, AuthError> {
+        match self {
+            CallerAuth::Jwt { verifier, cookie } => {
+                let from_cookie = cookie.as_deref().and_then(|name| req.cookie(name));
+                let token = match bearer(req)? {
+                    Some(token) => token.to_owned(),
+                    None => match &from_cookie {
+                        Some(c) if !c.value().is_empty() => c.value().to_owned(),
+                        _ => return Err(AuthError::Missing),
+                    },
+                };
+                let claims = verifier.verify(&token).await?;
+                Ok(Caller {
+                    subject: claims.subject,
+                    method: "jwt",
+                })
+            }
+            CallerAuth::TrustedHeader(trusted) => trusted.authenticate(req),
+            CallerAuth::None => Ok(anonymous()),
+        }
+    }
+
+    /// Says loudly at start-up that the SDK token is open to anyone.
+    pub fn warn_if_open(&self) {
+        if matches!(self, CallerAuth::None) {
+            tracing::warn!(
+                "caller authentication is OFF (caller_auth.mode = \"none\"): anyone who can reach \
+                 the public listener gets card-enrollment tokens; never run like this in production"
+            );
+        }
+    }
+}
+
+/// Authentication of internal callers of `/astrada-api-token`.
+pub enum InternalAuth {
+    /// Projected Kubernetes service-account tokens.
+    Kubernetes(Box<ServiceAccountAuth>),
+    /// Pre-shared keys, stored hashed.
+    StaticKeys(StaticKeys),
+    /// No check (explicitly allowed, dev mode).
+    None,
+}
+
+impl InternalAuth {
+    /// Builds the configured authenticator; `settings` must have been validated.
+    pub fn from_settings(settings: &InternalAuthSettings) -> Result<Self, ConfigError> {
+        Ok(match settings.mode {
+            InternalAuthMode::Kubernetes => InternalAuth::Kubernetes(Box::new(
+                ServiceAccountAuth::from_settings(&settings.kubernetes)?,
+            )),
+            InternalAuthMode::StaticKeys => {
+                InternalAuth::StaticKeys(StaticKeys::parse(&settings.static_keys.key_hashes)?)
+            }
+            InternalAuthMode::None => InternalAuth::None,
+        })
+    }
+
+    /// Establishes which workload sent `req`.
+    pub async fn authenticate(&self, req: &HttpRequest) -> Result<Caller, AuthError> {
+        match self {
+            InternalAuth::Kubernetes(sa) => sa.authenticate(req).await,
+            InternalAuth::StaticKeys(keys) => keys.authenticate(req),
+            InternalAuth::None => Ok(anonymous()),
+        }
+    }
+
+    /// Says loudly at start-up that the API token is open to anyone.
+    pub fn warn_if_open(&self) {
+        if matches!(self, InternalAuth::None) {
+            tracing::warn!(
+                "internal authentication is OFF (internal_auth.mode = \"none\"): anyone who can \
+                 reach the internal listener gets full-access API tokens"
+            );
+        }
+    }
+}
+
+fn anonymous() -> Caller {
+    Caller {
+        subject: "anonymous".into(),
+        method: "none",
+    }
+}
+
+/// The token of an `Authorization: Bearer` header (RFC 6750 §2.1), `None`
+/// when there is no such header, an error when it is malformed.
+pub fn bearer(req: &HttpRequest) -> Result<Option<&str>, AuthError> {
+    let mut values = req.headers().get_all(header::AUTHORIZATION);
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(AuthError::Invalid("more than one Authorization header"));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| AuthError::Invalid("malformed Authorization header"))?;
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer")
+                && !token.is_empty()
+                && token.bytes().all(is_token68) =>
+        {
+            Ok(Some(token))
+        }
+        _ => Err(AuthError::Invalid(
+            "Authorization must be `Bearer` and a token",
+        )),
+    }
+}
+
+fn is_token68(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+}
+
+/// Start-up checks of both authentication sections; every error names its key.
+pub fn validate_settings(settings: &Settings) -> Result<(), ConfigError> {
+    let caller = &settings.caller_auth;
+    match caller.mode {
+        CallerAuthMode::None if !caller.allow_unauthenticated => invalid(
+            "caller_auth.allow_unauthenticated",
+            "caller_auth.mode is \"none\": anyone who can reach the public listener would get \
+             card-enrollment tokens"
+                .into(),
+            "use caller_auth.mode = \"jwt\" or \"trusted_header\" (README: Caller authentication), \
+             or set allow_unauthenticated = true if an open endpoint is really meant",
+        )?,
+        CallerAuthMode::None => {}
+        CallerAuthMode::Jwt => validate_jwt(&caller.jwt)?,
+        CallerAuthMode::TrustedHeader => {
+            TrustedHeader::from_settings(&caller.trusted_header)?;
+        }
+    }
+    let internal = &settings.internal_auth;
+    match internal.mode {
+        InternalAuthMode::None if !internal.allow_unauthenticated => invalid(
+            "internal_auth.allow_unauthenticated",
+            "internal_auth.mode is \"none\": anyone who can reach the internal listener would \
+             get full-access API tokens"
+                .into(),
+            "use internal_auth.mode = \"kubernetes\" or \"static_keys\" (README: Caller \
+             authentication), or set allow_unauthenticated = true if that is really meant",
+        )?,
+        InternalAuthMode::None => {}
+        InternalAuthMode::Kubernetes => service_account::validate(&internal.kubernetes)?,
+        InternalAuthMode::StaticKeys => {
+            StaticKeys::parse(&internal.static_keys.key_hashes)?;
+        }
+    }
+    Ok(())
+}
+
+fn validate_jwt(jwt: &JwtSettings) -> Result<(), ConfigError> {
+    let sources = [
+        !jwt.jwks_url.is_empty(),
+        !jwt.public_key_pem.is_empty(),
+        !jwt.public_key_path.as_os_str().is_empty(),
+    ]
+    .into_iter()
+    .filter(|set| *set)
+    .count();
+    if sources != 1 {
+        return invalid(
+            "caller_auth.jwt.jwks_url",
+            format!(
+                "{sources} key sources are set; session tokens need exactly one of jwks_url, \
+                 public_key_pem, public_key_path"
+            ),
+            "set ATV_CALLER_AUTH__JWT__JWKS_URL to your app's JWKS URL (or one public key), \
+             or choose another caller_auth.mode",
+        );
+    }
+    if !jwt.jwks_url.is_empty() {
+        https_url(
+            "caller_auth.jwt.jwks_url",
+            &jwt.jwks_url,
+            "would let anyone on the path forge session tokens",
+            "use e.g. https://login.example.com/.well-known/jwks.json",
+        )?;
+    }
+    required(
+        "caller_auth.jwt.issuer",
+        &jwt.issuer,
+        "the `iss` of your app's session tokens",
+    )?;
+    required(
+        "caller_auth.jwt.audience",
+        &jwt.audience,
+        "an `aud` value your app's session tokens carry",
+    )?;
+    algorithms("caller_auth.jwt.algorithms", &jwt.algorithms)?;
+    jwks_timing(
+        ("caller_auth.jwt.jwks_timeout_ms", jwt.jwks_timeout_ms),
+        (
+            "caller_auth.jwt.jwks_min_refetch_secs",
+            jwt.jwks_min_refetch_secs,
+        ),
+    )?;
+    if !jwt
+        .cookie_name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    {
+        return invalid(
+            "caller_auth.jwt.cookie_name",
+            "is not a valid cookie name".into(),
+            "use letters, digits, `-` or `_`, e.g. app_session",
+        );
+    }
+    if jwt.jwks_url.is_empty() {
+        static_key(jwt)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn required(key: &'static str, value: &str, what: &str) -> Result<(), ConfigError> {
+    if value.trim().is_empty() {
+        let var = format!("ATV_{}", key.replace('.', "__").to_ascii_uppercase());
+        return invalid(key, "is empty".into(), &format!("set {var} to {what}"));
+    }
+    Ok(())
+}
+
+/// Checks a JWKS fetch timeout and refetch gap, each given with its key.
+pub(crate) fn jwks_timing(
+    (timeout_key, timeout_ms): (&'static str, u64),
+    (refetch_key, min_refetch_secs): (&'static str, u64),
+) -> Result<(), ConfigError> {
+    if timeout_ms == 0 || timeout_ms > 4500 {
+        return invalid(
+            timeout_key,
+            format!("{timeout_ms} ms is outside 1..=4500 (the SDK waits 5 s in all)"),
+            "use e.g. 2000",
+        );
+    }
+    if min_refetch_secs == 0 {
+        return invalid(
+            refetch_key,
+            "jwks_min_refetch_secs = 0 would let every forged `kid` trigger a JWKS fetch".into(),
+            "use e.g. 10",
+        );
+    }
+    Ok(())
+}
+
+/// Parses an algorithm allowlist: asymmetric algorithms only.
+pub(crate) fn algorithms(
+    key: &'static str,
+    names: &[String],
+) -> Result<Vec<Algorithm>, ConfigError> {
+    if names.is_empty() {
+        return invalid(key, "is empty".into(), "use e.g. [\"RS256\", \"ES256\"]");
+    }
+    names
+        .iter()
+        .map(|name| match Algorithm::from_str(name) {
+            Ok(alg) if jwt::ASYMMETRIC.contains(&alg) => Ok(alg),
+            _ => invalid(
+                key,
+                format!(
+                    "`{name}` is not allowed: only asymmetric algorithms (RS*, PS*, ES256, \
+                     ES384, EdDSA) can verify tokens without sharing a secret, and `none` or HS* \
+                     would let anyone forge them"
+                ),
+                "use e.g. [\"RS256\", \"ES256\"]",
+            ),
+        })
+        .collect()
+}
+
+fn static_key(jwt: &JwtSettings) -> Result<jsonwebtoken::DecodingKey, ConfigError> {
+    let (key, pem) = if jwt.public_key_pem.is_empty() {
+        let path = &jwt.public_key_path;
+        match std::fs::read(path) {
+            Ok(pem) => ("caller_auth.jwt.public_key_path", pem),
+            Err(e) => {
+                return invalid(
+                    "caller_auth.jwt.public_key_path",
+                    format!("cannot read {}: {e}", path.display()),
+                    "point it at a PEM public key file",
+                );
+            }
+        }
+    } else {
+        (
+            "caller_auth.jwt.public_key_pem",
+            jwt.public_key_pem.clone().into_bytes(),
+        )
+    };
+    match jwt::decoding_key_from_pem(&pem) {
+        Some(k) => Ok(k),
+        None => invalid(
+            key,
+            "is not a PEM public key (RSA, EC or Ed25519)".into(),
+            "use the `-----BEGIN PUBLIC KEY-----` block your identity provider publishes",
+        ),
+    }
+}
+
+/// The JWKS-related settings of one verifier, with the key that names its URL.
+pub(crate) struct JwksKeys<'a> {
+    url_key: &'static str,
+    url: &'a str,
+    timeout_ms: u64,
+    cache_secs: u64,
+    min_refetch_secs: u64,
+    ca_file: Option<(&'static str, &'a Path)>,
+    token_file: Option<&'a Path>,
+}
+
+pub(crate) fn jwks_source(keys: JwksKeys<'_>) -> Result<KeySource, ConfigError> {
+    let url = https_url(
+        keys.url_key,
+        keys.url,
+        "would let anyone on the path forge tokens",
+        "use an https:// JWKS URL",
+    )?;
+    let extra_roots = match keys.ca_file {
+        Some((key, path)) => {
+            let pem = match std::fs::read(path) {
+                Ok(pem) => pem,
+                Err(e) => {
+                    return invalid(
+                        key,
+                        format!("cannot read {}: {e}", path.display()),
+                        "point it at the CA bundle that signed the JWKS endpoint, or set it to \"\"",
+                    );
+                }
+            };
+            match reqwest::Certificate::from_pem_bundle(&pem) {
+                Ok(certs) => certs,
+                Err(_) => {
+                    return invalid(
+                        key,
+                        format!("{} holds no PEM certificate", path.display()),
+                        "point it at a PEM CA bundle",
+                    );
+                }
+            }
+        }
+        None => Vec::new(),
+    };
+    let jwks = jwt::Jwks::new(jwt::JwksConfig {
+        url,
+        timeout: Duration::from_millis(keys.timeout_ms),
+        cache_for: Duration::from_secs(keys.cache_secs),
+        min_refetch: Duration::from_secs(keys.min_refetch_secs),
+        extra_roots,
+        token_file: keys.token_file.map(Path::to_path_buf),
+    });
+    match jwks {
+        Ok(jwks) => Ok(KeySource::Jwks(jwks)),
+        Err(e) => invalid(
+            keys.url_key,
+            format!("the HTTP client for it cannot be built ({e})"),
+            "check the CA bundle",
+        ),
+    }
+}

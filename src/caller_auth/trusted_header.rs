@@ -1,0 +1,88 @@
+//! Identity asserted by a gateway in front of the service (e.g. oauth2-proxy
+//! setting `X-Forwarded-User`). The header is believed only from the
+//! gateway's addresses: from anyone else it is a forgery.
+
+use std::net::IpAddr;
+
+use actix_web::HttpRequest;
+use actix_web::http::header::HeaderName;
+use ipnet::IpNet;
+
+use super::{AuthError, Caller};
+use crate::config::{ConfigError, TrustedHeaderSettings, invalid};
+
+/// Longest subject accepted from the header; longer values are refused.
+const MAX_SUBJECT_BYTES: usize = 256;
+
+/// The identity header and the addresses allowed to set it.
+pub struct TrustedHeader {
+    header: HeaderName,
+    proxies: Vec<IpNet>,
+}
+
+impl TrustedHeader {
+    /// Parses the header name and proxy ranges, naming the key on error.
+    pub fn from_settings(settings: &TrustedHeaderSettings) -> Result<Self, ConfigError> {
+        let Ok(header) = HeaderName::from_bytes(settings.header.as_bytes()) else {
+            return invalid(
+                "caller_auth.trusted_header.header",
+                format!("`{}` is not an HTTP header name", settings.header),
+                "use e.g. X-Forwarded-User",
+            );
+        };
+        if settings.trusted_proxies.is_empty() {
+            return invalid(
+                "caller_auth.trusted_header.trusted_proxies",
+                "is empty, so no gateway could set the identity header".into(),
+                "list your gateway's addresses, e.g. [\"10.0.0.0/8\"]",
+            );
+        }
+        let proxies = settings
+            .trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<IpNet>()
+                    .or_else(|_| p.parse::<IpAddr>().map(IpNet::from))
+                    .or_else(|_| {
+                        invalid(
+                            "caller_auth.trusted_header.trusted_proxies",
+                            format!("`{p}` is neither an IP address nor a CIDR range"),
+                            "use e.g. \"10.0.0.0/8\" or \"192.0.2.7\"",
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { header, proxies })
+    }
+
+    /// The gateway-asserted caller of `req`.
+    pub fn authenticate(&self, req: &HttpRequest) -> Result<Caller, AuthError> {
+        let mut values = req.headers().get_all(&self.header);
+        let Some(value) = values.next() else {
+            return Err(AuthError::Missing);
+        };
+        let peer = req.peer_addr().map(|a| a.ip().to_canonical());
+        if !peer.is_some_and(|ip| self.proxies.iter().any(|net| net.contains(&ip))) {
+            tracing::warn!(
+                header = %self.header,
+                peer = ?peer,
+                "identity header from an address that is not a trusted proxy: refused"
+            );
+            return Err(AuthError::Invalid(
+                "identity header from an untrusted address",
+            ));
+        }
+        if values.next().is_some() {
+            return Err(AuthError::Invalid("more than one identity header"));
+        }
+        match value.to_str().map(str::trim) {
+            Ok(subject) if !subject.is_empty() && subject.len() <= MAX_SUBJECT_BYTES => {
+                Ok(Caller {
+                    subject: subject.to_owned(),
+                    method: "trusted_header",
+                })
+            }
+            _ => Err(AuthError::Invalid("malformed identity header")),
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! CORS for the SDK token: an exact-origin allowlist. An allowed origin gets
+//! its own origin echoed with credentials allowed (never `*`, which browsers
+//! refuse with credentials anyway); any other origin gets no CORS header at
+//! all and a 403, so the browser blocks the page and no token is minted.
+
+use std::collections::HashSet;
+
+use actix_web::HttpResponse;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{ResponseError, web};
+
+use crate::config::{ConfigError, CorsSettings, invalid};
+use crate::problem::ApiError;
+use crate::startup::AppState;
+
+/// The allowlist and preflight cache time.
+pub struct Cors {
+    origins: HashSet<String>,
+    max_age: HeaderValue,
+}
+
+impl Cors {
+    /// Parses and normalises the allowlist; settings must be valid.
+    pub fn from_settings(settings: &CorsSettings) -> Result<Self, ConfigError> {
+        Ok(Self {
+            origins: allowed_origins(settings)?,
+            max_age: HeaderValue::from(settings.max_age_secs),
+        })
+    }
+
+    fn allows(&self, origin: &HeaderValue) -> bool {
+        origin.to_str().is_ok_and(|o| self.origins.contains(o))
+    }
+}
+
+/// The configured origins in the form browsers send them
+/// (`scheme://host[:port]`, lower case, default port omitted).
+pub fn allowed_origins(settings: &CorsSettings) -> Result<HashSet<String>, ConfigError> {
+    const KEY: &str = "cors.allowed_origins";
+    settings
+        .allowed_origins
+        .iter()
+        .map(|configured| {
+            let refuse = |problem: String| {
+                invalid::<String>(
+                    KEY,
+                    problem,
+                    "list exact origins such as \"https://app.example.com\" (scheme, host and \
+                     port only; no wildcard)",
+                )
+            };
+            if configured.contains('*') {
+                return refuse(format!(
+                    "`{configured}` is a wildcard; tokens are only for origins you name"
+                ));
+            }
+            let Ok(url) = url::Url::parse(configured) else {
+                return refuse(format!("`{configured}` is not an origin"));
+            };
+            let bare = url.path() == "/" && url.query().is_none() && url.fragment().is_none();
+            let has_user = !url.username().is_empty() || url.password().is_some();
+            if !matches!(url.scheme(), "https" | "http") || !bare || has_user {
+                return refuse(format!(
+                    "`{configured}` is not an http(s) origin without path, query or user"
+                ));
+            }
+            Ok(url.origin().ascii_serialization())
+        })
+        .collect()
+}
+
+/// Middleware on the SDK-token route: answers preflights, adds CORS headers
+/// for allowed origins, refuses other origins before any token is fetched.
+pub async fn cors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    let policy = &state.cors;
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let preflight = req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+
+    let Some(origin) = origin else {
+        // Same-origin pages and non-browser clients send no Origin.
+        let mut response = next.call(req).await?;
+        vary_origin(response.headers_mut());
+        return Ok(response.map_into_left_body());
+    };
+    if !policy.allows(&origin) {
+        tracing::info!(
+            origin = %String::from_utf8_lossy(origin.as_bytes()),
+            preflight,
+            "request from an origin outside cors.allowed_origins: refused"
+        );
+        let mut response = ApiError::OriginNotAllowed.error_response();
+        vary_origin(response.headers_mut());
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    if preflight {
+        let mut response = HttpResponse::NoContent().finish();
+        let h = response.headers_mut();
+        allow_origin(h, origin);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization"),
+        );
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, policy.max_age.clone());
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    let mut response = next.call(req).await?;
+    allow_origin(response.headers_mut(), origin);
+    Ok(response.map_into_left_body())
+}
+
+fn allow_origin(h: &mut actix_web::http::header::HeaderMap, origin: HeaderValue) {
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
+    );
+    vary_origin(h);
+}
+
+// Answers differ by Origin, so no shared cache may reuse one for another.
+fn vary_origin(h: &mut actix_web::http::header::HeaderMap) {
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+}

@@ -1,0 +1,102 @@
+//! Per-caller token buckets on the SDK-token endpoint, so that one session
+//! (or one address, when callers are anonymous or fail to authenticate)
+//! cannot mint tokens or burn verification work without bound.
+//!
+//! Buckets live in a bounded cache and are forgotten once idle long enough
+//! to have refilled, so memory stays bounded under floods of identities.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::RateLimitSettings;
+
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+/// Token buckets keyed by caller.
+pub struct RateLimiter {
+    buckets: Option<moka::sync::Cache<String, Arc<Mutex<Bucket>>>>,
+    per_sec: f64,
+    burst: f64,
+}
+
+impl RateLimiter {
+    /// A limiter for `settings`; `per_caller_per_minute = 0` turns it off.
+    pub fn new(settings: &RateLimitSettings) -> Self {
+        let per_sec = f64::from(settings.per_caller_per_minute) / 60.0;
+        let burst = f64::from(settings.burst.max(1));
+        let buckets = (settings.per_caller_per_minute > 0).then(|| {
+            // An idle bucket is full again after burst / rate: forgetting it then loses nothing.
+            let refill = Duration::from_secs_f64(burst / per_sec) + Duration::from_secs(1);
+            moka::sync::Cache::builder()
+                .max_capacity(settings.max_tracked_callers)
+                .time_to_idle(refill)
+                .build()
+        });
+        Self {
+            buckets,
+            per_sec,
+            burst,
+        }
+    }
+
+    /// Takes one token from `key`'s bucket, or says how long until one is there.
+    pub fn check(&self, key: &str) -> Result<(), Duration> {
+        let Some(buckets) = &self.buckets else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let bucket = buckets.get_with_by_ref(key, || {
+            Arc::new(Mutex::new(Bucket {
+                tokens: self.burst,
+                updated: now,
+            }))
+        });
+        // A poisoned lock still holds a usable count.
+        let mut b = bucket.lock().unwrap_or_else(|e| e.into_inner());
+        let elapsed = now.saturating_duration_since(b.updated).as_secs_f64();
+        b.tokens = (b.tokens + elapsed * self.per_sec).min(self.burst);
+        b.updated = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - b.tokens) / self.per_sec))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(per_minute: u32, burst: u32) -> RateLimiter {
+        RateLimiter::new(&RateLimitSettings {
+            per_caller_per_minute: per_minute,
+            burst,
+            max_tracked_callers: 100,
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_is_allowed_then_the_rate_refills_it() {
+        let l = limiter(60, 3);
+        assert!((0..3).all(|_| l.check("a").is_ok()));
+        let wait = l.check("a").expect_err("burst used up");
+        assert!(wait <= Duration::from_secs(1));
+        assert!(l.check("b").is_ok(), "callers have separate buckets");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(l.check("a").is_ok());
+        assert!(l.check("a").is_err());
+    }
+
+    #[test]
+    fn zero_per_minute_turns_the_limit_off() {
+        let l = limiter(0, 1);
+        assert!((0..1000).all(|_| l.check("a").is_ok()));
+    }
+}

@@ -3,9 +3,13 @@
 mod auth_styles;
 mod caller_auth;
 mod config;
+mod cors;
 mod helpers;
+mod internal_auth;
 mod listeners;
 mod openapi;
 mod shutdown;
+mod rate_limit;
+mod request_limits;
 mod token_cache;
 mod upstream_errors;

@@ -1,0 +1,82 @@
+//! One caller cannot mint tokens without bound: per-caller buckets, per
+//! address for anonymous callers and for failed authentication attempts.
+
+use astrada_token_vendor::config::{CallerAuthMode, Settings};
+use wiremock::MockServer;
+
+use crate::helpers::*;
+
+async fn limited_app(tweak: impl FnOnce(&mut Settings)) -> (TestApp, MockServer) {
+    let upstream = MockServer::start().await;
+    mount_tokens(&upstream, 300).await;
+    let app = spawn_app_with(&upstream, |s| {
+        s.rate_limit.per_caller_per_minute = 6;
+        s.rate_limit.burst = 3;
+        tweak(s);
+    })
+    .await;
+    (app, upstream)
+}
+
+fn trusted_gateway(s: &mut Settings) {
+    s.caller_auth.mode = CallerAuthMode::TrustedHeader;
+    s.caller_auth.allow_unauthenticated = false;
+    s.caller_auth.trusted_header.trusted_proxies = vec!["127.0.0.1".into()];
+}
+
+async fn as_user(app: &TestApp, user: Option<&str>) -> reqwest::Response {
+    let mut request = app.http.get(format!("{}/astrada-sdk-token", app.public));
+    if let Some(user) = user {
+        request = request.header("x-forwarded-user", user);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_caller_over_its_limit_gets_429_with_retry_after() {
+    let (app, _upstream) = limited_app(trusted_gateway).await;
+
+    for _ in 0..3 {
+        assert_eq!(as_user(&app, Some("alice")).await.status(), 200);
+    }
+    let limited = as_user(&app, Some("alice")).await;
+
+    assert_eq!(limited.status(), 429);
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=10).contains(&retry_after), "{retry_after}");
+    assert_eq!(problem_type(limited).await, "rate-limited");
+    assert_eq!(
+        as_user(&app, Some("bob")).await.status(),
+        200,
+        "another caller from the same address has its own bucket"
+    );
+}
+
+#[tokio::test]
+async fn anonymous_callers_are_limited_per_address() {
+    let (app, _upstream) = limited_app(|_| {}).await;
+
+    let statuses: Vec<u16> = futures::future::join_all((0..5).map(|_| app.sdk_token()))
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 3);
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 2);
+}
+
+#[tokio::test]
+async fn failed_authentication_attempts_are_limited_per_address() {
+    let (app, _upstream) = limited_app(trusted_gateway).await;
+
+    for _ in 0..3 {
+        assert_eq!(as_user(&app, None).await.status(), 401);
+    }
+
+    assert_eq!(as_user(&app, None).await.status(), 429);
+}

@@ -1,0 +1,68 @@
+//! Oversized requests are refused before any handler runs, with the same
+//! problem+json answers and security headers as every other error.
+
+use wiremock::MockServer;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_get_with_a_body_over_the_limit_gets_413() {
+    let upstream = MockServer::start().await;
+    mount_tokens(&upstream, 300).await;
+    let app = spawn_app(&upstream).await;
+
+    let response = app
+        .http
+        .get(format!("{}/astrada-sdk-token", app.public))
+        .body(vec![b'x'; 4096])
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 413);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(problem_type(response).await, "payload-too-large");
+}
+
+#[tokio::test]
+async fn oversized_headers_get_431() {
+    let upstream = MockServer::start().await;
+    mount_tokens(&upstream, 300).await;
+    let app = spawn_app(&upstream).await;
+
+    let response = app
+        .http
+        .get(format!("{}/astrada-sdk-token", app.public))
+        .header("cookie", "a".repeat(20_000))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 431);
+    assert_eq!(problem_type(response).await, "headers-too-large");
+    let fine = app
+        .http
+        .get(format!("{}/astrada-sdk-token", app.public))
+        .header("cookie", "a".repeat(4_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fine.status(), 200, "a session-sized header passes");
+}
+
+#[tokio::test]
+async fn refusals_carry_the_security_headers() {
+    let key = TestKey::app_rsa("k1");
+    let jwks = jwks_server(&[&key]).await;
+    let upstream = MockServer::start().await;
+    let app = spawn_app_with(&upstream, |s| use_jwt_callers(s, &jwks)).await;
+
+    let response = app.sdk_token().await;
+
+    assert_eq!(response.status(), 401);
+    let h = response.headers();
+    assert_eq!(h["cache-control"], "no-store");
+    assert_eq!(h["pragma"], "no-cache");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+}

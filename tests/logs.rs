@@ -24,6 +24,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use helpers::*;
 use moto::Moto;
+use sha2::{Digest, Sha256};
 use wiremock::matchers::{body_partial_json, method};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -93,9 +94,37 @@ async fn no_secret_or_token_appears_in_trace_level_logs() {
     assert_eq!(sdk.status(), 200);
     assert_eq!(json(sdk).await["access_token"], token.as_str());
     assert_eq!(app.api_token().await.status(), 503);
+
+    // Session tokens, accepted or refused, stay out of the logs too.
+    let key = TestKey::app_rsa("k1");
+    let jwks = jwks_server(&[&key]).await;
+    let guarded = spawn_app_with(&upstream, |s| use_jwt_callers(s, &jwks)).await;
+    let session = key.sign(&session_claims("user-7", 600));
+    let forged = TestKey::other_rsa("k1").sign(&session_claims("user-8", 600));
+    assert_eq!(guarded.sdk_token_as(&session).await.status(), 200);
+    assert_eq!(guarded.sdk_token_as(&forged).await.status(), 401);
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let logs = captured.text();
+    let events = audit_events(&logs);
+    let digest = hex::encode(Sha256::digest(token.as_bytes()));
+    let issued = events
+        .iter()
+        .find(|e| e["fields"]["token_sha256_prefix"] == digest[..12])
+        .unwrap_or_else(|| panic!("an audit event names the issued token by hash: {events:?}"));
+    assert_eq!(issued["fields"]["event"], "token_issued");
+    assert_eq!(issued["fields"]["subject"], "anonymous");
+    assert_eq!(issued["fields"]["set"], "sdk");
+    assert!(issued["fields"]["expires_in"].as_u64().unwrap() > 200);
+    assert!(events.iter().any(|e| e["fields"]["event"] == "token_issued"
+        && e["fields"]["subject"] == "user-7"
+        && e["fields"]["auth"] == "jwt"));
+    assert!(events.iter().any(|e| {
+        e["fields"]["event"] == "token_refused"
+            && e["fields"]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("bad signature"))
+    }));
     assert!(logs.contains("token refreshed"), "logs were captured");
     assert!(
         logs.contains("token exchange failed"),
@@ -103,12 +132,16 @@ async fn no_secret_or_token_appears_in_trace_level_logs() {
     );
     let basic = STANDARD.encode(format!("{API_CLIENT_ID}:{API_SECRET}"));
     let signature = token.rsplit('.').next().unwrap();
+    let session_signature = session.rsplit('.').next().unwrap();
+    let forged_signature = forged.rsplit('.').next().unwrap();
     for forbidden in [
         API_SECRET,
         SDK_SECRET,
         basic.as_str(),
         token.as_str(),
         signature,
+        session_signature,
+        forged_signature,
     ] {
         assert!(
             !logs.contains(forbidden),
@@ -176,4 +209,12 @@ async fn no_secrets_manager_value_appears_in_trace_level_logs() {
         !logs.contains(SECRET_MARK),
         "a Secrets Manager value leaked into the logs"
     );
+}
+
+/// The audit events of one log capture, parsed.
+fn audit_events(logs: &str) -> Vec<serde_json::Value> {
+    logs.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["target"] == "audit")
+        .collect()
 }

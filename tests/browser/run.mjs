@@ -1,0 +1,93 @@
+// Drives Debian's headless Chromium through the example integration page
+// (examples/browser) for each scenario and prints one JSON report on stdout.
+// Run by tests/browser.rs:
+//   node run.mjs '{"chromium": PATH, "forbidden": [...], "scenarios": [{"name", "login", "page"}]}'
+// `login` (optional) is visited first so the app sets its session cookie.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const config = JSON.parse(process.argv[2]);
+const ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+async function runScenario(scenario) {
+  console.error(`browser: ${scenario.name}`);
+  const profile = await mkdtemp(join(tmpdir(), "atv-chromium-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: config.chromium,
+    headless: true,
+    args: ARGS,
+    timeout: 30000,
+  });
+  const report = {
+    state: null,
+    text: null,
+    tokenRequests: [],
+    failedRequests: [],
+    consoleErrors: [],
+    bodiesChecked: 0,
+    sawAccessToken: false,
+    leaks: [],
+  };
+  const bodies = [];
+  try {
+    const page = context.pages()[0] ?? (await context.newPage());
+    page.on("console", (m) => {
+      if (m.type() === "error") report.consoleErrors.push(m.text());
+    });
+    page.on("requestfailed", (r) => {
+      report.failedRequests.push({ url: r.url(), error: r.failure()?.errorText ?? "" });
+    });
+    page.on("response", (r) => {
+      if (r.url().includes("/astrada-sdk-token") && r.request().method() === "GET") {
+        report.tokenRequests.push({ url: r.url(), status: r.status() });
+      }
+      // Some bodies never arrive (a response the browser blocked): give up after 3 s.
+      const gaveUp = new Promise((resolve) => setTimeout(() => resolve(null), 3000));
+      bodies.push(Promise.race([r.text().catch(() => null), gaveUp]));
+    });
+
+    if (scenario.login) await page.goto(scenario.login);
+    await page.goto(scenario.page);
+    const root = page.locator("#card-enrollment[data-state=ready], #card-enrollment[data-state=error]");
+    await root.waitFor({ timeout: 10000 });
+    report.state = await page.locator("#card-enrollment").getAttribute("data-state");
+    report.text = await page.locator("#card-enrollment").textContent();
+
+    // Everything the page could see: its DOM, its script-readable storage,
+    // and every response body it received.
+    const seen = [
+      await page.content(),
+      await page.evaluate(() => document.cookie + JSON.stringify({ ...localStorage })),
+    ];
+    for (const body of await Promise.all(bodies)) {
+      if (body === null) continue;
+      report.bodiesChecked += 1;
+      if (body.includes('"access_token"')) report.sawAccessToken = true;
+      seen.push(body);
+    }
+    for (const secret of config.forbidden) {
+      if (seen.some((s) => s.includes(secret))) report.leaks.push(`forbidden[${config.forbidden.indexOf(secret)}]`);
+    }
+  } finally {
+    await context.close();
+    await rm(profile, { recursive: true, force: true });
+  }
+  return report;
+}
+
+const results = {};
+for (const scenario of config.scenarios) {
+  results[scenario.name] = await runScenario(scenario);
+}
+process.stdout.write(JSON.stringify(results) + "\n");

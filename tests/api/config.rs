@@ -419,3 +419,20 @@ fn static_keys_must_be_stored_as_sha256_hashes() {
         Ok(())
     });
 }
+
+#[test]
+fn the_shipped_production_configuration_is_valid() {
+    use astrada_token_vendor::config::{CallerAuthMode, InternalAuthMode};
+
+    Jail::expect_with(|_| {
+        let file = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/overlays/production/config.toml"
+        );
+        let s = Settings::load(Some(file.as_ref())).expect("production config.toml is valid");
+        assert_eq!(s.caller_auth.mode, CallerAuthMode::Jwt);
+        assert_eq!(s.internal_auth.mode, InternalAuthMode::Kubernetes);
+        assert!(!s.cors.allowed_origins.is_empty());
+        Ok(())
+    });
+}

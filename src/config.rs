@@ -70,6 +70,8 @@ pub enum CredentialSourceKind {
     Inline,
     /// A JSON file, re-read on every reload interval.
     File,
+    /// AWS Secrets Manager, re-read on every reload interval and on `invalid_client`.
+    AwsSecretsManager,
 }
 
 /// Credential source plus per-set client settings.
@@ -78,6 +80,10 @@ pub enum CredentialSourceKind {
 pub struct CredentialSettings {
     pub source: CredentialSourceKind,
     pub file: PathBuf,
+    /// One Secrets Manager secret holding both sets (name or ARN).
+    pub secret_id: String,
+    /// Region for Secrets Manager; empty means the standard AWS chain.
+    pub aws_region: String,
     pub reload_interval_secs: u64,
     pub api: ClientSettings,
     pub sdk: ClientSettings,
@@ -89,6 +95,8 @@ pub struct CredentialSettings {
 pub struct ClientSettings {
     pub client_id: String,
     pub client_secret: SecretString,
+    /// This set's own Secrets Manager secret (name or ARN), instead of `credentials.secret_id`.
+    pub secret_id: String,
     pub auth_style: AuthStyle,
     pub scope: String,
 }
@@ -172,7 +180,15 @@ impl Settings {
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment.merge(Env::prefixed(ENV_PREFIX).split("__"))
+        // Every setting sits in a section (`ATV_SECTION__KEY`). Prefixed
+        // variables without one are not settings but must not be refused as
+        // unknown keys: `ATV_CONFIG` names the file, and the test scripts
+        // export `ATV_CI_CACHE` and friends.
+        figment.merge(
+            Env::prefixed(ENV_PREFIX)
+                .filter(|key| key.as_str().contains("__"))
+                .split("__"),
+        )
     }
 
     /// The embedded defaults alone; tests and dev mode start from here.
@@ -253,10 +269,12 @@ impl Settings {
         }
         match self.credentials.source {
             CredentialSourceKind::Inline => {
+                validate_not_aws(&self.credentials, "inline")?;
                 validate_inline("api", &self.credentials.api)?;
                 validate_inline("sdk", &self.credentials.sdk)?;
             }
             CredentialSourceKind::File => {
+                validate_not_aws(&self.credentials, "file")?;
                 if self.credentials.file.as_os_str().is_empty() {
                     return invalid(
                         "credentials.file",
@@ -265,6 +283,7 @@ impl Settings {
                     );
                 }
             }
+            CredentialSourceKind::AwsSecretsManager => validate_aws(&self.credentials)?,
         }
         Ok(())
     }
@@ -357,7 +376,7 @@ fn validate_inline(set: &'static str, client: &ClientSettings) -> Result<(), Con
             id_key,
             "is empty".into(),
             &format!(
-                "set ATV_CREDENTIALS__{upper}__CLIENT_ID, or use credentials.source = \"file\""
+                "set ATV_CREDENTIALS__{upper}__CLIENT_ID, or use credentials.source = \"file\" or \"aws_secrets_manager\""
             ),
         );
     }
@@ -366,9 +385,58 @@ fn validate_inline(set: &'static str, client: &ClientSettings) -> Result<(), Con
             secret_key,
             "is empty".into(),
             &format!(
-                "set ATV_CREDENTIALS__{upper}__CLIENT_SECRET, or use credentials.source = \"file\""
+                "set ATV_CREDENTIALS__{upper}__CLIENT_SECRET, or use credentials.source = \"file\" or \"aws_secrets_manager\""
             ),
         );
     }
     Ok(())
+}
+
+/// Exactly one layout: one secret for both sets, or one secret per set.
+fn validate_aws(c: &CredentialSettings) -> Result<(), ConfigError> {
+    let bundle = !c.secret_id.trim().is_empty();
+    let api = !c.api.secret_id.trim().is_empty();
+    let sdk = !c.sdk.secret_id.trim().is_empty();
+    match (bundle, api, sdk) {
+        (true, false, false) | (false, true, true) => Ok(()),
+        (true, _, _) => invalid(
+            "credentials.secret_id",
+            "is set together with credentials.api.secret_id / credentials.sdk.secret_id".into(),
+            "use either one secret holding both sets (credentials.secret_id) or one secret per set (credentials.api.secret_id and credentials.sdk.secret_id), not both",
+        ),
+        (false, false, false) => invalid(
+            "credentials.secret_id",
+            "source is \"aws_secrets_manager\" but no secret is named".into(),
+            "set ATV_CREDENTIALS__SECRET_ID to the name or ARN of a secret holding both sets, or ATV_CREDENTIALS__API__SECRET_ID and ATV_CREDENTIALS__SDK__SECRET_ID to one secret each",
+        ),
+        (false, true, false) => invalid(
+            "credentials.sdk.secret_id",
+            "is empty while credentials.api.secret_id is set".into(),
+            "set ATV_CREDENTIALS__SDK__SECRET_ID too, or name one secret holding both sets in credentials.secret_id",
+        ),
+        (false, false, true) => invalid(
+            "credentials.api.secret_id",
+            "is empty while credentials.sdk.secret_id is set".into(),
+            "set ATV_CREDENTIALS__API__SECRET_ID too, or name one secret holding both sets in credentials.secret_id",
+        ),
+    }
+}
+
+/// Secrets Manager keys under another source would be silently ignored, and
+/// the service would run on credentials the operator did not mean.
+fn validate_not_aws(c: &CredentialSettings, source: &str) -> Result<(), ConfigError> {
+    let keys: [(&'static str, &str); 4] = [
+        ("credentials.secret_id", &c.secret_id),
+        ("credentials.api.secret_id", &c.api.secret_id),
+        ("credentials.sdk.secret_id", &c.sdk.secret_id),
+        ("credentials.aws_region", &c.aws_region),
+    ];
+    match keys.iter().find(|(_, value)| !value.trim().is_empty()) {
+        Some((key, _)) => invalid(
+            key,
+            format!("is set but credentials.source is \"{source}\", which ignores it"),
+            "set ATV_CREDENTIALS__SOURCE=aws_secrets_manager, or remove the key",
+        ),
+        None => Ok(()),
+    }
 }

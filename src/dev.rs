@@ -42,7 +42,12 @@ pub async fn run(mut settings: Settings) -> Result<(), StartupError> {
         },
     )?;
     settings.token_endpoint.url = fake.token_url.clone();
+    // Dev mode's throw-away credentials replace whatever source is configured.
     settings.credentials.source = CredentialSourceKind::Inline;
+    settings.credentials.secret_id.clear();
+    settings.credentials.aws_region.clear();
+    settings.credentials.api.secret_id.clear();
+    settings.credentials.sdk.secret_id.clear();
     settings.credentials.api.client_id = api.0;
     settings.credentials.api.client_secret = api.1;
     settings.credentials.sdk.client_id = sdk.0;

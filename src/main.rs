@@ -55,14 +55,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Dev) {
         Command::Serve => {
             let settings = Settings::load(cli.config.as_deref())?;
-            telemetry::init(&settings.log);
+            let _telemetry = telemetry::init(&settings.log)?;
             astrada_token_vendor::run(settings)
                 .await
                 .context("service failed")?;
         }
         Command::Dev => {
             let settings = dev::settings(cli.config.as_deref())?;
-            telemetry::init(&settings.log);
+            let _telemetry = telemetry::init(&settings.log)?;
             dev::run(settings).await.context("dev mode failed")?;
         }
     }

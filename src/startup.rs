@@ -11,13 +11,13 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use tokio::task::JoinHandle;
-use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
 use crate::credentials::{CredentialSet, CredentialSource, CredentialStore, source_from_settings};
 use crate::metrics::Metrics;
 use crate::oauth_client::{ClientBuildError, ExchangeRequest, OAuthClient};
 use crate::routes::{self, Listener};
+use crate::telemetry;
 use crate::token_cache::{CachePolicy, TokenCache, UpstreamExchanger};
 
 /// Shared by every handler on both listeners.
@@ -59,7 +59,7 @@ pub struct Application {
 impl Application {
     /// Builds the service with the credential source named in `settings`.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let source = source_from_settings(&settings.credentials);
+        let source = source_from_settings(&settings.credentials).await?;
         Self::build_with_source(settings, source).await
     }
 
@@ -192,7 +192,7 @@ fn serve(
             .wrap(from_fn(move |req, next| {
                 routes::record_metrics(listener, req, next)
             }))
-            .wrap(TracingLogger::default())
+            .wrap(from_fn(telemetry::trace_request))
             .configure(routes)
             .default_service(web::to(routes::not_found))
     })

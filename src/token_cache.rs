@@ -10,6 +10,7 @@
 //!   callers arriving during a backoff window get an immediate answer instead
 //!   of starting a stampede, and a still-valid token keeps being served.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::config::{CacheSettings, Settings};
 use crate::credentials::{CredentialSet, CredentialStore, jittered};
@@ -132,6 +134,7 @@ pub struct TokenCache {
     exchanger: Arc<dyn Exchanger>,
     runtime: tokio::runtime::Handle,
     metrics: Metrics,
+    ever_succeeded: AtomicBool,
 }
 
 impl TokenCache {
@@ -152,6 +155,7 @@ impl TokenCache {
             exchanger,
             runtime: tokio::runtime::Handle::current(),
             metrics,
+            ever_succeeded: AtomicBool::new(false),
         })
     }
 
@@ -162,12 +166,14 @@ impl TokenCache {
 
     /// A token with at least the minimum remaining life, fetching one (or
     /// joining the fetch in flight) only when none is cached.
+    #[tracing::instrument(name = "token_cache.get", skip_all, fields(set = %self.set, cache.hit))]
     pub async fn get(self: &Arc<Self>) -> Result<Arc<AccessToken>, TokenUnavailable> {
-        if let Some(token) = self.usable(Instant::now()) {
-            self.metrics.cache_lookup(self.set, true);
+        let hit = self.usable(Instant::now());
+        tracing::Span::current().record("cache.hit", hit.is_some());
+        self.metrics.cache_lookup(self.set, hit.is_some());
+        if let Some(token) = hit {
             return Ok(token);
         }
-        self.metrics.cache_lookup(self.set, false);
         let exchange = self.join_or_start()?;
         match tokio::time::timeout(self.policy.wait_timeout, exchange).await {
             Ok(Ok(token)) => Ok(token),
@@ -186,6 +192,14 @@ impl TokenCache {
         (token.remaining(now) >= self.policy.min_remaining_for(token.lifetime)).then_some(token)
     }
 
+    /// Whether an exchange has ever succeeded. Readiness uses this rather than
+    /// the token's current validity: once a replica has proven its
+    /// configuration works, an Astrada outage should produce fast 503s with
+    /// `Retry-After`, not a Service with no endpoints at all.
+    pub fn has_succeeded(&self) -> bool {
+        self.ever_succeeded.load(Ordering::Relaxed)
+    }
+
     /// Seconds until the cached token expires (zero when there is none), for metrics.
     pub fn seconds_until_expiry(&self) -> f64 {
         self.current
@@ -202,10 +216,11 @@ impl TokenCache {
             let wake_at = self.next_refresh_at();
             tokio::select! {
                 _ = tokio::time::sleep_until(wake_at) => {
-                    if let Ok(exchange) = self.join_or_start() {
+                    let span = tracing::info_span!("token_cache.refresh_ahead", set = %self.set);
+                    if let Ok(exchange) = span.in_scope(|| self.join_or_start()) {
                         self.metrics.refresh_ahead(self.set);
                         // Outcome is logged and recorded by the exchange itself.
-                        let _ = exchange.await;
+                        let _ = exchange.instrument(span).await;
                     }
                 }
                 changed = credentials_changed.changed() => {
@@ -250,9 +265,12 @@ impl TokenCache {
             }
         }
         let this = Arc::clone(self);
+        // The span's parent is whoever started the exchange: a request or the refresh loop.
+        let span =
+            tracing::info_span!("token.exchange", set = %self.set, outcome = tracing::field::Empty);
         let task = self
             .runtime
-            .spawn(async move { this.exchange_and_store().await });
+            .spawn(async move { this.exchange_and_store().await }.instrument(span));
         let exchange = async move { task.await.unwrap_or(Err(ExchangeError::Unreachable)) }
             .boxed()
             .shared();
@@ -266,9 +284,12 @@ impl TokenCache {
         let started = Instant::now();
         let result = self.exchanger.exchange(self.set).await.map(Arc::new);
         self.metrics.exchange(self.set, &result, started.elapsed());
+        let outcome = result.as_ref().map_or_else(|e| e.kind(), |_| "ok");
+        tracing::Span::current().record("outcome", outcome);
         match &result {
             Ok(token) => {
                 self.current.store(Some(Arc::clone(token)));
+                self.ever_succeeded.store(true, Ordering::Relaxed);
                 *self.lock_backoff() = Backoff::default();
                 tracing::info!(set = %self.set, expires_in_secs = token.lifetime.as_secs(), "token refreshed");
             }

@@ -1,18 +1,29 @@
 //! Secrets and tokens never reach a log line, even at `trace` level with every
 //! dependency's logging on. Its own test binary, because it installs the one
-//! global subscriber.
+//! global subscriber; the tests here share it, and each looks for its own
+//! secrets in everything captured.
 
+#[path = "aws/astrada.rs"]
+#[allow(dead_code)]
+mod astrada;
 #[path = "api/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
+#[path = "aws/moto.rs"]
+#[allow(dead_code)]
+mod moto;
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use astrada::{Astrada, SECRET_MARK, bundle, secret_of};
+use astrada_token_vendor::config::CredentialSourceKind;
+use astrada_token_vendor::credentials::{AwsSecretsManagerSource, SecretLayout};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use helpers::*;
+use moto::Moto;
 use wiremock::matchers::{body_partial_json, method};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -29,17 +40,34 @@ impl Write for Captured {
     }
 }
 
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+/// Everything logged by every test in this binary, at `trace` level.
+fn capture() -> Captured {
+    static CAPTURED: OnceLock<Captured> = OnceLock::new();
+    CAPTURED
+        .get_or_init(|| {
+            let captured = Captured::default();
+            let writer = captured.clone();
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .json()
+                .with_current_span(true)
+                .with_span_list(true)
+                .with_writer(move || writer.clone())
+                .init();
+            captured
+        })
+        .clone()
+}
+
 #[tokio::test]
 async fn no_secret_or_token_appears_in_trace_level_logs() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .json()
-        .with_current_span(true)
-        .with_span_list(true)
-        .with_writer(move || writer.clone())
-        .init();
+    let captured = capture();
 
     let token = jwt(300);
     let upstream = MockServer::start().await;
@@ -67,7 +95,7 @@ async fn no_secret_or_token_appears_in_trace_level_logs() {
     assert_eq!(app.api_token().await.status(), 503);
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("token refreshed"), "logs were captured");
     assert!(
         logs.contains("token exchange failed"),
@@ -87,4 +115,65 @@ async fn no_secret_or_token_appears_in_trace_level_logs() {
             "`{forbidden}` leaked into the logs"
         );
     }
+}
+
+/// Waits (bounded) until `what` has been logged.
+async fn logged(captured: &Captured, what: &str) {
+    for _ in 0..300 {
+        if captured.text().contains(what) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("`{what}` was never logged");
+}
+
+#[tokio::test]
+async fn no_secrets_manager_value_appears_in_trace_level_logs() {
+    let captured = capture();
+    let mut moto = Moto::start().await;
+    let astrada = Astrada::start(300).await;
+    astrada.accept("log-api");
+    astrada.accept("log-sdk");
+    // First a malformed value that still carries secrets, then a good one,
+    // then an outage: every path that logs about the secret.
+    let malformed = serde_json::json!({
+        "api": {"client_id": "log-api", "client_secret": secret_of("log-api")},
+        "sdk": {"client_id": "log-sdk", "clientSecret": secret_of("log-sdk")},
+    });
+    moto.create_secret("atv/logged", &malformed.to_string())
+        .await;
+    let mut settings = test_settings(&astrada.server);
+    settings.credentials.source = CredentialSourceKind::AwsSecretsManager;
+    settings.credentials.secret_id = "atv/logged".into();
+    settings.credentials.reload_interval_secs = 1;
+    let source = AwsSecretsManagerSource::new(
+        &moto.sdk_config(),
+        SecretLayout::Bundle("atv/logged".into()),
+    );
+    let app = spawn_with_settings(settings, Arc::new(source)).await;
+
+    logged(&captured, "credentials cannot be loaded").await;
+    moto.put_secret_value("atv/logged", &bundle("log-api", "log-sdk"))
+        .await;
+    logged(&captured, "credentials loaded").await;
+    for _ in 0..300 {
+        if app.get(format!("{}/readyz", app.public)).await.status() == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.sdk_token().await.status(), 200);
+    moto.stop().await;
+    logged(&captured, "credential reload failed").await;
+
+    let logs = captured.text();
+    assert!(
+        logs.contains("missing string field \\\"sdk.client_secret\\\""),
+        "the load error names the field"
+    );
+    assert!(
+        !logs.contains(SECRET_MARK),
+        "a Secrets Manager value leaked into the logs"
+    );
 }

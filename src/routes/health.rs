@@ -4,7 +4,6 @@
 use std::sync::atomic::Ordering;
 
 use actix_web::{HttpResponse, web};
-use tokio::time::Instant;
 
 use crate::problem::ApiError;
 use crate::startup::AppState;
@@ -15,8 +14,9 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: 200 once both credential sets hold a usable token; 503 while
-/// starting, while no token can be had, and while draining after SIGTERM.
+/// `GET /readyz`: 200 once credentials are loaded and both sets have obtained
+/// a token; 503 while starting and while draining after SIGTERM. A later
+/// Astrada outage does not flip it (see `TokenCache::has_succeeded`).
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if state.shutting_down.load(Ordering::Relaxed) {
         return Err(ApiError::NotReady {
@@ -28,10 +28,9 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             reason: "Client credentials are not loaded yet.",
         });
     }
-    let now = Instant::now();
-    if state.api.usable(now).is_none() || state.sdk.usable(now).is_none() {
+    if !(state.api.has_succeeded() && state.sdk.has_succeeded()) {
         return Err(ApiError::NotReady {
-            reason: "Waiting for a valid token for both credential sets.",
+            reason: "Waiting for the first token of both credential sets.",
         });
     }
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))

@@ -22,6 +22,11 @@ pub const SDK_TOKEN_PATH: &str = "/astrada-sdk-token";
 /// Path of the internal API token route.
 pub const API_TOKEN_PATH: &str = "/astrada-api-token";
 
+/// Every path the public listener serves (checked against `openapi.yaml` by the tests).
+pub const PUBLIC_PATHS: &[&str] = &[SDK_TOKEN_PATH, "/healthz", "/readyz"];
+/// Every path the internal listener serves (checked against `openapi.yaml` by the tests).
+pub const INTERNAL_PATHS: &[&str] = &[API_TOKEN_PATH, "/metrics", "/healthz", "/readyz"];
+
 /// Which listener a request arrived on, for metrics and logs.
 #[derive(Clone, Copy)]
 pub enum Listener {

@@ -4,6 +4,7 @@
 #![allow(clippy::result_large_err)]
 
 use astrada_token_vendor::config::{ConfigError, Settings};
+use astrada_token_vendor::credentials::SecretLayout;
 use figment::Jail;
 
 fn error_text(result: Result<Settings, ConfigError>) -> String {
@@ -97,6 +98,108 @@ fn debug_output_of_settings_redacts_secrets() {
         let s = Settings::load(None).expect("valid");
         let debug = format!("{s:?}");
         assert!(!debug.contains("very-secret"), "{debug}");
+        Ok(())
+    });
+}
+
+#[test]
+fn atv_config_names_the_file_and_is_not_taken_for_a_key() {
+    Jail::expect_with(|jail| {
+        jail.create_file("atv.toml", "[cache]\nmin_remaining_secs = 25\n")?;
+        jail.set_env("ATV_CONFIG", "atv.toml");
+        jail.set_env("ATV_CREDENTIALS__API__CLIENT_ID", "a");
+        jail.set_env("ATV_CREDENTIALS__API__CLIENT_SECRET", "s");
+        jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_ID", "a");
+        jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_SECRET", "s");
+        let s =
+            Settings::load(Some("atv.toml".as_ref())).expect("ATV_CONFIG is not an unknown key");
+        assert_eq!(s.cache.min_remaining_secs, 25);
+        Ok(())
+    });
+}
+
+#[test]
+fn secrets_manager_source_is_configured_from_the_environment() {
+    Jail::expect_with(|jail| {
+        let api = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:atv/api-AbCdEf";
+        jail.set_env("ATV_CREDENTIALS__SOURCE", "aws_secrets_manager");
+        jail.set_env("ATV_CREDENTIALS__API__SECRET_ID", api);
+        jail.set_env("ATV_CREDENTIALS__SDK__SECRET_ID", "atv/sdk");
+        jail.set_env("ATV_CREDENTIALS__AWS_REGION", "eu-west-1");
+        let s = Settings::load(None).expect("valid");
+        assert_eq!(
+            SecretLayout::from_settings(&s.credentials),
+            SecretLayout::PerSet {
+                api: api.into(),
+                sdk: "atv/sdk".into()
+            }
+        );
+        assert_eq!(s.credentials.aws_region, "eu-west-1");
+        Ok(())
+    });
+}
+
+#[test]
+fn secrets_manager_source_needs_exactly_one_secret_layout() {
+    Jail::expect_with(|jail| {
+        jail.set_env("ATV_CREDENTIALS__SOURCE", "aws_secrets_manager");
+        let text = error_text(Settings::load(None));
+        assert!(text.contains("`credentials.secret_id`"), "{text}");
+        assert!(text.contains("ATV_CREDENTIALS__SECRET_ID"), "{text}");
+
+        jail.set_env("ATV_CREDENTIALS__API__SECRET_ID", "atv/api");
+        let text = error_text(Settings::load(None));
+        assert!(text.contains("`credentials.sdk.secret_id`"), "{text}");
+        assert!(text.contains("ATV_CREDENTIALS__SDK__SECRET_ID"), "{text}");
+
+        jail.set_env("ATV_CREDENTIALS__SECRET_ID", "atv/both");
+        let text = error_text(Settings::load(None));
+        assert!(text.contains("`credentials.secret_id`"), "{text}");
+        assert!(text.contains("not both"), "{text}");
+
+        jail.set_env("ATV_CREDENTIALS__API__SECRET_ID", "");
+        let s = Settings::load(None).expect("one secret for both sets is valid");
+        assert_eq!(
+            SecretLayout::from_settings(&s.credentials),
+            SecretLayout::Bundle("atv/both".into())
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn secrets_manager_keys_under_another_source_are_refused() {
+    Jail::expect_with(|jail| {
+        jail.set_env("ATV_CREDENTIALS__API__CLIENT_ID", "a");
+        jail.set_env("ATV_CREDENTIALS__API__CLIENT_SECRET", "s");
+        jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_ID", "a");
+        jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_SECRET", "s");
+        jail.set_env("ATV_CREDENTIALS__SECRET_ID", "atv/credentials");
+        let text = error_text(Settings::load(None));
+        assert!(text.contains("`credentials.secret_id`"), "{text}");
+        assert!(
+            text.contains("ATV_CREDENTIALS__SOURCE=aws_secrets_manager"),
+            "{text}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn prefixed_variables_outside_any_section_are_not_settings() {
+    Jail::expect_with(|jail| {
+        jail.set_env("ATV_CREDENTIALS__API__CLIENT_ID", "a");
+        jail.set_env("ATV_CREDENTIALS__API__CLIENT_SECRET", "s");
+        jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_ID", "a");
+        jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_SECRET", "s");
+        // What scripts/test.sh and scripts/test-deps/*.sh export.
+        jail.set_env("ATV_CI_CACHE", "/tmp/ci-cache");
+        jail.set_env("ATV_MOTO_SERVER", "/tmp/ci-cache/venv-moto/bin/moto_server");
+        assert!(Settings::load(None).is_ok());
+
+        jail.set_env("ATV_CACH__REFRESH_AHEAD_SECS", "90");
+        let text = error_text(Settings::load(None));
+        assert!(text.contains("unknown field: found `cach`"), "{text}");
         Ok(())
     });
 }

@@ -25,10 +25,22 @@ pub struct TestApp {
     pub public: String,
     pub internal: String,
     pub http: reqwest::Client,
-    _stop: oneshot::Sender<()>,
+    stop: Option<oneshot::Sender<()>>,
+    stopped: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl TestApp {
+    /// Triggers the graceful shutdown path (what SIGTERM does) and waits for it.
+    pub async fn shutdown(&mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.stopped.take() {
+            Some(task) => task.await.expect("server task"),
+            None => Ok(()),
+        }
+    }
+
     pub async fn sdk_token(&self) -> reqwest::Response {
         self.http
             .get(format!("{}/astrada-sdk-token", self.public))
@@ -127,7 +139,7 @@ pub async fn spawn_with_settings(settings: Settings, source: Arc<dyn CredentialS
     let public = format!("http://127.0.0.1:{}", app.public_port());
     let internal = format!("http://127.0.0.1:{}", app.internal_port());
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async {
+    let stopped = tokio::spawn(app.run_until(async {
         let _ = stopped.await;
     }));
     TestApp {
@@ -138,7 +150,8 @@ pub async fn spawn_with_settings(settings: Settings, source: Arc<dyn CredentialS
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap(),
-        _stop: stop,
+        stop: Some(stop),
+        stopped: Some(stopped),
     }
 }
 

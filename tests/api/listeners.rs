@@ -1,6 +1,9 @@
 //! What each listener exposes, and how unknown paths and methods are answered.
 
-use wiremock::MockServer;
+use std::time::Duration;
+
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::*;
 
@@ -115,4 +118,43 @@ async fn metrics_count_exchanges_by_set_and_outcome() {
         1.0
     );
     assert!(app.metric("atv_token_expiry_seconds", "set=\"sdk\"").await > 290.0);
+}
+
+#[tokio::test]
+async fn readiness_survives_an_upstream_outage_once_tokens_were_obtained() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(FreshToken {
+            lifetime: 4,
+            delay: Default::default(),
+        })
+        .up_to_n_times(2)
+        .mount(&upstream)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&upstream)
+        .await;
+    let app = spawn_app_with(&upstream, |s| {
+        s.cache.refresh_ahead_secs = 2;
+        s.cache.min_remaining_secs = 1;
+    })
+    .await;
+    app.wait_ready().await;
+
+    // Once the token is too old to hand out, callers get fast 503s ...
+    let mut status = 200;
+    for _ in 0..100 {
+        status = app.sdk_token().await.status().as_u16();
+        if status == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 503);
+    // ... but the replica stays in the Service, so they get that answer at all.
+    assert_eq!(
+        app.get(format!("{}/readyz", app.public)).await.status(),
+        200
+    );
 }

@@ -4,5 +4,7 @@ mod auth_styles;
 mod config;
 mod helpers;
 mod listeners;
+mod openapi;
+mod shutdown;
 mod token_cache;
 mod upstream_errors;

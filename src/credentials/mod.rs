@@ -15,8 +15,12 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
-use crate::config::{CredentialSettings, CredentialSourceKind};
+use crate::config::{ConfigError, CredentialSettings, CredentialSourceKind};
 use crate::metrics::Metrics;
+
+mod aws_secrets_manager;
+
+pub use aws_secrets_manager::{AwsSecretsManagerSource, SecretLayout};
 
 /// The two credential sets every Astrada customer receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -102,6 +106,17 @@ pub enum CredentialError {
     },
 }
 
+impl CredentialError {
+    /// Whether an operator has to fix the secret itself (as opposed to an
+    /// outage that passes by itself), which decides how loudly it is logged.
+    pub fn needs_operator(&self) -> bool {
+        matches!(
+            self,
+            CredentialError::NotFound { .. } | CredentialError::Malformed { .. }
+        )
+    }
+}
+
 /// Anything that can produce both credential sets. Kept to one method so that
 /// a new backend (Vault, GCP, …) is a small, isolated addition.
 #[async_trait]
@@ -171,9 +186,12 @@ impl CredentialSource for FileSource {
     }
 }
 
-/// Builds the configured source.
-pub fn source_from_settings(settings: &CredentialSettings) -> Arc<dyn CredentialSource> {
-    match settings.source {
+/// Builds the configured source. Async because the AWS configuration chain
+/// (region, credentials) is resolved here, once.
+pub async fn source_from_settings(
+    settings: &CredentialSettings,
+) -> Result<Arc<dyn CredentialSource>, ConfigError> {
+    Ok(match settings.source {
         CredentialSourceKind::Inline => Arc::new(InlineSource::new(CredentialBundle {
             api: ClientCredentials {
                 client_id: settings.api.client_id.clone(),
@@ -186,7 +204,10 @@ pub fn source_from_settings(settings: &CredentialSettings) -> Arc<dyn Credential
             version: None,
         })),
         CredentialSourceKind::File => Arc::new(FileSource::new(settings.file.clone())),
-    }
+        CredentialSourceKind::AwsSecretsManager => {
+            Arc::new(AwsSecretsManagerSource::from_settings(settings).await?)
+        }
+    })
 }
 
 /// Parses `{"api": {"client_id", "client_secret"}, "sdk": {…}}`.
@@ -367,7 +388,12 @@ impl CredentialStore {
             match self.reload().await {
                 Ok(_) => break,
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in_ms = retry.as_millis() as u64, "credentials not loaded yet");
+                    let retry_in_ms = retry.as_millis() as u64;
+                    if e.needs_operator() {
+                        tracing::error!(error = %e, retry_in_ms, "credentials cannot be loaded; fix the secret, it is re-read without a restart");
+                    } else {
+                        tracing::warn!(error = %e, retry_in_ms, "credentials not loaded yet");
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(jittered(retry)) => {}
                         _ = self.reload_requested.notified() => {}
@@ -381,8 +407,14 @@ impl CredentialStore {
                 _ = tokio::time::sleep(interval) => {}
                 _ = self.reload_requested.notified() => {}
             }
-            if let Err(e) = self.reload().await {
-                tracing::warn!(error = %e, "credential reload failed; keeping the credentials in force");
+            match self.reload().await {
+                Err(e) if e.needs_operator() => {
+                    tracing::error!(error = %e, "credential reload failed; keeping the credentials in force");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "credential reload failed; keeping the credentials in force");
+                }
+                Ok(_) => {}
             }
         }
     }

@@ -1,0 +1,37 @@
+//! Graceful shutdown: stop accepting, finish what is in flight, return cleanly.
+
+use std::time::Duration;
+
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn shutdown_finishes_in_flight_requests_then_stops_accepting() {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(FreshToken {
+            lifetime: 300,
+            delay: Duration::from_millis(800),
+        })
+        .mount(&upstream)
+        .await;
+    let mut app = spawn_app_with(&upstream, |s| s.server.shutdown_timeout_secs = 5).await;
+    let public = app.public.clone();
+    let http = app.http.clone();
+
+    // Cold cache: this request is still waiting on the exchange when shutdown starts.
+    let in_flight =
+        tokio::spawn(async move { http.get(format!("{public}/astrada-sdk-token")).send().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.shutdown().await.expect("clean shutdown");
+
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request was answered");
+    assert_eq!(response.status(), 200);
+    let after = app.http.get(format!("{}/healthz", app.public)).send().await;
+    assert!(after.is_err(), "new connections are refused after shutdown");
+}

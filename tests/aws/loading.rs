@@ -1,0 +1,274 @@
+//! Loading credentials from real secrets, and what a wrong or missing secret
+//! looks like to the operator.
+
+use std::time::Duration;
+
+use astrada_token_vendor::credentials::{
+    AwsSecretsManagerSource, CredentialError, CredentialSource, SecretLayout,
+};
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use crate::astrada::{Astrada, SECRET_MARK, bundle, issued_to, pair, secret_of};
+use crate::helpers::json;
+use crate::moto::Moto;
+use crate::{eventually, reloads, spawn_on_moto};
+
+#[tokio::test]
+async fn credentials_load_from_one_secret_holding_both_sets() {
+    let moto = Moto::start().await;
+    let astrada = Astrada::start(300).await;
+    astrada.accept("api-v1");
+    astrada.accept("sdk-v1");
+    moto.create_secret("atv/credentials", &bundle("api-v1", "sdk-v1"))
+        .await;
+
+    let app = spawn_on_moto(
+        &moto,
+        &astrada,
+        SecretLayout::Bundle("atv/credentials".into()),
+        |_| {},
+    )
+    .await;
+
+    app.wait_ready().await;
+    let sdk = json(app.sdk_token().await).await;
+    assert_eq!(issued_to(sdk["access_token"].as_str().unwrap()), "sdk-v1");
+    let api = json(app.api_token().await).await;
+    assert_eq!(issued_to(api["access_token"].as_str().unwrap()), "api-v1");
+    assert_eq!(reloads(&app, "changed").await, 1.0);
+}
+
+#[tokio::test]
+async fn credentials_load_from_one_secret_per_set_named_by_arn() {
+    let moto = Moto::start().await;
+    let astrada = Astrada::start(300).await;
+    astrada.accept("api-v1");
+    astrada.accept("sdk-v1");
+    let api = moto.create_secret("atv/api", &pair("api-v1")).await;
+    let sdk = moto.create_secret("atv/sdk", &pair("sdk-v1")).await;
+    assert!(api.starts_with("arn:aws:secretsmanager:"), "{api}");
+
+    let app = spawn_on_moto(&moto, &astrada, SecretLayout::PerSet { api, sdk }, |_| {}).await;
+
+    app.wait_ready().await;
+    let sdk = json(app.sdk_token().await).await;
+    assert_eq!(issued_to(sdk["access_token"].as_str().unwrap()), "sdk-v1");
+    let api = json(app.api_token().await).await;
+    assert_eq!(issued_to(api["access_token"].as_str().unwrap()), "api-v1");
+}
+
+#[tokio::test]
+async fn the_loaded_bundle_carries_the_current_version_id_and_no_secret_in_debug_output() {
+    let moto = Moto::start().await;
+    moto.create_secret("atv/credentials", &bundle("api-v1", "sdk-v1"))
+        .await;
+    let current = moto
+        .put_secret_value("atv/credentials", &bundle("api-v1", "sdk-v2"))
+        .await;
+    let source = AwsSecretsManagerSource::new(
+        &moto.sdk_config(),
+        SecretLayout::Bundle("atv/credentials".into()),
+    );
+
+    let loaded = source.load().await.expect("the secret loads");
+
+    assert_eq!(loaded.version.as_deref(), Some(current.as_str()));
+    assert_eq!(loaded.sdk.client_id, "sdk-v2");
+    assert_eq!(
+        loaded.sdk.client_secret.expose_secret(),
+        secret_of("sdk-v2")
+    );
+    let debug = format!("{loaded:?}");
+    assert!(debug.contains("sdk-v2"), "{debug}");
+    assert!(!debug.contains(SECRET_MARK), "{debug}");
+}
+
+/// Loads `layout` from `moto` and returns the error, checking on the way
+/// that its text never carries a secret value.
+async fn load_error(moto: &Moto, layout: SecretLayout) -> CredentialError {
+    let source = AwsSecretsManagerSource::new(&moto.sdk_config(), layout);
+    let error = source.load().await.expect_err("the secret must be refused");
+    for text in [error.to_string(), format!("{error:?}")] {
+        assert!(!text.contains(SECRET_MARK), "a secret value leaked: {text}");
+    }
+    error
+}
+
+#[tokio::test]
+async fn secrets_of_the_wrong_shape_are_refused_naming_the_secret_and_the_problem() {
+    let moto = Moto::start().await;
+    let camel_case = json!({
+        "api": {"client_id": "api-v1", "client_secret": secret_of("api-v1")},
+        "sdk": {"clientId": "sdk-v1", "clientSecret": secret_of("sdk-v1")},
+    });
+    moto.create_secret("atv/camel-case", &camel_case.to_string())
+        .await;
+    moto.create_secret("atv/plain-text", &secret_of("plain"))
+        .await;
+    moto.create_secret("atv/bundle-for-a-set", &bundle("api-v1", "sdk-v1"))
+        .await;
+    moto.create_binary_secret("atv/binary", bundle("api-v1", "sdk-v1").as_bytes())
+        .await;
+
+    let cases = [
+        (
+            SecretLayout::Bundle("atv/camel-case".into()),
+            ["atv/camel-case", "missing string field \"sdk.client_id\""],
+        ),
+        (
+            SecretLayout::Bundle("atv/plain-text".into()),
+            ["atv/plain-text", "not JSON"],
+        ),
+        (
+            SecretLayout::PerSet {
+                api: "atv/bundle-for-a-set".into(),
+                sdk: "atv/camel-case".into(),
+            },
+            [
+                "api secret atv/bundle-for-a-set",
+                "missing string field \"client_id\"",
+            ],
+        ),
+        (
+            SecretLayout::Bundle("atv/binary".into()),
+            ["atv/binary", "SecretBinary"],
+        ),
+    ];
+    for (layout, expected) in cases {
+        let error = load_error(&moto, layout).await;
+        assert!(
+            matches!(error, CredentialError::Malformed { .. }),
+            "{error:?}"
+        );
+        let text = error.to_string();
+        for part in expected {
+            assert!(text.contains(part), "`{part}` missing from: {text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_missing_secret_is_reported_as_not_found_by_name() {
+    let moto = Moto::start().await;
+    moto.create_secret("atv/api", &pair("api-v1")).await;
+
+    let bundle_error = load_error(&moto, SecretLayout::Bundle("atv/missing".into())).await;
+    let per_set_error = load_error(
+        &moto,
+        SecretLayout::PerSet {
+            api: "atv/api".into(),
+            sdk: "atv/sdk-missing".into(),
+        },
+    )
+    .await;
+
+    assert!(
+        matches!(bundle_error, CredentialError::NotFound { .. }),
+        "{bundle_error:?}"
+    );
+    let text = bundle_error.to_string();
+    assert!(
+        text.contains("atv/missing") && text.contains("not found"),
+        "{text}"
+    );
+    let text = per_set_error.to_string();
+    assert!(
+        text.contains("sdk secret atv/sdk-missing was not found"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_secret_keeps_the_service_alive_and_unready_until_it_is_fixed_in_place() {
+    let moto = Moto::start().await;
+    let astrada = Astrada::start(300).await;
+    astrada.accept("api-v1");
+    astrada.accept("sdk-v1");
+    let incomplete = json!({"api": {"client_id": "api-v1", "client_secret": secret_of("api-v1")}});
+    moto.create_secret("atv/credentials", &incomplete.to_string())
+        .await;
+    let app = spawn_on_moto(
+        &moto,
+        &astrada,
+        SecretLayout::Bundle("atv/credentials".into()),
+        |_| {},
+    )
+    .await;
+
+    eventually(
+        "the first load has failed",
+        Duration::from_secs(10),
+        || async { reloads(&app, "error").await >= 1.0 },
+    )
+    .await;
+    assert_eq!(
+        app.get(format!("{}/healthz", app.public)).await.status(),
+        200
+    );
+    assert_eq!(
+        app.get(format!("{}/readyz", app.public)).await.status(),
+        503
+    );
+    let refused = app.sdk_token().await;
+    assert_eq!(refused.status(), 503);
+    assert!(
+        json(refused).await["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("credentials-unavailable")
+    );
+
+    moto.put_secret_value("atv/credentials", &bundle("api-v1", "sdk-v1"))
+        .await;
+
+    eventually(
+        "ready without a restart",
+        Duration::from_secs(30),
+        || async { app.get(format!("{}/readyz", app.public)).await.status() == 200 },
+    )
+    .await;
+    let sdk = json(app.sdk_token().await).await;
+    assert_eq!(issued_to(sdk["access_token"].as_str().unwrap()), "sdk-v1");
+}
+
+#[tokio::test]
+async fn a_missing_secret_keeps_the_service_unready_until_it_is_created() {
+    let moto = Moto::start().await;
+    let astrada = Astrada::start(300).await;
+    astrada.accept("api-v1");
+    astrada.accept("sdk-v1");
+    let app = spawn_on_moto(
+        &moto,
+        &astrada,
+        SecretLayout::Bundle("atv/credentials".into()),
+        |_| {},
+    )
+    .await;
+
+    eventually(
+        "the first load has failed",
+        Duration::from_secs(10),
+        || async { reloads(&app, "error").await >= 1.0 },
+    )
+    .await;
+    assert_eq!(
+        app.get(format!("{}/healthz", app.public)).await.status(),
+        200
+    );
+    assert_eq!(
+        app.get(format!("{}/readyz", app.public)).await.status(),
+        503
+    );
+
+    moto.create_secret("atv/credentials", &bundle("api-v1", "sdk-v1"))
+        .await;
+
+    eventually(
+        "ready without a restart",
+        Duration::from_secs(30),
+        || async { app.get(format!("{}/readyz", app.public)).await.status() == 200 },
+    )
+    .await;
+    assert_eq!(app.api_token().await.status(), 200);
+}

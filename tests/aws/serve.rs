@@ -1,0 +1,198 @@
+//! The real binary, `serve`, configured only through the environment the way
+//! a Kubernetes manifest does it: `ATV_*` keys plus the standard AWS
+//! variables (endpoint override, region, keys).
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::astrada::{Astrada, SECRET_MARK, bundle, issued_to, pair};
+use crate::eventually;
+use crate::moto::Moto;
+
+struct Served {
+    _child: Child,
+    logs: Arc<Mutex<Vec<String>>>,
+    public: String,
+    internal: String,
+}
+
+/// A clean environment (nothing inherited: no ambient AWS profile, keys or
+/// ATV_* settings), the fake AWS keys, and no instance-metadata lookups.
+fn serve_command(env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_astrada-token-vendor"));
+    command
+        .arg("serve")
+        .env_clear()
+        .envs([
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_CONFIG_FILE", "/dev/null"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+            ("ATV_SERVER__PUBLIC_ADDR", "127.0.0.1:0"),
+            ("ATV_SERVER__INTERNAL_ADDR", "127.0.0.1:0"),
+            ("ATV_SERVER__WORKERS", "1"),
+            ("ATV_LOG__FORMAT", "json"),
+        ])
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Starts `serve` and reads its ports from the `listening` log line.
+async fn serve(env: &[(&str, &str)]) -> Served {
+    let mut child = serve_command(env).spawn().expect("the binary starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let listening = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.expect("stdout") {
+            logs.lock().unwrap().push(line.clone());
+            let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if event["message"] == "listening" {
+                return event;
+            }
+        }
+        panic!("serve exited: {:?}", logs.lock().unwrap());
+    })
+    .await
+    .expect("serve logs `listening`");
+    let collected = Arc::clone(&logs);
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            collected.lock().unwrap().push(line);
+        }
+    });
+    Served {
+        _child: child,
+        logs,
+        public: format!("http://127.0.0.1:{}", listening["public_port"]),
+        internal: format!("http://127.0.0.1:{}", listening["internal_port"]),
+    }
+}
+
+impl Served {
+    async fn wait_ready(&self) {
+        let http = reqwest::Client::new();
+        eventually("serve is ready", Duration::from_secs(30), || async {
+            let ready = http.get(format!("{}/readyz", self.public)).send().await;
+            ready.is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+    }
+
+    async fn token(&self, url: String) -> String {
+        let response = reqwest::get(url).await.expect("serve answers");
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = response.json().await.unwrap();
+        issued_to(body["access_token"].as_str().unwrap())
+    }
+
+    fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+}
+
+#[tokio::test]
+async fn serve_reads_one_secret_through_aws_endpoint_url_secrets_manager() {
+    let moto = Moto::start().await;
+    let astrada = Astrada::start(300).await;
+    astrada.accept("api-v1");
+    astrada.accept("sdk-v1");
+    moto.create_secret("atv/credentials", &bundle("api-v1", "sdk-v1"))
+        .await;
+    let version = moto
+        .put_secret_value("atv/credentials", &bundle("api-v1", "sdk-v1"))
+        .await;
+    let token_url = format!("{}/oauth/token", astrada.server.uri());
+    let endpoint = moto.endpoint();
+
+    let served = serve(&[
+        ("ATV_CREDENTIALS__SOURCE", "aws_secrets_manager"),
+        ("ATV_CREDENTIALS__SECRET_ID", "atv/credentials"),
+        ("ATV_TOKEN_ENDPOINT__URL", &token_url),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", &endpoint),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ])
+    .await;
+    served.wait_ready().await;
+
+    let sdk = served
+        .token(format!("{}/astrada-sdk-token", served.public))
+        .await;
+    assert_eq!(sdk, "sdk-v1");
+    let logs = served.logs();
+    assert!(
+        logs.lines().any(|l| l.contains("credentials loaded")
+            && l.contains("atv/credentials")
+            && l.contains(&version)),
+        "the load is logged with the secret's VersionId: {logs}"
+    );
+    assert!(!logs.contains(SECRET_MARK), "{logs}");
+}
+
+#[tokio::test]
+async fn serve_reads_one_secret_per_set_through_aws_endpoint_url_and_aws_region_from_config() {
+    let moto = Moto::start().await;
+    let astrada = Astrada::start(300).await;
+    astrada.accept("api-v1");
+    astrada.accept("sdk-v1");
+    let api = moto.create_secret("atv/api", &pair("api-v1")).await;
+    let sdk = moto.create_secret("atv/sdk", &pair("sdk-v1")).await;
+    let token_url = format!("{}/oauth/token", astrada.server.uri());
+    let endpoint = moto.endpoint();
+
+    let served = serve(&[
+        ("ATV_CREDENTIALS__SOURCE", "aws_secrets_manager"),
+        ("ATV_CREDENTIALS__API__SECRET_ID", &api),
+        ("ATV_CREDENTIALS__SDK__SECRET_ID", &sdk),
+        ("ATV_CREDENTIALS__AWS_REGION", "us-east-1"),
+        ("ATV_TOKEN_ENDPOINT__URL", &token_url),
+        ("AWS_ENDPOINT_URL", &endpoint),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ])
+    .await;
+    served.wait_ready().await;
+
+    assert_eq!(
+        served
+            .token(format!("{}/astrada-api-token", served.internal))
+            .await,
+        "api-v1"
+    );
+    assert_eq!(
+        served
+            .token(format!("{}/astrada-sdk-token", served.public))
+            .await,
+        "sdk-v1"
+    );
+}
+
+#[tokio::test]
+async fn serve_refuses_to_start_without_an_aws_region() {
+    let output = tokio::time::timeout(
+        Duration::from_secs(30),
+        serve_command(&[
+            ("ATV_CREDENTIALS__SOURCE", "aws_secrets_manager"),
+            ("ATV_CREDENTIALS__SECRET_ID", "atv/credentials"),
+        ])
+        .output(),
+    )
+    .await
+    .expect("serve exits")
+    .expect("the binary runs");
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("credentials.aws_region") && stderr.contains("AWS_REGION"),
+        "{stderr}"
+    );
+}

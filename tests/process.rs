@@ -1,0 +1,104 @@
+//! The real binary: dev mode serves a token, `--help` lists every option,
+//! SIGTERM exits 0, and a bad configuration exits non-zero with the key named.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_astrada-token-vendor");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn help_lists_every_configuration_key() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    let defaults = include_str!("../config/default.toml");
+    for line in defaults
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains(" = "))
+    {
+        let key = line.split(" = ").next().unwrap().trim();
+        assert!(help.contains(key), "--help does not mention `{key}`");
+    }
+    assert!(help.contains("ATV_"));
+}
+
+#[test]
+fn serve_with_a_bad_configuration_exits_non_zero_naming_the_key() {
+    let out = Command::new(BIN)
+        .arg("serve")
+        .env("ATV_CACHE__WAIT_TIMEOUT_MS", "9000")
+        .env("ATV_CREDENTIALS__API__CLIENT_ID", "a")
+        .env("ATV_CREDENTIALS__API__CLIENT_SECRET", "b")
+        .env("ATV_CREDENTIALS__SDK__CLIENT_ID", "c")
+        .env("ATV_CREDENTIALS__SDK__CLIENT_SECRET", "d")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("cache.wait_timeout_ms"), "{stderr}");
+    assert!(!stderr.contains("stack backtrace"), "{stderr}");
+}
+
+#[tokio::test]
+async fn dev_mode_serves_a_token_and_exits_0_on_sigterm() {
+    let (public, internal) = (free_port(), free_port());
+    let mut child = tokio::process::Command::new(BIN)
+        .arg("dev")
+        .env("ATV_SERVER__PUBLIC_ADDR", format!("127.0.0.1:{public}"))
+        .env("ATV_SERVER__INTERNAL_ADDR", format!("127.0.0.1:{internal}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{public}/astrada-sdk-token");
+    let mut body = None;
+    for _ in 0..100 {
+        if let Ok(r) = http.get(&url).send().await
+            && r.status() == 200
+        {
+            body = Some(r.json::<serde_json::Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let body = body.expect("dev mode served a token within 10 s");
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(
+        body["access_token"].as_str().unwrap().split('.').count() == 3,
+        "a JWT"
+    );
+
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let mut stdout = String::new();
+    use tokio::io::AsyncReadExt;
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .await
+        .unwrap();
+    assert!(stdout.contains("NOT FOR PRODUCTION"), "{stdout}");
+}

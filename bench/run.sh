@@ -10,7 +10,8 @@
 # BENCH_WORKERS (server workers, default 1: one core for the servers, one for
 # wrk), SOAK_SECS (600), SOAK_RATE (500 req/s), COLD_N (10000),
 # BENCH_AUTH (auto|on|off: the caller-auth-on row; auto = when this build has
-# [caller_auth]), BENCH_NO_BUILD=1 (reuse target/release).
+# [caller_auth]), BENCH_NO_BUILD=1 (reuse target/release), SOAK_JSON (an
+# earlier bench/soak.sh output to use instead of soaking again).
 source "$(dirname "$0")/lib.sh"
 
 BENCH_SECS="${BENCH_SECS:-10}"
@@ -165,7 +166,10 @@ cold_start "$UPSTREAM_LATENCY_MS"
 cold_start 1000
 
 # ---------------------------------------------------------------- soak
-if [ "$SOAK_SECS" -gt 0 ]; then
+# SOAK_JSON=FILE reuses the last line of an earlier `bench/soak.sh` run.
+if [ -n "${SOAK_JSON:-}" ]; then
+  record soak "$(tail -1 "$SOAK_JSON")"
+elif [ "$SOAK_SECS" -gt 0 ]; then
   soak=$("$BENCH_ROOT/bench/soak.sh" | tail -1)
   record soak "$soak"
 fi

@@ -65,6 +65,11 @@ impl Exchanger for UpstreamExchanger {
     }
 }
 
+/// Longest pause between retries of a failing upstream while no usable token
+/// is cached: a recovered token endpoint is noticed within about a second.
+/// One request per second per set and replica is no load for the upstream.
+pub const OUTAGE_RETRY_MAX: Duration = Duration::from_secs(1);
+
 /// Timing rules for one cache, from `[cache]`.
 #[derive(Debug, Clone)]
 pub struct CachePolicy {
@@ -299,7 +304,7 @@ impl TokenCache {
                 let exp = backoff.failures.saturating_sub(1).min(16);
                 let delay =
                     (self.policy.backoff_initial * 2u32.pow(exp)).min(self.policy.backoff_max);
-                let delay = jittered(delay);
+                let delay = self.outage_capped(e, jittered(delay));
                 backoff.next_attempt = Some(Instant::now() + delay);
                 backoff.last_error = Some(e.clone());
                 let still_valid = self.usable(Instant::now()).is_some();
@@ -315,6 +320,34 @@ impl TokenCache {
         }
         *self.inflight.lock().unwrap_or_else(|e| e.into_inner()) = None;
         result
+    }
+
+    /// A long backoff protects the upstream while a cached token still
+    /// serves callers; once callers are being refused, it would keep them
+    /// refused long after the upstream is back. So for failures that fix
+    /// themselves (outage, timeout, 5xx, garbage) the next attempt is never
+    /// later than the moment the cached token stops being usable, and at most
+    /// [`OUTAGE_RETRY_MAX`] apart after that. Credential rejections keep the
+    /// full backoff: a rotation ends it anyway (see `run_refresh_loop`).
+    fn outage_capped(&self, error: &ExchangeError, delay: Duration) -> Duration {
+        if matches!(
+            error,
+            ExchangeError::InvalidClient
+                | ExchangeError::Rejected { .. }
+                | ExchangeError::CredentialsUnavailable
+        ) {
+            return delay;
+        }
+        let now = Instant::now();
+        let usable_for = self.current.load().as_ref().map_or(Duration::ZERO, |t| {
+            t.remaining(now)
+                .saturating_sub(self.policy.min_remaining_for(t.lifetime))
+        });
+        if usable_for.is_zero() {
+            delay.min(jittered(OUTAGE_RETRY_MAX))
+        } else {
+            delay.min(usable_for)
+        }
     }
 
     fn unavailable(&self, cause: ExchangeError) -> TokenUnavailable {
@@ -333,5 +366,74 @@ impl TokenCache {
 
     fn lock_backoff(&self) -> std::sync::MutexGuard<'_, Backoff> {
         self.backoff.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct AlwaysFails(ExchangeError);
+
+    #[async_trait]
+    impl Exchanger for AlwaysFails {
+        async fn exchange(&self, _set: CredentialSet) -> Result<AccessToken, ExchangeError> {
+            Err(self.0.clone())
+        }
+    }
+
+    fn long_backoff() -> CachePolicy {
+        CachePolicy {
+            refresh_ahead: Duration::from_secs(120),
+            min_remaining: Duration::from_secs(30),
+            wait_timeout: Duration::from_secs(3),
+            backoff_initial: Duration::from_secs(20),
+            backoff_max: Duration::from_secs(60),
+        }
+    }
+
+    async fn retry_after_first_failure(error: ExchangeError) -> Duration {
+        let cache = TokenCache::new(
+            CredentialSet::Sdk,
+            long_backoff(),
+            Arc::new(AlwaysFails(error)),
+            Metrics::new(),
+        );
+        cache.get().await.expect_err("the exchange fails");
+        // The next caller is inside the backoff window and told when to return.
+        cache.get().await.expect_err("backing off").retry_after
+    }
+
+    #[tokio::test]
+    async fn with_no_token_cached_an_upstream_outage_is_retried_within_a_second() {
+        for error in [
+            ExchangeError::Unreachable,
+            ExchangeError::Timeout,
+            ExchangeError::ServerError { status: 503 },
+            ExchangeError::Malformed("not JSON"),
+        ] {
+            let kind = error.kind();
+            let retry_after = retry_after_first_failure(error).await;
+            assert!(retry_after <= OUTAGE_RETRY_MAX, "{kind}: {retry_after:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn rejected_credentials_keep_the_configured_backoff() {
+        for error in [
+            ExchangeError::InvalidClient,
+            ExchangeError::Rejected {
+                status: 400,
+                error: Some("invalid_scope".into()),
+            },
+        ] {
+            let kind = error.kind();
+            let retry_after = retry_after_first_failure(error).await;
+            // Initial backoff 20 s, jittered to between 10 and 20 s.
+            assert!(
+                retry_after > Duration::from_secs(9),
+                "{kind}: {retry_after:?}"
+            );
+        }
     }
 }

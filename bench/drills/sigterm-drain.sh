@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# SIGTERM under load: every request sent before the signal is answered (200),
+# nothing hangs, and the process exits 0 within the drain time.
+#   A. steady load on a cached token;
+#   B. requests waiting on a slow (1.5 s) first exchange when SIGTERM lands —
+#      they must still get their token, not a reset connection.
+# Requests sent after the signal may be refused (the listener is closed): they
+# are counted, not failed.
+source "$(dirname "$0")/../lib.sh"
+build_release
+
+drain() {
+  local phase="$1" rate="$2" secs="$3" term_after="$4" up pub int marks t_term code t_exit
+  up=$(free_port); pub=$(free_port); int=$(free_port)
+  marks="$BENCH_TMP/marks-$phase"; : >"$marks"
+  if [ "$phase" = B ]; then
+    start_fake "$up" 300 80 --mode '{"mode":"slow","ms":1500}'
+    start_vendor "$up" "$pub" "$int"
+    wait_http_ok "http://127.0.0.1:$pub/healthz"
+  else
+    start_fake "$up" 300 80
+    start_vendor "$up" "$pub" "$int"
+    wait_http_ok "http://127.0.0.1:$pub/readyz"
+  fi
+  probe --url "http://127.0.0.1:$pub/astrada-sdk-token" --rate "$rate" --connections 32 \
+    --duration-secs "$secs" --marks "$marks" >"$BENCH_TMP/probe-$phase.json" &
+  local probe_pid=$!
+  sleep "$term_after"
+  t_term=$(now_ms)
+  echo "sigterm $t_term" >>"$marks"
+  kill -TERM "$VENDOR_PID"
+  code=0; wait "$VENDOR_PID" || code=$?
+  t_exit=$(($(now_ms) - t_term))
+  wait "$probe_pid"
+  python3 - "$phase" "$(cat "$BENCH_TMP/probe-$phase.json")" "$code" "$t_exit" <<'PY'
+import json, sys
+phase, p, code, t_exit = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+m = p["marks"][0]
+ok200 = p["statuses"].get("200", 0)
+ok = m["failed_sent_before"] == 0 and m["sent_before"] > 0 and p["hung"] == 0 and code == 0
+print(f"{'PASS' if ok else 'FAIL'} sigterm-drain-{phase}: {m['sent_before']} sent before SIGTERM, "
+      f"{m['failed_sent_before']} of them failed; {p['sent']} sent in all, {ok200} x 200, "
+      f"statuses {p['statuses']}, refused/reset after SIGTERM {sum(p['errors'].values())}, {p['hung']} hung; "
+      f"exit code {code} after {t_exit} ms")
+sys.exit(0 if ok else 1)
+PY
+  stop_pid "$FAKE_PID"
+}
+
+rc=0
+drain A 1000 6 3 || rc=1
+drain B 300 3 0.7 || rc=1
+exit "$rc"

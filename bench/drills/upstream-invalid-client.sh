@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# invalid_client storm: every exchange refused with 401 invalid_client for
+# FAULT_SECS (default 30). The report shows how many upstream requests the
+# service made during the storm (backoff keeps it from hammering). Rejected
+# credentials keep the full backoff (a real fix is a rotation, which ends the
+# backoff at once), so recovery after the storm is allowed up to
+# cache.backoff_max_ms (30 s) here, not 2 s.
+set -euo pipefail
+LIFETIME=20 FAULT_AT=2 RECOVERY_MS="${RECOVERY_MS:-30000}" \
+  exec "$(dirname "$0")/upstream-fault.sh" upstream-invalid-client-storm '{"mode":"invalid_client"}' expire

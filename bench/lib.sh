@@ -144,6 +144,13 @@ vendor_env() {
     "ATV_CREDENTIALS__API__CLIENT_SECRET=$API_SECRET"
     "ATV_CREDENTIALS__SDK__CLIENT_ID=$SDK_ID"
     "ATV_CREDENTIALS__SDK__CLIENT_SECRET=$SDK_SECRET"
+    # Open caller checks unless a run turns them on (VENDOR_EXTRA_ENV comes
+    # later and wins); rate limits off, since one wrk client is one caller.
+    "ATV_CALLER_AUTH__MODE=none"
+    "ATV_CALLER_AUTH__ALLOW_UNAUTHENTICATED=true"
+    "ATV_INTERNAL_AUTH__MODE=none"
+    "ATV_INTERNAL_AUTH__ALLOW_UNAUTHENTICATED=true"
+    "ATV_RATE_LIMIT__PER_CALLER_PER_MINUTE=0"
     "${VENDOR_EXTRA_ENV[@]}"
   )
 }

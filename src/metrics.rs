@@ -78,6 +78,7 @@ struct Inner {
     refresh_ahead: PerSet<Counter>,
     expiry: PerSet<Gauge<f64, AtomicU64>>,
     credential_reloads: Family<OutcomeLabels, Counter>,
+    issued: PerSet<Counter>,
 }
 
 /// All metrics of one service instance (tests get their own, never a global).
@@ -161,6 +162,12 @@ impl Metrics {
             credential_reloads.clone(),
         );
 
+        let issued = Family::<SetLabels, Counter>::default();
+        registry.register(
+            "tokens_issued",
+            "Tokens handed to callers, by credential set",
+            issued.clone(),
+        );
         let per_set = |f: &dyn Fn(&'static str) -> Counter| PerSet {
             api: f("api"),
             sdk: f("sdk"),
@@ -175,6 +182,7 @@ impl Metrics {
             }),
             coalesced: per_set(&|set| coalesced.get_or_create_owned(&SetLabels { set })),
             refresh_ahead: per_set(&|set| refresh_ahead.get_or_create_owned(&SetLabels { set })),
+            issued: per_set(&|set| issued.get_or_create_owned(&SetLabels { set })),
             expiry: PerSet {
                 api: expiry.get_or_create_owned(&SetLabels { set: "api" }),
                 sdk: expiry.get_or_create_owned(&SetLabels { set: "sdk" }),
@@ -220,6 +228,11 @@ impl Metrics {
     /// A caller that joined an exchange already in flight.
     pub fn coalesced(&self, set: CredentialSet) {
         self.0.coalesced.get(set).inc();
+    }
+
+    /// A token handed to a caller.
+    pub fn token_issued(&self, set: CredentialSet) {
+        self.0.issued.get(set).inc();
     }
 
     /// A background refresh started by the refresh-ahead loop.

@@ -10,6 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use crate::config::{AuthStyle, Settings};
@@ -23,6 +24,10 @@ pub struct AccessToken {
     pub expires_at: Instant,
     /// The lifetime granted at issue, used to scale refresh-ahead for short-lived tokens.
     pub lifetime: Duration,
+    /// First 12 hex digits of the token's SHA-256: names it in audit lines and
+    /// lets operators match it against Astrada's logs without revealing it.
+    /// Computed once per token, not once per request.
+    pub fingerprint: String,
 }
 
 impl AccessToken {
@@ -290,7 +295,9 @@ pub fn parse_token(
         return Err(ExchangeError::Malformed("the token is already expired"));
     }
     let lifetime = Duration::from_secs_f64(secs.min(86_400.0));
+    let digest = Sha256::digest(parsed.access_token.as_bytes());
     Ok(AccessToken {
+        fingerprint: hex::encode(&digest[..6]),
         value: SecretString::from(parsed.access_token),
         token_type: "Bearer",
         // Count from when we sent the request: the upstream started the clock no later.

@@ -12,6 +12,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use tokio::task::JoinHandle;
 
+use crate::audit::AuditTrail;
 use crate::caller_auth::{CallerAuth, InternalAuth};
 use crate::config::Settings;
 use crate::cors::Cors;
@@ -36,6 +37,7 @@ pub struct AppState {
     /// Which origins' pages may read the SDK token.
     pub cors: Cors,
     pub rate_limit: RateLimiter,
+    pub audit: AuditTrail,
     pub limits: RequestLimits,
     /// Set on SIGTERM so `/readyz` turns 503 while in-flight requests drain.
     pub shutting_down: AtomicBool,
@@ -92,6 +94,7 @@ impl Application {
         internal_auth.warn_if_open();
         let cors = Cors::from_settings(&settings.cors)?;
         let rate_limit = RateLimiter::new(&settings.rate_limit);
+        let audit = AuditTrail::new(settings.rate_limit.max_tracked_callers);
         let metrics = Metrics::new();
         let policy = CachePolicy::from_settings(&settings);
         // One forced re-read per max backoff window keeps invalid_client storms cheap.
@@ -130,6 +133,7 @@ impl Application {
             internal_auth,
             cors,
             rate_limit,
+            audit,
             limits: RequestLimits {
                 max_body_bytes: settings.server.max_body_bytes,
                 max_header_bytes: settings.server.max_header_bytes,

@@ -6,6 +6,8 @@
 //!   `OTEL_*` variables and off unless an endpoint is set. W3C `traceparent`
 //!   is honoured. Spans never carry secrets, tokens or request headers.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -15,6 +17,7 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -23,6 +26,12 @@ use crate::config::{LogFormat, LogSettings};
 
 /// Name reported to tracing backends unless `OTEL_SERVICE_NAME` says otherwise.
 pub const SERVICE_NAME: &str = "astrada-token-vendor";
+
+const REQUEST_SPAN: &str = "http.request";
+
+/// Whether spans leave the process; when they do not, nothing reads the
+/// request span's status field, so it is not recorded on success.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -61,8 +70,15 @@ pub fn init(log: &LogSettings) -> Result<TelemetryGuard, TelemetryError> {
             .with_span_list(false)
             .boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().boxed(),
-    };
+    }
+    // The log formatter renders every span it sees, eagerly, on every
+    // request; it only needs the request span (for `request_id`). The inner
+    // spans are for traces, and cost nothing there when export is off.
+    .with_filter(filter_fn(|meta| {
+        !meta.is_span() || meta.name() == REQUEST_SPAN
+    }));
     let provider = otlp_provider()?;
+    EXPORTING.store(provider.is_some(), Ordering::Relaxed);
     let otel = provider
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(SERVICE_NAME)));
@@ -152,7 +168,7 @@ pub async fn trace_request(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     let span = tracing::info_span!(
-        "http.request",
+        REQUEST_SPAN,
         otel.name = %format!("{method} {route}"),
         otel.kind = "server",
         http.request.method = %method,
@@ -168,7 +184,9 @@ pub async fn trace_request(
     let mut response = next.call(req).instrument(span.clone()).await?;
 
     let status = response.status();
-    span.record("http.response.status_code", status.as_u16());
+    if EXPORTING.load(Ordering::Relaxed) || !status.is_success() {
+        span.record("http.response.status_code", status.as_u16());
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }

@@ -1,13 +1,11 @@
 //! The two token routes: same shape, different credential sets and listeners.
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::ExposeSecret;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use crate::caller_auth::{AuthError, Caller};
+use crate::credentials::CredentialSet;
 use crate::oauth_client::AccessToken;
 use crate::problem::ApiError;
 use crate::startup::AppState;
@@ -38,19 +36,21 @@ pub async fn sdk_token(
         Ok(caller) => caller,
         Err(refused) => {
             // Failed attempts spend the address's budget, so guessing is throttled too.
-            rate_limit(&state, &address_key(&req))?;
-            refused_event(&req, "sdk", &refused);
+            let peer = address_key(&req);
+            rate_limit(&state, &peer)?;
+            state.audit.refused(&req, "sdk", &peer, &refused);
             return Err(refused.into());
         }
     };
-    let key = if caller.is_anonymous() {
+    let holder = if caller.is_anonymous() {
         address_key(&req)
     } else {
         format!("caller:{}", caller.subject)
     };
-    rate_limit(&state, &key)?;
+    rate_limit(&state, &holder)?;
     let token = state.sdk.get().await?;
-    issued_event(&req, "sdk", &caller, &token);
+    state.metrics.token_issued(CredentialSet::Sdk);
+    state.audit.issued(&req, "sdk", &caller, &holder, &token);
     Ok(token_response(&token))
 }
 
@@ -64,9 +64,15 @@ pub async fn api_token(
         .internal_auth
         .authenticate(&req)
         .await
-        .inspect_err(|refused| refused_event(&req, "api", refused))?;
+        .inspect_err(|refused| {
+            state
+                .audit
+                .refused(&req, "api", &address_key(&req), refused)
+        })?;
     let token = state.api.get().await?;
-    issued_event(&req, "api", &caller, &token);
+    state.metrics.token_issued(CredentialSet::Api);
+    let holder = format!("caller:{}", caller.subject);
+    state.audit.issued(&req, "api", &caller, &holder, &token);
     Ok(token_response(&token))
 }
 
@@ -82,39 +88,4 @@ fn address_key(req: &HttpRequest) -> String {
         Some(addr) => format!("ip:{}", addr.ip().to_canonical()),
         None => "ip:unknown".into(),
     }
-}
-
-fn origin(req: &HttpRequest) -> &str {
-    req.headers()
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .unwrap_or("-")
-}
-
-/// The audit trail: who got which token (by hash, never the token), from where.
-fn issued_event(req: &HttpRequest, set: &'static str, caller: &Caller, token: &AccessToken) {
-    let digest = Sha256::digest(token.value.expose_secret().as_bytes());
-    tracing::info!(
-        target: "audit",
-        event = "token_issued",
-        set,
-        subject = %caller.subject,
-        auth = caller.method,
-        origin = origin(req),
-        expires_in = token.remaining(Instant::now()).as_secs(),
-        token_sha256_prefix = %&hex::encode(digest)[..12],
-        "token issued"
-    );
-}
-
-fn refused_event(req: &HttpRequest, set: &'static str, refused: &AuthError) {
-    tracing::info!(
-        target: "audit",
-        event = "token_refused",
-        set,
-        reason = %refused,
-        origin = origin(req),
-        peer = %address_key(req),
-        "token refused"
-    );
 }

@@ -196,9 +196,11 @@ async fn a_failing_upstream_is_not_stampeded_by_concurrent_callers() {
         join_all((0..200).map(|_| async { app.sdk_token().await.status().as_u16() })).await;
 
     assert!(statuses.iter().all(|s| *s == 503));
-    // One exchange per set at start-up; the 200 callers joined or were told to back off.
+    // The 200 callers joined the exchange in flight or were told to back off:
+    // exchanges are paced by time (at most about one a second per set while
+    // callers wait), never one per caller.
     assert!(
-        exchanges(&upstream).await <= 3,
+        exchanges(&upstream).await <= 8,
         "{} exchanges",
         exchanges(&upstream).await
     );

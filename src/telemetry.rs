@@ -29,8 +29,8 @@ pub const SERVICE_NAME: &str = "astrada-token-vendor";
 
 const REQUEST_SPAN: &str = "http.request";
 
-/// Whether spans leave the process; when they do not, nothing reads the
-/// request span's status field, so it is not recorded on success.
+/// Whether spans leave the process; when they do not, the request span is
+/// kept to what log lines need.
 static EXPORTING: AtomicBool = AtomicBool::new(false);
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -163,28 +163,36 @@ pub async fn trace_request(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let id = request_id(req.headers());
-    let method = req.method().clone();
+    let exporting = EXPORTING.load(Ordering::Relaxed);
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    let span = tracing::info_span!(
-        REQUEST_SPAN,
-        otel.name = %format!("{method} {route}"),
-        otel.kind = "server",
-        http.request.method = %method,
-        http.route = %route,
-        http.response.status_code = tracing::field::Empty,
-        request_id = %id,
-    );
-    let parent = opentelemetry::global::get_text_map_propagator(|p| {
-        p.extract(&HeaderExtractor(req.headers()))
-    });
-    let _ = span.set_parent(parent);
+    // Without export the span only carries the request id into log lines;
+    // the trace attributes would be formatted on every request for nobody.
+    let span = if exporting {
+        let method = req.method();
+        let span = tracing::info_span!(
+            REQUEST_SPAN,
+            otel.name = %format_args!("{method} {route}"),
+            otel.kind = "server",
+            http.request.method = %method,
+            http.route = %route,
+            http.response.status_code = tracing::field::Empty,
+            request_id = %id,
+        );
+        let parent = opentelemetry::global::get_text_map_propagator(|p| {
+            p.extract(&HeaderExtractor(req.headers()))
+        });
+        let _ = span.set_parent(parent);
+        span
+    } else {
+        tracing::info_span!(REQUEST_SPAN, request_id = %id)
+    };
 
     let mut response = next.call(req).instrument(span.clone()).await?;
 
     let status = response.status();
-    if EXPORTING.load(Ordering::Relaxed) || !status.is_success() {
+    if exporting {
         span.record("http.response.status_code", status.as_u16());
     }
     if let Ok(value) = HeaderValue::from_str(&id) {

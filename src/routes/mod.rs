@@ -166,14 +166,13 @@ pub async fn record_metrics(
     Ok(response)
 }
 
-// Route labels are a closed set so that scanners cannot blow up cardinality.
+// Route labels are the closed set of routed paths, so that scanners cannot
+// blow up cardinality.
 fn route_label(pattern: Option<&str>) -> &'static str {
-    match pattern {
-        Some(SDK_TOKEN_PATH) => SDK_TOKEN_PATH,
-        Some(API_TOKEN_PATH) => API_TOKEN_PATH,
-        Some("/healthz") => "/healthz",
-        Some("/readyz") => "/readyz",
-        Some("/metrics") => "/metrics",
-        _ => "unmatched",
-    }
+    PUBLIC_PATHS
+        .iter()
+        .chain(INTERNAL_PATHS)
+        .find(|path| Some(**path) == pattern)
+        .copied()
+        .unwrap_or("unmatched")
 }

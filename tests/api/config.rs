@@ -95,10 +95,7 @@ fn a_wrongly_typed_value_names_its_key_and_source() {
 fn timing_rules_are_checked() {
     Jail::expect_with(|jail| {
         set_auth_env(jail);
-        jail.set_env("ATV_CREDENTIALS__API__CLIENT_ID", "a");
-        jail.set_env("ATV_CREDENTIALS__API__CLIENT_SECRET", "s");
-        jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_ID", "a");
-        jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_SECRET", "s");
+        set_credentials_env(jail);
         jail.set_env("ATV_TOKEN_ENDPOINT__TIMEOUT_MS", "6000");
         assert!(error_text(Settings::load(None)).contains("token_endpoint.timeout_ms"));
         jail.set_env("ATV_TOKEN_ENDPOINT__TIMEOUT_MS", "2000");
@@ -137,10 +134,7 @@ fn atv_config_names_the_file_and_is_not_taken_for_a_key() {
         set_auth_env(jail);
         jail.create_file("atv.toml", "[cache]\nmin_remaining_secs = 25\n")?;
         jail.set_env("ATV_CONFIG", "atv.toml");
-        jail.set_env("ATV_CREDENTIALS__API__CLIENT_ID", "a");
-        jail.set_env("ATV_CREDENTIALS__API__CLIENT_SECRET", "s");
-        jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_ID", "a");
-        jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_SECRET", "s");
+        set_credentials_env(jail);
         let s =
             Settings::load(Some("atv.toml".as_ref())).expect("ATV_CONFIG is not an unknown key");
         assert_eq!(s.cache.min_remaining_secs, 25);
@@ -202,10 +196,7 @@ fn secrets_manager_source_needs_exactly_one_secret_layout() {
 #[test]
 fn secrets_manager_keys_under_another_source_are_refused() {
     Jail::expect_with(|jail| {
-        jail.set_env("ATV_CREDENTIALS__API__CLIENT_ID", "a");
-        jail.set_env("ATV_CREDENTIALS__API__CLIENT_SECRET", "s");
-        jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_ID", "a");
-        jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_SECRET", "s");
+        set_credentials_env(jail);
         jail.set_env("ATV_CREDENTIALS__SECRET_ID", "atv/credentials");
         let text = error_text(Settings::load(None));
         assert!(text.contains("`credentials.secret_id`"), "{text}");
@@ -267,10 +258,7 @@ fn secure_defaults_refuse_to_serve_without_a_key_source_or_issuer() {
 fn prefixed_variables_outside_any_section_are_not_settings() {
     Jail::expect_with(|jail| {
         set_auth_env(jail);
-        jail.set_env("ATV_CREDENTIALS__API__CLIENT_ID", "a");
-        jail.set_env("ATV_CREDENTIALS__API__CLIENT_SECRET", "s");
-        jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_ID", "a");
-        jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_SECRET", "s");
+        set_credentials_env(jail);
         // What scripts/test.sh and scripts/test-deps/*.sh export.
         jail.set_env("ATV_CI_CACHE", "/tmp/ci-cache");
         jail.set_env("ATV_MOTO_SERVER", "/tmp/ci-cache/venv-moto/bin/moto_server");

@@ -1,34 +1,41 @@
 //! astrada-token-vendor: exchanges Astrada client credentials for access
 //! tokens, caches them, and hands them out — the SDK token to browsers on a
 //! public listener, the API token to services on an internal one.
+//!
+//! # Layout
+//!
+//! Read from the top down; each layer imports only the layers below it
+//! (`tests/layout.rs` enforces this):
+//!
+//! ```text
+//! main.rs        parse the command line, start telemetry, call app
+//! app/           composition root: builds every part from its own settings
+//!                section, once; owns background tasks and shutdown; dev mode
+//! http/          everything actix-web: both listeners' routers, problem
+//!                (errors -> RFC 9457), cors, limits, request ids, audit,
+//!                rate limit, route handlers
+//! caller_auth/   who may call (JWT/JWKS, trusted header, Kubernetes service
+//!                accounts, static keys)
+//! client_tokens/ Astrada client_credentials vending: credentials (sources),
+//!                oauth client, token cache
+//! user_tokens/   per-user Astra authorizations
+//! observability/ metrics, telemetry
+//! core/          shared vocabulary with no crate imports: CredentialSet,
+//!                PerSet, AccessToken, clock, backoff
+//! config/        settings types, layering and shared value checks
+//! ```
+//!
+//! The rule: `main → app → http → {caller_auth, client_tokens, user_tokens}
+//! → observability → core`. The three feature modules do not import each
+//! other. `config` may be imported by anyone and imports nothing of the crate.
 
-pub mod audit;
+pub mod app;
 pub mod caller_auth;
+pub mod client_tokens;
 pub mod config;
-pub mod cors;
-pub mod credentials;
-pub mod dev;
-pub mod fake_astrada;
-pub mod metrics;
-pub mod oauth_client;
-pub mod problem;
-pub mod rate_limit;
-pub mod routes;
-pub mod startup;
-pub mod telemetry;
-pub mod token_cache;
+pub mod core;
+pub mod http;
+pub mod observability;
+pub mod user_tokens;
 
-use config::Settings;
-use startup::{Application, StartupError, shutdown_signal};
-
-/// Runs the service until SIGTERM or SIGINT, then drains and returns.
-pub async fn run(settings: Settings) -> Result<(), StartupError> {
-    let app = Application::build(settings).await?;
-    tracing::info!(
-        public_port = app.public_port(),
-        internal_port = app.internal_port(),
-        "listening"
-    );
-    app.run_until(shutdown_signal()).await?;
-    Ok(())
-}
+pub use app::run;

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use astrada_token_vendor::config::Settings;
-use astrada_token_vendor::{dev, telemetry};
+use astrada_token_vendor::app::dev;
+use astrada_token_vendor::observability::telemetry;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]

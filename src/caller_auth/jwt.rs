@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use base64::Engine;
@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use super::AuthError;
+use crate::core::unix_now;
 
 /// Longer tokens are refused before any parsing: session and service-account
 /// tokens are a few KiB at most.
@@ -149,7 +150,7 @@ impl JwtVerifier {
             return Err(AuthError::Invalid("token too large"));
         }
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let now = unix_now();
+        let now = unix_now().as_secs();
         if let Some(hit) = self.verified.as_ref().and_then(|c| c.get(&digest))
             && hit.claims.expires_at > now
         {
@@ -194,11 +195,6 @@ impl JwtVerifier {
     }
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 /// A closed set of reasons, safe for logs and answers: never token contents.
 fn reason(kind: &jsonwebtoken::errors::ErrorKind) -> &'static str {

@@ -18,7 +18,7 @@ use jsonwebtoken::Algorithm;
 
 use crate::config::{
     CallerAuthMode, CallerAuthSettings, ConfigError, InternalAuthMode, InternalAuthSettings,
-    JwtSettings, Settings, https_url, invalid,
+    JwtSettings, https_url, invalid, required,
 };
 use jwt::{JwtRules, JwtVerifier, KeySource};
 use service_account::ServiceAccountAuth;
@@ -74,42 +74,25 @@ pub enum CallerAuth {
 }
 
 impl CallerAuth {
-    /// Builds the configured authenticator; `settings` must have been validated.
+    /// Checks `[caller_auth]` and builds the configured authenticator.
     pub fn from_settings(settings: &CallerAuthSettings) -> Result<Self, ConfigError> {
         Ok(match settings.mode {
-            CallerAuthMode::Jwt => {
-                let jwt = &settings.jwt;
-                let keys = if !jwt.jwks_url.is_empty() {
-                    jwks_source(JwksKeys {
-                        url_key: "caller_auth.jwt.jwks_url",
-                        url: &jwt.jwks_url,
-                        timeout_ms: jwt.jwks_timeout_ms,
-                        cache_secs: jwt.jwks_cache_secs,
-                        min_refetch_secs: jwt.jwks_min_refetch_secs,
-                        ca_file: None,
-                        token_file: None,
-                    })?
-                } else {
-                    KeySource::Static(static_key(jwt)?)
-                };
-                CallerAuth::Jwt {
-                    verifier: Box::new(JwtVerifier::new(
-                        keys,
-                        JwtRules {
-                            issuer: jwt.issuer.clone(),
-                            audience: jwt.audience.clone(),
-                            algorithms: algorithms("caller_auth.jwt.algorithms", &jwt.algorithms)?,
-                            leeway: Duration::from_secs(jwt.leeway_secs),
-                            cache_ttl: Duration::from_secs(jwt.cache_ttl_secs),
-                        },
-                    )),
-                    cookie: Some(jwt.cookie_name.clone()).filter(|c| !c.is_empty()),
-                }
-            }
+            CallerAuthMode::None if !settings.allow_unauthenticated => invalid(
+                "caller_auth.allow_unauthenticated",
+                "caller_auth.mode is \"none\": anyone who can reach the public listener would get \
+                 card-enrollment tokens"
+                    .into(),
+                "use caller_auth.mode = \"jwt\" or \"trusted_header\" (README: Caller authentication), \
+                 or set allow_unauthenticated = true if an open endpoint is really meant",
+            )?,
+            CallerAuthMode::None => CallerAuth::None,
+            CallerAuthMode::Jwt => CallerAuth::Jwt {
+                verifier: Box::new(session_verifier(&settings.jwt)?),
+                cookie: Some(settings.jwt.cookie_name.clone()).filter(|c| !c.is_empty()),
+            },
             CallerAuthMode::TrustedHeader => {
                 CallerAuth::TrustedHeader(TrustedHeader::from_settings(&settings.trusted_header)?)
             }
-            CallerAuthMode::None => CallerAuth::None,
         })
     }
 
@@ -158,16 +141,24 @@ pub enum InternalAuth {
 }
 
 impl InternalAuth {
-    /// Builds the configured authenticator; `settings` must have been validated.
+    /// Checks `[internal_auth]` and builds the configured authenticator.
     pub fn from_settings(settings: &InternalAuthSettings) -> Result<Self, ConfigError> {
         Ok(match settings.mode {
+            InternalAuthMode::None if !settings.allow_unauthenticated => invalid(
+                "internal_auth.allow_unauthenticated",
+                "internal_auth.mode is \"none\": anyone who can reach the internal listener would \
+                 get full-access API tokens"
+                    .into(),
+                "use internal_auth.mode = \"kubernetes\" or \"static_keys\" (README: Caller \
+                 authentication), or set allow_unauthenticated = true if that is really meant",
+            )?,
+            InternalAuthMode::None => InternalAuth::None,
             InternalAuthMode::Kubernetes => InternalAuth::Kubernetes(Box::new(
                 ServiceAccountAuth::from_settings(&settings.kubernetes)?,
             )),
             InternalAuthMode::StaticKeys => {
                 InternalAuth::StaticKeys(StaticKeys::parse(&settings.static_keys.key_hashes)?)
             }
-            InternalAuthMode::None => InternalAuth::None,
         })
     }
 
@@ -229,44 +220,9 @@ fn is_token68(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
 }
 
-/// Start-up checks of both authentication sections; every error names its key.
-pub fn validate_settings(settings: &Settings) -> Result<(), ConfigError> {
-    let caller = &settings.caller_auth;
-    match caller.mode {
-        CallerAuthMode::None if !caller.allow_unauthenticated => invalid(
-            "caller_auth.allow_unauthenticated",
-            "caller_auth.mode is \"none\": anyone who can reach the public listener would get \
-             card-enrollment tokens"
-                .into(),
-            "use caller_auth.mode = \"jwt\" or \"trusted_header\" (README: Caller authentication), \
-             or set allow_unauthenticated = true if an open endpoint is really meant",
-        )?,
-        CallerAuthMode::None => {}
-        CallerAuthMode::Jwt => validate_jwt(&caller.jwt)?,
-        CallerAuthMode::TrustedHeader => {
-            TrustedHeader::from_settings(&caller.trusted_header)?;
-        }
-    }
-    let internal = &settings.internal_auth;
-    match internal.mode {
-        InternalAuthMode::None if !internal.allow_unauthenticated => invalid(
-            "internal_auth.allow_unauthenticated",
-            "internal_auth.mode is \"none\": anyone who can reach the internal listener would \
-             get full-access API tokens"
-                .into(),
-            "use internal_auth.mode = \"kubernetes\" or \"static_keys\" (README: Caller \
-             authentication), or set allow_unauthenticated = true if that is really meant",
-        )?,
-        InternalAuthMode::None => {}
-        InternalAuthMode::Kubernetes => service_account::validate(&internal.kubernetes)?,
-        InternalAuthMode::StaticKeys => {
-            StaticKeys::parse(&internal.static_keys.key_hashes)?;
-        }
-    }
-    Ok(())
-}
-
-fn validate_jwt(jwt: &JwtSettings) -> Result<(), ConfigError> {
+/// Checks `[caller_auth.jwt]` and builds the session-token verifier, reading
+/// a configured key file once.
+fn session_verifier(jwt: &JwtSettings) -> Result<JwtVerifier, ConfigError> {
     let sources = [
         !jwt.jwks_url.is_empty(),
         !jwt.public_key_pem.is_empty(),
@@ -286,14 +242,23 @@ fn validate_jwt(jwt: &JwtSettings) -> Result<(), ConfigError> {
              or choose another caller_auth.mode",
         );
     }
-    if !jwt.jwks_url.is_empty() {
-        https_url(
-            "caller_auth.jwt.jwks_url",
-            &jwt.jwks_url,
-            "would let anyone on the path forge session tokens",
-            "use e.g. https://login.example.com/.well-known/jwks.json",
-        )?;
-    }
+    let keys = if jwt.jwks_url.is_empty() {
+        KeySource::Static(static_key(jwt)?)
+    } else {
+        jwks_source(JwksKeys {
+            url_key: "caller_auth.jwt.jwks_url",
+            timing_keys: (
+                "caller_auth.jwt.jwks_timeout_ms",
+                "caller_auth.jwt.jwks_min_refetch_secs",
+            ),
+            url: &jwt.jwks_url,
+            timeout_ms: jwt.jwks_timeout_ms,
+            cache_secs: jwt.jwks_cache_secs,
+            min_refetch_secs: jwt.jwks_min_refetch_secs,
+            ca_file: None,
+            token_file: None,
+        })?
+    };
     required(
         "caller_auth.jwt.issuer",
         &jwt.issuer,
@@ -304,14 +269,7 @@ fn validate_jwt(jwt: &JwtSettings) -> Result<(), ConfigError> {
         &jwt.audience,
         "an `aud` value your app's session tokens carry",
     )?;
-    algorithms("caller_auth.jwt.algorithms", &jwt.algorithms)?;
-    jwks_timing(
-        ("caller_auth.jwt.jwks_timeout_ms", jwt.jwks_timeout_ms),
-        (
-            "caller_auth.jwt.jwks_min_refetch_secs",
-            jwt.jwks_min_refetch_secs,
-        ),
-    )?;
+    let algorithms = algorithms("caller_auth.jwt.algorithms", &jwt.algorithms)?;
     if !jwt
         .cookie_name
         .bytes()
@@ -323,22 +281,20 @@ fn validate_jwt(jwt: &JwtSettings) -> Result<(), ConfigError> {
             "use letters, digits, `-` or `_`, e.g. app_session",
         );
     }
-    if jwt.jwks_url.is_empty() {
-        static_key(jwt)?;
-    }
-    Ok(())
-}
-
-pub(crate) fn required(key: &'static str, value: &str, what: &str) -> Result<(), ConfigError> {
-    if value.trim().is_empty() {
-        let var = format!("ATV_{}", key.replace('.', "__").to_ascii_uppercase());
-        return invalid(key, "is empty".into(), &format!("set {var} to {what}"));
-    }
-    Ok(())
+    Ok(JwtVerifier::new(
+        keys,
+        JwtRules {
+            issuer: jwt.issuer.clone(),
+            audience: jwt.audience.clone(),
+            algorithms,
+            leeway: Duration::from_secs(jwt.leeway_secs),
+            cache_ttl: Duration::from_secs(jwt.cache_ttl_secs),
+        },
+    ))
 }
 
 /// Checks a JWKS fetch timeout and refetch gap, each given with its key.
-pub(crate) fn jwks_timing(
+fn jwks_timing(
     (timeout_key, timeout_ms): (&'static str, u64),
     (refetch_key, min_refetch_secs): (&'static str, u64),
 ) -> Result<(), ConfigError> {
@@ -416,6 +372,8 @@ fn static_key(jwt: &JwtSettings) -> Result<jsonwebtoken::DecodingKey, ConfigErro
 /// The JWKS-related settings of one verifier, with the key that names its URL.
 pub(crate) struct JwksKeys<'a> {
     url_key: &'static str,
+    /// The keys of `jwks_timeout_ms` and `jwks_min_refetch_secs`.
+    timing_keys: (&'static str, &'static str),
     url: &'a str,
     timeout_ms: u64,
     cache_secs: u64,
@@ -424,7 +382,12 @@ pub(crate) struct JwksKeys<'a> {
     token_file: Option<&'a Path>,
 }
 
+/// Checks the JWKS URL and timing and builds the key source that fetches it.
 pub(crate) fn jwks_source(keys: JwksKeys<'_>) -> Result<KeySource, ConfigError> {
+    jwks_timing(
+        (keys.timing_keys.0, keys.timeout_ms),
+        (keys.timing_keys.1, keys.min_refetch_secs),
+    )?;
     let url = https_url(
         keys.url_key,
         keys.url,

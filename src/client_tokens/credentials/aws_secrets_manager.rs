@@ -18,7 +18,8 @@ use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{CredentialBundle, CredentialError, CredentialSource, parse_bundle, parse_pair};
-use crate::config::{ConfigError, CredentialSettings};
+use crate::config::{ConfigError, CredentialSettings, invalid};
+use crate::core::PerSet;
 
 // A reload must never hang: the SDK retries within these bounds, and the
 // reload loop retries after them.
@@ -37,16 +38,38 @@ pub enum SecretLayout {
 }
 
 impl SecretLayout {
-    /// The layout named by `credentials.secret_id` or `credentials.{api,sdk}.secret_id`
-    /// (validation has made sure exactly one of the two is set).
-    pub fn from_settings(settings: &CredentialSettings) -> Self {
-        if settings.secret_id.trim().is_empty() {
-            SecretLayout::PerSet {
-                api: settings.api.secret_id.trim().to_owned(),
-                sdk: settings.sdk.secret_id.trim().to_owned(),
-            }
-        } else {
-            SecretLayout::Bundle(settings.secret_id.trim().to_owned())
+    /// The layout named by `credentials.secret_id` or `credentials.{api,sdk}.secret_id`:
+    /// exactly one of the two must be set.
+    pub fn from_settings(c: &CredentialSettings) -> Result<Self, ConfigError> {
+        let bundle = c.secret_id.trim();
+        let api = c.api.secret_id.trim();
+        let sdk = c.sdk.secret_id.trim();
+        match (!bundle.is_empty(), !api.is_empty(), !sdk.is_empty()) {
+            (true, false, false) => Ok(SecretLayout::Bundle(bundle.to_owned())),
+            (false, true, true) => Ok(SecretLayout::PerSet {
+                api: api.to_owned(),
+                sdk: sdk.to_owned(),
+            }),
+            (true, _, _) => invalid(
+                "credentials.secret_id",
+                "is set together with credentials.api.secret_id / credentials.sdk.secret_id".into(),
+                "use either one secret holding both sets (credentials.secret_id) or one secret per set (credentials.api.secret_id and credentials.sdk.secret_id), not both",
+            ),
+            (false, false, false) => invalid(
+                "credentials.secret_id",
+                "source is \"aws_secrets_manager\" but no secret is named".into(),
+                "set ATV_CREDENTIALS__SECRET_ID to the name or ARN of a secret holding both sets, or ATV_CREDENTIALS__API__SECRET_ID and ATV_CREDENTIALS__SDK__SECRET_ID to one secret each",
+            ),
+            (false, true, false) => invalid(
+                "credentials.sdk.secret_id",
+                "is empty while credentials.api.secret_id is set".into(),
+                "set ATV_CREDENTIALS__SDK__SECRET_ID too, or name one secret holding both sets in credentials.secret_id",
+            ),
+            (false, false, true) => invalid(
+                "credentials.api.secret_id",
+                "is empty while credentials.sdk.secret_id is set".into(),
+                "set ATV_CREDENTIALS__API__SECRET_ID too, or name one secret holding both sets in credentials.secret_id",
+            ),
         }
     }
 }
@@ -62,6 +85,7 @@ impl AwsSecretsManagerSource {
     /// Loads the standard AWS configuration (region from `credentials.aws_region`
     /// when set) and refuses to start without a region, which no retry could fix.
     pub async fn from_settings(settings: &CredentialSettings) -> Result<Self, ConfigError> {
+        let layout = SecretLayout::from_settings(settings)?;
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         let region = settings.aws_region.trim();
         if !region.is_empty() {
@@ -75,7 +99,7 @@ impl AwsSecretsManagerSource {
                 fix: "set ATV_CREDENTIALS__AWS_REGION or AWS_REGION to the secret's region, e.g. us-east-1".into(),
             });
         }
-        Ok(Self::new(&config, SecretLayout::from_settings(settings)))
+        Ok(Self::new(&config, layout))
     }
 
     /// A source on an already-loaded AWS configuration (tests point it at an
@@ -212,8 +236,10 @@ impl CredentialSource for AwsSecretsManagerSource {
                 let ((api_text, api_version), (sdk_text, sdk_version)) =
                     tokio::try_join!(self.fetch(api, &api_label), self.fetch(sdk, &sdk_label))?;
                 Ok(CredentialBundle {
-                    api: parse_pair(api_text.expose_secret().as_bytes(), &name, &api_label)?,
-                    sdk: parse_pair(sdk_text.expose_secret().as_bytes(), &name, &sdk_label)?,
+                    sets: PerSet {
+                        api: parse_pair(api_text.expose_secret().as_bytes(), &name, &api_label)?,
+                        sdk: parse_pair(sdk_text.expose_secret().as_bytes(), &name, &sdk_label)?,
+                    },
                     version: Some(format!("api {api_version}, sdk {sdk_version}")),
                 })
             }

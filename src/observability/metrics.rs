@@ -14,8 +14,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use std::sync::atomic::AtomicU64;
 
-use crate::credentials::CredentialSet;
-use crate::oauth_client::{AccessToken, ExchangeError};
+use crate::core::{CredentialSet, PerSet};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SetLabels {
@@ -50,20 +49,6 @@ struct RouteLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
-}
-
-struct PerSet<T> {
-    api: T,
-    sdk: T,
-}
-
-impl<T> PerSet<T> {
-    fn get(&self, set: CredentialSet) -> &T {
-        match set {
-            CredentialSet::Api => &self.api,
-            CredentialSet::Sdk => &self.sdk,
-        }
-    }
 }
 
 struct Inner {
@@ -168,10 +153,7 @@ impl Metrics {
             "Tokens handed to callers, by credential set",
             issued.clone(),
         );
-        let per_set = |f: &dyn Fn(&'static str) -> Counter| PerSet {
-            api: f("api"),
-            sdk: f("sdk"),
-        };
+        let per_set = |f: &dyn Fn(&'static str) -> Counter| PerSet::from_fn(|set| f(set.as_str()));
         let inner = Inner {
             hits: per_set(&|set| lookups.get_or_create_owned(&LookupLabels { set, result: "hit" })),
             misses: per_set(&|set| {
@@ -183,10 +165,9 @@ impl Metrics {
             coalesced: per_set(&|set| coalesced.get_or_create_owned(&SetLabels { set })),
             refresh_ahead: per_set(&|set| refresh_ahead.get_or_create_owned(&SetLabels { set })),
             issued: per_set(&|set| issued.get_or_create_owned(&SetLabels { set })),
-            expiry: PerSet {
-                api: expiry.get_or_create_owned(&SetLabels { set: "api" }),
-                sdk: expiry.get_or_create_owned(&SetLabels { set: "sdk" }),
-            },
+            expiry: PerSet::from_fn(|set| {
+                expiry.get_or_create_owned(&SetLabels { set: set.as_str() })
+            }),
             registry,
             requests,
             request_duration,
@@ -240,17 +221,8 @@ impl Metrics {
         self.0.refresh_ahead.get(set).inc();
     }
 
-    /// One finished token exchange.
-    pub fn exchange(
-        &self,
-        set: CredentialSet,
-        result: &Result<Arc<AccessToken>, ExchangeError>,
-        elapsed: Duration,
-    ) {
-        let outcome = match result {
-            Ok(_) => "ok",
-            Err(e) => e.kind(),
-        };
+    /// One finished token exchange; `outcome` is `ok` or the error's kind.
+    pub fn exchange(&self, set: CredentialSet, outcome: &'static str, elapsed: Duration) {
         self.0
             .exchanges
             .get_or_create(&ExchangeLabels {

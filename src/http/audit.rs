@@ -15,7 +15,7 @@ use actix_web::http::header;
 use tokio::time::Instant;
 
 use crate::caller_auth::{AuthError, Caller};
-use crate::oauth_client::AccessToken;
+use crate::core::{AccessToken, CredentialSet};
 
 /// Remembers which holder already got which token.
 pub struct AuditTrail {
@@ -40,7 +40,7 @@ impl AuditTrail {
     pub fn issued(
         &self,
         req: &HttpRequest,
-        set: &'static str,
+        set: CredentialSet,
         caller: &Caller,
         holder: &str,
         token: &AccessToken,
@@ -53,7 +53,7 @@ impl AuditTrail {
         tracing::info!(
             target: "audit",
             event = "token_issued",
-            set,
+            set = set.as_str(),
             subject = %caller.subject,
             auth = caller.method,
             origin = origin(req),
@@ -64,11 +64,11 @@ impl AuditTrail {
     }
 
     /// Logs a refusal; every one, since refusals are what an investigation looks for.
-    pub fn refused(&self, req: &HttpRequest, set: &'static str, peer: &str, refused: &AuthError) {
+    pub fn refused(&self, req: &HttpRequest, set: CredentialSet, peer: &str, refused: &AuthError) {
         tracing::info!(
             target: "audit",
             event = "token_refused",
-            set,
+            set = set.as_str(),
             reason = %refused,
             origin = origin(req),
             peer,

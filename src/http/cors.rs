@@ -4,6 +4,7 @@
 //! all and a 403, so the browser blocks the page and no token is minted.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use actix_web::HttpResponse;
 use actix_web::body::{EitherBody, MessageBody};
@@ -11,11 +12,10 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{ResponseError, web};
+use actix_web::ResponseError;
 
+use super::problem::{HttpError, Problem};
 use crate::config::{ConfigError, CorsSettings, invalid};
-use crate::problem::ApiError;
-use crate::startup::AppState;
 
 /// The allowlist and preflight cache time.
 pub struct Cors {
@@ -24,7 +24,7 @@ pub struct Cors {
 }
 
 impl Cors {
-    /// Parses and normalises the allowlist; settings must be valid.
+    /// Checks `[cors]` and normalises the allowlist.
     pub fn from_settings(settings: &CorsSettings) -> Result<Self, ConfigError> {
         Ok(Self {
             origins: allowed_origins(settings)?,
@@ -39,7 +39,7 @@ impl Cors {
 
 /// The configured origins in the form browsers send them
 /// (`scheme://host[:port]`, lower case, default port omitted).
-pub fn allowed_origins(settings: &CorsSettings) -> Result<HashSet<String>, ConfigError> {
+fn allowed_origins(settings: &CorsSettings) -> Result<HashSet<String>, ConfigError> {
     const KEY: &str = "cors.allowed_origins";
     settings
         .allowed_origins
@@ -76,13 +76,10 @@ pub fn allowed_origins(settings: &CorsSettings) -> Result<HashSet<String>, Confi
 /// Middleware on the SDK-token route: answers preflights, adds CORS headers
 /// for allowed origins, refuses other origins before any token is fetched.
 pub async fn cors(
+    policy: Arc<Cors>,
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return Ok(next.call(req).await?.map_into_left_body());
-    };
-    let policy = &state.cors;
     let origin = req.headers().get(header::ORIGIN).cloned();
     let preflight = req.method() == Method::OPTIONS
         && req
@@ -101,7 +98,7 @@ pub async fn cors(
             preflight,
             "request from an origin outside cors.allowed_origins: refused"
         );
-        let mut response = ApiError::OriginNotAllowed.error_response();
+        let mut response = Problem::from(HttpError::OriginNotAllowed).error_response();
         vary_origin(response.headers_mut());
         return Ok(req.into_response(response).map_into_right_body());
     }

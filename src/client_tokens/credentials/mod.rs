@@ -4,7 +4,6 @@
 //! Secrets live only in [`SecretString`]; nothing here formats a secret value
 //! into a log line, an error or a `Debug` string.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,40 +14,14 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
-use crate::config::{ConfigError, CredentialSettings, CredentialSourceKind};
-use crate::metrics::Metrics;
+use crate::core::{CredentialSet, PerSet, jittered};
+use crate::observability::Metrics;
 
 mod aws_secrets_manager;
+mod from_settings;
 
 pub use aws_secrets_manager::{AwsSecretsManagerSource, SecretLayout};
-
-/// The two credential sets every Astrada customer receives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CredentialSet {
-    /// Full backend access; its tokens never leave the internal listener.
-    Api,
-    /// Card enrollment only; its tokens are handed to browsers.
-    Sdk,
-}
-
-impl CredentialSet {
-    /// Both sets, in a fixed order for loops and metrics.
-    pub const ALL: [CredentialSet; 2] = [CredentialSet::Api, CredentialSet::Sdk];
-
-    /// Lower-case name used in configuration keys, logs and metric labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CredentialSet::Api => "api",
-            CredentialSet::Sdk => "sdk",
-        }
-    }
-}
-
-impl fmt::Display for CredentialSet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use from_settings::source_from_settings;
 
 /// One `client_id` + `client_secret` pair.
 #[derive(Debug, Clone)]
@@ -67,8 +40,7 @@ impl ClientCredentials {
 /// Both credential sets as loaded together from one source.
 #[derive(Debug, Clone)]
 pub struct CredentialBundle {
-    pub api: ClientCredentials,
-    pub sdk: ClientCredentials,
+    pub sets: PerSet<ClientCredentials>,
     /// The source's own version label (e.g. a Secrets Manager `VersionId`), for logs.
     pub version: Option<String>,
 }
@@ -76,14 +48,13 @@ pub struct CredentialBundle {
 impl CredentialBundle {
     /// The pair for one set.
     pub fn get(&self, set: CredentialSet) -> &ClientCredentials {
-        match set {
-            CredentialSet::Api => &self.api,
-            CredentialSet::Sdk => &self.sdk,
-        }
+        self.sets.get(set)
     }
 
     fn same_as(&self, other: &CredentialBundle) -> bool {
-        self.api.same_as(&other.api) && self.sdk.same_as(&other.sdk)
+        CredentialSet::ALL
+            .iter()
+            .all(|&set| self.get(set).same_as(other.get(set)))
     }
 }
 
@@ -186,30 +157,6 @@ impl CredentialSource for FileSource {
     }
 }
 
-/// Builds the configured source. Async because the AWS configuration chain
-/// (region, credentials) is resolved here, once.
-pub async fn source_from_settings(
-    settings: &CredentialSettings,
-) -> Result<Arc<dyn CredentialSource>, ConfigError> {
-    Ok(match settings.source {
-        CredentialSourceKind::Inline => Arc::new(InlineSource::new(CredentialBundle {
-            api: ClientCredentials {
-                client_id: settings.api.client_id.clone(),
-                client_secret: settings.api.client_secret.clone(),
-            },
-            sdk: ClientCredentials {
-                client_id: settings.sdk.client_id.clone(),
-                client_secret: settings.sdk.client_secret.clone(),
-            },
-            version: None,
-        })),
-        CredentialSourceKind::File => Arc::new(FileSource::new(settings.file.clone())),
-        CredentialSourceKind::AwsSecretsManager => {
-            Arc::new(AwsSecretsManagerSource::from_settings(settings).await?)
-        }
-    })
-}
-
 /// Parses `{"api": {"client_id", "client_secret"}, "sdk": {…}}`.
 pub fn parse_bundle(
     bytes: &[u8],
@@ -226,8 +173,7 @@ pub fn parse_bundle(
         )),
     };
     Ok(CredentialBundle {
-        api: pair(CredentialSet::Api)?,
-        sdk: pair(CredentialSet::Sdk)?,
+        sets: PerSet::try_from_fn(pair)?,
         version: None,
     })
 }
@@ -418,10 +364,4 @@ impl CredentialStore {
             }
         }
     }
-}
-
-/// "Equal jitter": a random wait in `[d/2, d]`, so replicas never retry in lockstep.
-pub(crate) fn jittered(d: Duration) -> Duration {
-    let half = d / 2;
-    half + half.mul_f64(fastrand::f64())
 }

@@ -22,10 +22,11 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::config::{CacheSettings, Settings};
-use crate::credentials::{CredentialSet, CredentialStore, jittered};
-use crate::metrics::Metrics;
-use crate::oauth_client::{AccessToken, ExchangeError, ExchangeRequest, OAuthClient};
+use super::credentials::CredentialStore;
+use super::oauth_client::{ExchangeError, ExchangeRequest, OAuthClient};
+use crate::config::{CALLER_BUDGET, CacheSettings, ConfigError, invalid};
+use crate::core::{AccessToken, CredentialSet, PerSet, jittered};
+use crate::observability::Metrics;
 
 /// Something that turns a credential set into a fresh token; the seam between
 /// caching policy and the HTTP exchange, so each can be tested alone.
@@ -41,8 +42,7 @@ pub trait Exchanger: Send + Sync + 'static {
 pub struct UpstreamExchanger {
     pub client: OAuthClient,
     pub credentials: Arc<CredentialStore>,
-    pub api: ExchangeRequest,
-    pub sdk: ExchangeRequest,
+    pub requests: PerSet<ExchangeRequest>,
 }
 
 #[async_trait]
@@ -52,11 +52,10 @@ impl Exchanger for UpstreamExchanger {
             .credentials
             .get(set)
             .ok_or(ExchangeError::CredentialsUnavailable)?;
-        let request = match set {
-            CredentialSet::Api => &self.api,
-            CredentialSet::Sdk => &self.sdk,
-        };
-        let result = self.client.exchange(&credentials, request).await;
+        let result = self
+            .client
+            .exchange(&credentials, self.requests.get(set))
+            .await;
         if matches!(result, Err(ExchangeError::InvalidClient)) && self.credentials.request_reload()
         {
             tracing::warn!(%set, "invalid_client from the token endpoint; re-reading credentials");
@@ -80,22 +79,45 @@ pub struct CachePolicy {
     pub backoff_max: Duration,
 }
 
-impl From<&CacheSettings> for CachePolicy {
-    fn from(c: &CacheSettings) -> Self {
-        Self {
+impl CachePolicy {
+    /// Checks `[cache]`: every wait must end inside the SDK's budget, and
+    /// refreshes must start before callers would have to wait for them.
+    pub fn from_settings(c: &CacheSettings) -> Result<Self, ConfigError> {
+        let wait_timeout = Duration::from_millis(c.wait_timeout_ms);
+        if wait_timeout > CALLER_BUDGET || wait_timeout.is_zero() {
+            return invalid(
+                "cache.wait_timeout_ms",
+                format!("{} ms is outside 1..=4500", c.wait_timeout_ms),
+                "use a value below the SDK's 5 s limit (default 3000)",
+            );
+        }
+        if c.refresh_ahead_secs <= c.min_remaining_secs {
+            return invalid(
+                "cache.refresh_ahead_secs",
+                format!(
+                    "{} s is not above cache.min_remaining_secs ({} s), so callers would wait on refreshes",
+                    c.refresh_ahead_secs, c.min_remaining_secs
+                ),
+                "raise refresh_ahead_secs or lower min_remaining_secs",
+            );
+        }
+        if c.backoff_initial_ms == 0 || c.backoff_initial_ms > c.backoff_max_ms {
+            return invalid(
+                "cache.backoff_initial_ms",
+                format!(
+                    "{} ms must be between 1 and backoff_max_ms",
+                    c.backoff_initial_ms
+                ),
+                "use a value such as 250",
+            );
+        }
+        Ok(Self {
             refresh_ahead: Duration::from_secs(c.refresh_ahead_secs),
             min_remaining: Duration::from_secs(c.min_remaining_secs),
-            wait_timeout: Duration::from_millis(c.wait_timeout_ms),
+            wait_timeout,
             backoff_initial: Duration::from_millis(c.backoff_initial_ms),
             backoff_max: Duration::from_millis(c.backoff_max_ms),
-        }
-    }
-}
-
-impl CachePolicy {
-    /// From the full settings.
-    pub fn from_settings(settings: &Settings) -> Self {
-        Self::from(&settings.cache)
+        })
     }
 
     // Both margins shrink for short-lived tokens, so a token that lives less
@@ -288,8 +310,8 @@ impl TokenCache {
     async fn exchange_and_store(self: Arc<Self>) -> Result<Arc<AccessToken>, ExchangeError> {
         let started = Instant::now();
         let result = self.exchanger.exchange(self.set).await.map(Arc::new);
-        self.metrics.exchange(self.set, &result, started.elapsed());
         let outcome = result.as_ref().map_or_else(|e| e.kind(), |_| "ok");
+        self.metrics.exchange(self.set, outcome, started.elapsed());
         tracing::Span::current().record("outcome", outcome);
         match &result {
             Ok(token) => {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::RateLimitSettings;
+use crate::config::{ConfigError, RateLimitSettings, invalid};
 
 struct Bucket {
     tokens: f64,
@@ -25,8 +25,18 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// A limiter for `settings`; `per_caller_per_minute = 0` turns it off.
-    pub fn new(settings: &RateLimitSettings) -> Self {
+    /// Checks `[rate_limit]` and builds the limiter; `per_caller_per_minute = 0`
+    /// turns it off.
+    pub fn from_settings(settings: &RateLimitSettings) -> Result<Self, ConfigError> {
+        if settings.per_caller_per_minute > 0
+            && (settings.burst == 0 || settings.max_tracked_callers == 0)
+        {
+            return invalid(
+                "rate_limit.burst",
+                "burst and max_tracked_callers must be at least 1 while the limit is on".into(),
+                "use e.g. burst = 10, max_tracked_callers = 100000",
+            );
+        }
         let per_sec = f64::from(settings.per_caller_per_minute) / 60.0;
         let burst = f64::from(settings.burst.max(1));
         let buckets = (settings.per_caller_per_minute > 0).then(|| {
@@ -37,11 +47,11 @@ impl RateLimiter {
                 .time_to_idle(refill)
                 .build()
         });
-        Self {
+        Ok(Self {
             buckets,
             per_sec,
             burst,
-        }
+        })
     }
 
     /// Takes one token from `key`'s bucket, or says how long until one is there.
@@ -75,11 +85,12 @@ mod tests {
     use super::*;
 
     fn limiter(per_minute: u32, burst: u32) -> RateLimiter {
-        RateLimiter::new(&RateLimitSettings {
+        RateLimiter::from_settings(&RateLimitSettings {
             per_caller_per_minute: per_minute,
             burst,
             max_tracked_callers: 100,
         })
+        .expect("valid settings")
     }
 
     #[tokio::test(start_paused = true)]

@@ -24,7 +24,7 @@ use jsonwebtoken::{EncodingKey, Header};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::oauth_client::unix_now;
+use crate::core::unix_now;
 
 /// What the fake accepts and how it answers.
 #[derive(Clone)]
@@ -86,12 +86,19 @@ impl FakeAstrada {
 
     /// Like [`FakeAstrada::start`], plus `GET /_control` (the [`FakeStats`]
     /// as JSON) and `POST /_control` (a [`FakeMode`] as JSON, e.g.
-    /// `{"mode":"slow","ms":4000}`). The control route has no authentication:
-    /// for loopback benchmark rigs only.
+    /// `{"mode":"slow","ms":4000}`). The control route has no authentication,
+    /// so a non-loopback `addr` is refused.
     pub fn start_with_control(
         addr: SocketAddr,
         config: FakeAstradaConfig,
     ) -> std::io::Result<Self> {
+        // The control route is unauthenticated: never let it leave the machine.
+        if !addr.ip().is_loopback() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("the fake's control route listens on loopback only, not {addr}"),
+            ));
+        }
         Self::start_inner(addr, config, true)
     }
 
@@ -266,7 +273,7 @@ async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> H
     if !known {
         return oauth_error(401, "invalid_client");
     }
-    let now = unix_now() as u64;
+    let now = unix_now().as_secs();
     let lifetime = state.config.lifetime.as_secs().max(1);
     let claims = serde_json::json!({
         "iss": state.issuer,

@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use super::{Application, StartupError, shutdown_signal};
 use crate::config::{ConfigError, CredentialSourceKind, Settings};
-use crate::fake_astrada::{FakeAstrada, FakeAstradaConfig};
-use crate::startup::{Application, StartupError, shutdown_signal};
+use fake_astrada::{FakeAstrada, FakeAstradaConfig};
+
+pub mod fake_astrada;
 
 /// Dev mode's layer above the defaults: loopback only, readable logs.
 pub const DEV_OVERRIDES: &str = r#"
@@ -38,7 +40,7 @@ allowed_origins = ["http://127.0.0.1:8000", "http://localhost:8000"]
 /// Settings for dev mode: defaults, dev overrides, then `file` and `ATV_*`.
 /// Credentials and the token URL are filled in by [`run`].
 pub fn settings(file: Option<&Path>) -> Result<Settings, ConfigError> {
-    Settings::load_unvalidated(Some(DEV_OVERRIDES), file)
+    Settings::load_with(Some(DEV_OVERRIDES), file)
 }
 
 /// Starts the fake token endpoint and the service, prints what runs where,
@@ -65,10 +67,6 @@ pub async fn run(mut settings: Settings) -> Result<(), StartupError> {
     settings.credentials.api.client_secret = api.1;
     settings.credentials.sdk.client_id = sdk.0;
     settings.credentials.sdk.client_secret = sdk.1;
-    if let Err(e) = settings.validate() {
-        return Err(StartupError::Config(e));
-    }
-
     let app = Application::build(settings).await?;
     let public = app.public_port();
     let internal = app.internal_port();

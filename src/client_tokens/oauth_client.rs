@@ -13,38 +13,11 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use crate::config::{AuthStyle, Settings};
-use crate::credentials::ClientCredentials;
-
-/// An access token and when it stops being usable.
-pub struct AccessToken {
-    pub value: SecretString,
-    /// Always `Bearer`; kept so the response mirrors the upstream's.
-    pub token_type: &'static str,
-    pub expires_at: Instant,
-    /// The lifetime granted at issue, used to scale refresh-ahead for short-lived tokens.
-    pub lifetime: Duration,
-    /// First 12 hex digits of the token's SHA-256: names it in audit lines and
-    /// lets operators match it against Astrada's logs without revealing it.
-    /// Computed once per token, not once per request.
-    pub fingerprint: String,
-}
-
-impl AccessToken {
-    /// Time left before the token expires (zero once expired).
-    pub fn remaining(&self, now: Instant) -> Duration {
-        self.expires_at.saturating_duration_since(now)
-    }
-}
-
-impl std::fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessToken")
-            .field("value", &"[REDACTED]")
-            .field("expires_at", &self.expires_at)
-            .finish()
-    }
-}
+use super::credentials::ClientCredentials;
+use crate::config::{
+    AuthStyle, CALLER_BUDGET, ConfigError, TokenEndpointSettings, https_url, invalid,
+};
+use crate::core::{AccessToken, unix_now};
 
 /// Why an exchange produced no token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,15 +46,6 @@ pub enum ExchangeError {
     /// No credentials are loaded yet for this set.
     #[error("client credentials are not loaded yet")]
     CredentialsUnavailable,
-}
-
-/// Why the HTTP client could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientBuildError {
-    #[error("token_endpoint.url is not a URL: {0}")]
-    Url(#[from] url::ParseError),
-    #[error("the HTTP client could not be built: {0}")]
-    Http(#[from] reqwest::Error),
 }
 
 impl ExchangeError {
@@ -116,19 +80,63 @@ pub struct ExchangeRequest {
 }
 
 impl OAuthClient {
-    /// Builds the HTTP client with the configured connect and total timeouts.
-    pub fn new(settings: &Settings) -> Result<Self, ClientBuildError> {
-        let url = reqwest::Url::parse(&settings.token_endpoint.url)?;
+    /// Checks `[token_endpoint]` and builds the HTTP client with its connect
+    /// and total timeouts.
+    pub fn from_settings(te: &TokenEndpointSettings) -> Result<Self, ConfigError> {
+        let url = https_url(
+            "token_endpoint.url",
+            &te.url,
+            "would send client secrets in clear text",
+            "use e.g. https://api.astrada.co/oauth/token",
+        )?;
+        if te.connect_timeout_ms == 0 || te.connect_timeout_ms > te.timeout_ms {
+            return invalid(
+                "token_endpoint.connect_timeout_ms",
+                format!(
+                    "{} ms must be between 1 and timeout_ms",
+                    te.connect_timeout_ms
+                ),
+                "use a value such as 1000",
+            );
+        }
+        let timeout = Duration::from_millis(te.timeout_ms);
+        if timeout > CALLER_BUDGET {
+            return invalid(
+                "token_endpoint.timeout_ms",
+                format!(
+                    "{} ms leaves the browser SDK no answer inside its 5 s limit",
+                    te.timeout_ms
+                ),
+                "use at most 4500 (default 2500)",
+            );
+        }
+        if te.max_response_bytes < 1024 {
+            return invalid(
+                "token_endpoint.max_response_bytes",
+                format!(
+                    "{} bytes is too small for a JWT response",
+                    te.max_response_bytes
+                ),
+                "use at least 1024 (default 65536)",
+            );
+        }
         let http = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout())
-            .timeout(settings.request_timeout())
+            .connect_timeout(Duration::from_millis(te.connect_timeout_ms))
+            .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("astrada-token-vendor/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .build();
+        let Ok(http) = http else {
+            return invalid(
+                "token_endpoint.url",
+                "no HTTP client can be built for it on this machine (TLS set-up failed)".into(),
+                "check the system's TLS configuration",
+            );
+        };
         Ok(Self {
             http,
             url,
-            max_response_bytes: settings.token_endpoint.max_response_bytes,
+            max_response_bytes: te.max_response_bytes,
         })
     }
 
@@ -203,7 +211,7 @@ impl OAuthClient {
         }
 
         if status.is_success() {
-            parse_token(&body, sent_at, unix_now())
+            parse_token(&body, sent_at, unix_now().as_secs_f64())
         } else {
             Err(classify_status(status.as_u16(), &body))
         }
@@ -326,14 +334,6 @@ fn jwt_exp(token: &str) -> Option<f64> {
     let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     claims.get("exp")?.as_f64()
-}
-
-/// Wall-clock seconds since the Unix epoch, for comparing with JWT `exp`.
-pub fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 #[cfg(test)]

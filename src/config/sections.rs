@@ -1,0 +1,236 @@
+//! The settings types, one per section of `config/default.toml`. Serde checks
+//! names and types; values are checked by the part each section configures.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Everything the service needs to run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub token_endpoint: TokenEndpointSettings,
+    pub cache: CacheSettings,
+    pub credentials: CredentialSettings,
+    pub caller_auth: CallerAuthSettings,
+    pub cors: CorsSettings,
+    pub rate_limit: RateLimitSettings,
+    pub internal_auth: InternalAuthSettings,
+    pub log: LogSettings,
+}
+
+/// Listener addresses and process lifecycle.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub public_addr: SocketAddr,
+    pub internal_addr: SocketAddr,
+    pub workers: usize,
+    pub shutdown_timeout_secs: u64,
+    pub max_body_bytes: u64,
+    pub max_header_bytes: usize,
+}
+
+/// Where tokens come from and how long we are willing to wait for them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEndpointSettings {
+    pub url: String,
+    pub connect_timeout_ms: u64,
+    pub timeout_ms: u64,
+    pub max_response_bytes: usize,
+}
+
+/// Token cache timing; see `token_cache` for how each value is used.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettings {
+    pub refresh_ahead_secs: u64,
+    pub min_remaining_secs: u64,
+    pub wait_timeout_ms: u64,
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+}
+
+/// Where client credentials are loaded from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialSourceKind {
+    /// The `credentials.api` / `credentials.sdk` sections (usually from `ATV_*`).
+    Inline,
+    /// A JSON file, re-read on every reload interval.
+    File,
+    /// AWS Secrets Manager, re-read on every reload interval and on `invalid_client`.
+    AwsSecretsManager,
+}
+
+/// Credential source plus per-set client settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialSettings {
+    pub source: CredentialSourceKind,
+    pub file: PathBuf,
+    /// One Secrets Manager secret holding both sets (name or ARN).
+    pub secret_id: String,
+    /// Region for Secrets Manager; empty means the standard AWS chain.
+    pub aws_region: String,
+    pub reload_interval_secs: u64,
+    pub api: ClientSettings,
+    pub sdk: ClientSettings,
+}
+
+/// How one credential set talks to the token endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSettings {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// This set's own Secrets Manager secret (name or ARN), instead of `credentials.secret_id`.
+    pub secret_id: String,
+    pub auth_style: AuthStyle,
+    pub scope: String,
+}
+
+/// How client credentials are presented to the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthStyle {
+    /// Astrada's documented style: a JSON body with id, secret and grant type.
+    Json,
+    /// RFC 6749 §2.3.1: form body carrying `client_id` and `client_secret`.
+    ClientSecretPost,
+    /// RFC 6749 §2.3.1: HTTP Basic with the form-encoded id and secret.
+    ClientSecretBasic,
+}
+
+/// How browser callers of the SDK token prove who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallerAuthMode {
+    /// The caller's own app session token, a JWT verified with the app's keys.
+    Jwt,
+    /// An identity header set by a gateway at a trusted address.
+    TrustedHeader,
+    /// No check; refused unless `allow_unauthenticated` says it is meant.
+    None,
+}
+
+/// Authentication of the public SDK-token endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallerAuthSettings {
+    pub mode: CallerAuthMode,
+    pub allow_unauthenticated: bool,
+    pub jwt: JwtSettings,
+    pub trusted_header: TrustedHeaderSettings,
+}
+
+/// Verification of the app's session JWTs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSettings {
+    pub jwks_url: String,
+    pub public_key_pem: String,
+    pub public_key_path: PathBuf,
+    pub issuer: String,
+    pub audience: String,
+    pub algorithms: Vec<String>,
+    pub leeway_secs: u64,
+    pub cookie_name: String,
+    pub cache_ttl_secs: u64,
+    pub jwks_timeout_ms: u64,
+    pub jwks_cache_secs: u64,
+    pub jwks_min_refetch_secs: u64,
+}
+
+/// Identity taken from a header that only a trusted gateway may set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedHeaderSettings {
+    pub header: String,
+    pub trusted_proxies: Vec<String>,
+}
+
+/// Which web origins may read the SDK token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSettings {
+    pub allowed_origins: Vec<String>,
+    pub max_age_secs: u64,
+}
+
+/// Per-caller token bucket on the SDK-token endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub per_caller_per_minute: u32,
+    pub burst: u32,
+    pub max_tracked_callers: u64,
+}
+
+/// How internal callers of the API token prove who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InternalAuthMode {
+    /// Projected Kubernetes service-account tokens from allowed accounts.
+    Kubernetes,
+    /// Pre-shared keys, stored only as SHA-256 hashes.
+    StaticKeys,
+    /// No check; refused unless `allow_unauthenticated` says it is meant.
+    None,
+}
+
+/// Authentication of the internal API-token endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InternalAuthSettings {
+    pub mode: InternalAuthMode,
+    pub allow_unauthenticated: bool,
+    pub kubernetes: KubernetesAuthSettings,
+    pub static_keys: StaticKeysSettings,
+}
+
+/// Verification of projected service-account tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesAuthSettings {
+    pub issuer: String,
+    pub jwks_url: String,
+    pub jwks_ca_file: PathBuf,
+    pub jwks_token_file: PathBuf,
+    pub audience: String,
+    pub allowed_subjects: Vec<String>,
+    pub algorithms: Vec<String>,
+    pub leeway_secs: u64,
+    pub cache_ttl_secs: u64,
+    pub jwks_timeout_ms: u64,
+    pub jwks_cache_secs: u64,
+    pub jwks_min_refetch_secs: u64,
+}
+
+/// Pre-shared keys for callers outside Kubernetes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticKeysSettings {
+    pub key_hashes: Vec<String>,
+}
+
+/// Log output shape and verbosity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+/// JSON lines for log shippers, or human-readable text for a terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+

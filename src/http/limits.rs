@@ -1,0 +1,87 @@
+//! Limits and headers that apply to every request on both listeners.
+
+use actix_web::ResponseError;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::{DefaultHeaders, Next};
+
+use super::problem::{HttpError, Problem};
+use crate::config::{ConfigError, ServerSettings, invalid};
+
+/// Size limits applied to every request on both listeners.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    pub max_body_bytes: u64,
+    pub max_header_bytes: usize,
+}
+
+impl RequestLimits {
+    /// Checks the size keys of `[server]`.
+    pub fn from_settings(server: &ServerSettings) -> Result<Self, ConfigError> {
+        if server.max_header_bytes < 1024 {
+            return invalid(
+                "server.max_header_bytes",
+                format!(
+                    "{} bytes cannot hold a session token",
+                    server.max_header_bytes
+                ),
+                "use at least 1024 (default 16384)",
+            );
+        }
+        Ok(Self {
+            max_body_bytes: server.max_body_bytes,
+            max_header_bytes: server.max_header_bytes,
+        })
+    }
+}
+
+/// Headers on every response: tokens must never be stored by a browser or
+/// proxy, and nothing here is meant to be sniffed, framed or referred.
+pub fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((header::CACHE_CONTROL, "no-store"))
+        .add((header::PRAGMA, "no-cache"))
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::REFERRER_POLICY, "no-referrer"))
+}
+
+/// Refuses oversized requests before any handler runs: every route is a GET,
+/// so a body is never needed, and headers only need to carry one session token.
+pub async fn check(
+    limits: RequestLimits,
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let declared_body = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let error = if declared_body.is_some_and(|len| len > limits.max_body_bytes) {
+        Some(HttpError::PayloadTooLarge {
+            limit: limits.max_body_bytes,
+        })
+    } else if head_size(&req) > limits.max_header_bytes {
+        Some(HttpError::HeadersTooLarge {
+            limit: limits.max_header_bytes,
+        })
+    } else {
+        None
+    };
+    if let Some(error) = error {
+        let response = Problem::from(error).error_response();
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// Bytes of the request line and headers as they arrived (near enough).
+fn head_size(req: &ServiceRequest) -> usize {
+    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    req.headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum::<usize>()
+        + line
+}

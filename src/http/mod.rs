@@ -1,0 +1,257 @@
+//! Everything actix-web: both listeners, their routes, and the per-request
+//! layers. The public listener carries only the SDK token and health probes;
+//! the API token and metrics exist only on the internal listener, so no proxy
+//! misconfiguration can expose them.
+//!
+//! Every layer is built with what it needs ([`Services`]), so a missing
+//! dependency is a compile error, never a check skipped at request time.
+
+pub mod audit;
+pub mod cors;
+pub mod limits;
+pub mod problem;
+pub mod rate_limit;
+pub mod request_metrics;
+pub mod request_span;
+mod routes;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use actix_web::dev::Server;
+use actix_web::http::{Method, header};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, HttpServer, web};
+
+use crate::caller_auth::{CallerAuth, InternalAuth};
+use crate::client_tokens::ClientTokens;
+use crate::config::ServerSettings;
+use crate::observability::Metrics;
+use audit::AuditTrail;
+use cors::Cors;
+use limits::RequestLimits;
+use problem::{HttpError, Problem};
+use rate_limit::RateLimiter;
+use routes::{health::Readiness, metrics::MetricsRoute, token::TokenRoute};
+
+/// Path of the browser-facing SDK token route.
+pub const SDK_TOKEN_PATH: &str = "/astrada-sdk-token";
+/// Path of the internal API token route.
+pub const API_TOKEN_PATH: &str = "/astrada-api-token";
+
+/// Every path the public listener serves (checked against `openapi.yaml` by the tests).
+pub const PUBLIC_PATHS: &[&str] = &[SDK_TOKEN_PATH, "/healthz", "/readyz"];
+/// Every path the internal listener serves (checked against `openapi.yaml` by the tests).
+pub const INTERNAL_PATHS: &[&str] = &[API_TOKEN_PATH, "/metrics", "/healthz", "/readyz"];
+
+/// Which listener a request arrived on, for metrics and logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    Public,
+    Internal,
+}
+
+impl Listener {
+    /// Lower-case name for metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Listener::Public => "public",
+            Listener::Internal => "internal",
+        }
+    }
+}
+
+/// What the listeners serve, each part built once from its own settings.
+pub struct Services {
+    pub client_tokens: Arc<ClientTokens>,
+    /// Who may get the SDK token.
+    pub caller_auth: CallerAuth,
+    /// Who may get the API token.
+    pub internal_auth: InternalAuth,
+    /// Which origins' pages may read the SDK token.
+    pub cors: Cors,
+    pub rate_limit: RateLimiter,
+    pub audit: AuditTrail,
+    pub limits: RequestLimits,
+    pub metrics: Metrics,
+    /// Set on SIGTERM so `/readyz` turns 503 while in-flight requests drain.
+    pub shutting_down: Arc<AtomicBool>,
+}
+
+/// Both servers, bound and not yet running.
+pub struct Listeners {
+    pub public: Server,
+    pub public_port: u16,
+    pub internal: Server,
+    pub internal_port: u16,
+}
+
+/// Binds both listeners of `settings` and builds their apps.
+pub fn bind(services: Services, settings: &ServerSettings) -> std::io::Result<Listeners> {
+    let audit = Arc::new(services.audit);
+    let caches = &services.client_tokens.caches;
+    let sdk = web::Data::new(TokenRoute::sdk(
+        Arc::clone(&caches.sdk),
+        services.caller_auth,
+        services.rate_limit,
+        Arc::clone(&audit),
+        services.metrics.clone(),
+    ));
+    let api = web::Data::new(TokenRoute::api(
+        Arc::clone(&caches.api),
+        services.internal_auth,
+        audit,
+        services.metrics.clone(),
+    ));
+    let readiness = web::Data::new(Readiness {
+        shutting_down: services.shutting_down,
+        client_tokens: Arc::clone(&services.client_tokens),
+    });
+    let metrics_route = web::Data::new(MetricsRoute {
+        metrics: services.metrics.clone(),
+        client_tokens: services.client_tokens,
+    });
+    let cors = Arc::new(services.cors);
+    let layers = Layers {
+        limits: services.limits,
+        metrics: services.metrics,
+    };
+
+    let public_routes = {
+        let readiness = readiness.clone();
+        move |cfg: &mut web::ServiceConfig| {
+            let cors = Arc::clone(&cors);
+            cfg.service(
+                only(SDK_TOKEN_PATH, "GET, OPTIONS")
+                    .app_data(sdk.clone())
+                    .wrap(from_fn(move |req, next| {
+                        cors::cors(Arc::clone(&cors), req, next)
+                    }))
+                    .route(web::get().to(routes::token::sdk_token))
+                    .route(web::method(Method::OPTIONS).to(options)),
+            );
+            health(cfg, &readiness);
+        }
+    };
+    let internal_routes = move |cfg: &mut web::ServiceConfig| {
+        cfg.service(
+            get_only(API_TOKEN_PATH)
+                .app_data(api.clone())
+                .route(web::get().to(routes::token::api_token)),
+        )
+        .service(
+            get_only("/metrics")
+                .app_data(metrics_route.clone())
+                .route(web::get().to(routes::metrics::metrics)),
+        );
+        health(cfg, &readiness);
+    };
+    let (public, public_port) = serve(
+        settings,
+        settings.public_addr,
+        Listener::Public,
+        layers.clone(),
+        public_routes,
+    )?;
+    let (internal, internal_port) = serve(
+        settings,
+        settings.internal_addr,
+        Listener::Internal,
+        layers,
+        internal_routes,
+    )?;
+    Ok(Listeners {
+        public,
+        public_port,
+        internal,
+        internal_port,
+    })
+}
+
+/// What every route of both listeners runs through, whatever the route.
+#[derive(Clone)]
+struct Layers {
+    limits: RequestLimits,
+    metrics: Metrics,
+}
+
+fn serve(
+    settings: &ServerSettings,
+    addr: SocketAddr,
+    listener: Listener,
+    layers: Layers,
+    routes: impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+) -> std::io::Result<(Server, u16)> {
+    let tcp = TcpListener::bind(addr)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    let port = tcp.local_addr()?.port();
+    let server = HttpServer::new(move || {
+        let Layers { limits, metrics } = layers.clone();
+        App::new()
+            .configure(routes.clone())
+            .default_service(web::to(not_found))
+            .wrap(from_fn(move |req, next| limits::check(limits, req, next)))
+            .wrap(limits::security_headers())
+            .wrap(from_fn(move |req, next| {
+                request_metrics::record(metrics.clone(), listener, req, next)
+            }))
+            .wrap(from_fn(request_span::trace_request))
+    })
+    .workers(worker_count(settings.workers))
+    .shutdown_timeout(settings.shutdown_timeout_secs)
+    .disable_signals()
+    .listen(tcp)?
+    .run();
+    Ok((server, port))
+}
+
+fn worker_count(configured: usize) -> usize {
+    if configured > 0 {
+        configured
+    } else {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    }
+}
+
+fn health(cfg: &mut web::ServiceConfig, readiness: &web::Data<Readiness>) {
+    cfg.service(get_only("/healthz").route(web::get().to(routes::health::healthz)))
+        .service(
+            get_only("/readyz")
+                .app_data(readiness.clone())
+                .route(web::get().to(routes::health::readyz)),
+        );
+}
+
+fn get_only(path: &str) -> actix_web::Resource {
+    only(path, "GET")
+}
+
+fn only(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        Err::<HttpResponse, _>(Problem::from(HttpError::MethodNotAllowed { allow }))
+    }))
+}
+
+/// A plain `OPTIONS` (not a CORS preflight, which the CORS middleware answers).
+async fn options() -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header((header::ALLOW, "GET, OPTIONS"))
+        .finish()
+}
+
+/// Answer for any path no route matches.
+async fn not_found() -> Result<HttpResponse, Problem> {
+    Err(HttpError::NotFound.into())
+}
+
+/// Route labels are the closed set of routed paths, so that scanners cannot
+/// blow up cardinality.
+fn route_label(pattern: Option<&str>) -> &'static str {
+    PUBLIC_PATHS
+        .iter()
+        .chain(INTERNAL_PATHS)
+        .find(|path| Some(**path) == pattern)
+        .copied()
+        .unwrap_or("unmatched")
+}

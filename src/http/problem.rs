@@ -1,0 +1,301 @@
+//! The one place where errors become HTTP answers: RFC 9457
+//! `application/problem+json` bodies with a stable `type` per cause.
+//!
+//! Each feature keeps its own error type; one `From` per type turns it into a
+//! [`Problem`], and each cause's status, `type` slug, title and headers are
+//! written down once, in that conversion.
+
+use std::fmt;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::caller_auth::AuthError;
+use crate::client_tokens::oauth_client::ExchangeError;
+use crate::client_tokens::token_cache::TokenUnavailable;
+
+/// Prefix of every problem `type`; each one is listed in the README.
+pub const PROBLEM_BASE: &str = "urn:astrada-token-vendor:problem:";
+
+/// The realm of every `WWW-Authenticate` challenge.
+const REALM: &str = "astrada-token-vendor";
+
+/// How long to wait before retrying when verification keys could not be fetched.
+const KEYS_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// An error as the answer it becomes. Boxed: it travels in every route's
+/// `Result`, and the success path should not pay for its size.
+#[derive(Debug)]
+pub struct Problem(Box<Parts>);
+
+#[derive(Debug)]
+struct Parts {
+    status: StatusCode,
+    slug: &'static str,
+    title: &'static str,
+    detail: String,
+    retry_after: Option<Duration>,
+    header: Option<(HeaderName, HeaderValue)>,
+}
+
+impl Problem {
+    fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: String) -> Self {
+        Self(Box::new(Parts {
+            status,
+            slug,
+            title,
+            detail,
+            retry_after: None,
+            header: None,
+        }))
+    }
+
+    fn retry_after(mut self, after: Duration) -> Self {
+        self.0.retry_after = Some(after);
+        self
+    }
+
+    fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.0.header = Some((name, value));
+        self
+    }
+
+    /// A `WWW-Authenticate` challenge; reasons come from a closed set of
+    /// ASCII strings, so the value is always a valid header.
+    fn challenge(self, value: String) -> Self {
+        match HeaderValue::try_from(value) {
+            Ok(value) => self.header(header::WWW_AUTHENTICATE, value),
+            Err(_) => self,
+        }
+    }
+
+    /// The full `type` URI, e.g. `urn:astrada-token-vendor:problem:not-found`.
+    pub fn type_uri(&self) -> String {
+        format!("{PROBLEM_BASE}{}", self.0.slug)
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.0.title, self.0.detail)
+    }
+}
+
+/// Errors the HTTP layer raises itself, before or around any feature.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// No route at this path.
+    #[error("no such route")]
+    NotFound,
+    /// The route exists but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static str },
+    /// The service is starting up or shutting down.
+    #[error("not ready")]
+    NotReady { reason: &'static str },
+    /// The request's `Origin` is not in `cors.allowed_origins`.
+    #[error("origin not allowed")]
+    OriginNotAllowed,
+    /// The caller used up its share of `rate_limit`.
+    #[error("rate limited")]
+    RateLimited { retry_after: Duration },
+    /// The declared body is larger than `server.max_body_bytes`.
+    #[error("request body too large")]
+    PayloadTooLarge { limit: u64 },
+    /// Request line and headers are larger than `server.max_header_bytes`.
+    #[error("request headers too large")]
+    HeadersTooLarge { limit: usize },
+}
+
+impl From<HttpError> for Problem {
+    fn from(e: HttpError) -> Self {
+        match e {
+            HttpError::NotFound => Problem::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not found",
+                "There is no resource at this path on this listener.".into(),
+            ),
+            HttpError::MethodNotAllowed { allow } => Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                format!("Use one of: {allow}."),
+            )
+            .header(header::ALLOW, HeaderValue::from_static(allow)),
+            HttpError::NotReady { reason } => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-ready",
+                "Not ready",
+                reason.into(),
+            )
+            .retry_after(Duration::from_secs(1)),
+            HttpError::OriginNotAllowed => Problem::new(
+                StatusCode::FORBIDDEN,
+                "origin-not-allowed",
+                "Origin is not allowed",
+                "Pages from this origin may not fetch tokens (cors.allowed_origins).".into(),
+            ),
+            HttpError::RateLimited { retry_after } => Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+                format!(
+                    "This caller asked for tokens too often. Retry after {} s.",
+                    retry_after_secs(retry_after)
+                ),
+            )
+            .retry_after(retry_after),
+            HttpError::PayloadTooLarge { limit } => Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Request body too large",
+                format!("Requests here carry no body; at most {limit} bytes are accepted."),
+            ),
+            HttpError::HeadersTooLarge { limit } => Problem::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers-too-large",
+                "Request headers too large",
+                format!("Request line and headers may be at most {limit} bytes."),
+            ),
+        }
+    }
+}
+
+impl From<AuthError> for Problem {
+    fn from(e: AuthError) -> Self {
+        match e {
+            // RFC 6750 §3: a bare challenge when nothing was presented, the
+            // error code (and a reason from a closed set) when it was refused.
+            AuthError::Missing => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authentication required",
+                "No credentials were presented; sign in to the app first.".into(),
+            )
+            .challenge(format!("Bearer realm=\"{REALM}\"")),
+            AuthError::Invalid(reason) => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid-credentials",
+                "Credentials were refused",
+                sentence(&e),
+            )
+            .challenge(format!(
+                "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{reason}\""
+            )),
+            AuthError::Forbidden(_) => Problem::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Caller is not allowed",
+                sentence(&e),
+            ),
+            AuthError::KeysUnavailable => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "auth-keys-unavailable",
+                "Keys to verify credentials are unavailable",
+                format!(
+                    "The keys to verify credentials could not be fetched. Retry after {} s.",
+                    KEYS_RETRY_AFTER.as_secs()
+                ),
+            )
+            .retry_after(KEYS_RETRY_AFTER),
+        }
+    }
+}
+
+impl From<TokenUnavailable> for Problem {
+    fn from(e: TokenUnavailable) -> Self {
+        let (slug, title) = match e.cause {
+            ExchangeError::InvalidClient => (
+                "upstream-invalid-client",
+                "Token endpoint rejected the client credentials",
+            ),
+            ExchangeError::Timeout => ("upstream-timeout", "Token endpoint did not answer in time"),
+            ExchangeError::Unreachable => ("upstream-unreachable", "Token endpoint is unreachable"),
+            ExchangeError::Malformed(_) | ExchangeError::TooLarge { .. } => (
+                "upstream-malformed-response",
+                "Token endpoint sent an unusable response",
+            ),
+            ExchangeError::Rejected { .. } => {
+                ("upstream-rejected", "Token endpoint refused the request")
+            }
+            ExchangeError::CredentialsUnavailable => (
+                "credentials-unavailable",
+                "Client credentials are not loaded",
+            ),
+            ExchangeError::ServerError { .. } => ("upstream-error", "Token endpoint failed"),
+        };
+        let detail = format!(
+            "No valid {} token is cached and none could be obtained: {}. Retry after {} s.",
+            e.set,
+            e.cause,
+            retry_after_secs(e.retry_after)
+        );
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, slug, title, detail).retry_after(e.retry_after)
+    }
+}
+
+/// An error's text as a sentence for `detail`.
+fn sentence(e: &impl fmt::Display) -> String {
+    let mut detail = e.to_string();
+    if let Some(first) = detail.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
+    detail + "."
+}
+
+/// `Retry-After` is whole seconds; round up and never say 0.
+fn retry_after_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0).max(u64::from(d.is_zero()))
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        self.0.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let p = &self.0;
+        let body = Body {
+            kind: self.type_uri(),
+            title: p.title,
+            status: p.status.as_u16(),
+            detail: &p.detail,
+        };
+        let mut response = HttpResponse::build(p.status);
+        response.content_type("application/problem+json");
+        if let Some(after) = p.retry_after {
+            response.insert_header((header::RETRY_AFTER, retry_after_secs(after)));
+        }
+        if let Some(header) = &p.header {
+            response.insert_header(header.clone());
+        }
+        // Serializing a struct of strings and integers cannot fail.
+        response.body(serde_json::to_string(&body).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_rounds_up_and_is_never_zero() {
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1000)), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1001)), 2);
+    }
+}

@@ -1,0 +1,110 @@
+//! The per-request span: opened as a child of an incoming `traceparent`,
+//! carrying a request id that is echoed in `x-request-id`, so every log line
+//! and trace of one request can be found together.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use opentelemetry::propagation::Extractor;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::observability::telemetry::{self, REQUEST_SPAN};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// The caller's `x-request-id` when it is a sane token (so a proxy's id
+/// follows the request through), otherwise a fresh random one.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 128
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map_or_else(|| format!("{:032x}", fastrand::u128(..)), str::to_owned)
+}
+
+/// Opens the request span (child of an incoming `traceparent`), runs the
+/// request inside it, and echoes the request id in `x-request-id`. Only the
+/// method, route and status are recorded: never headers or query strings,
+/// which is where session tokens travel.
+pub async fn trace_request(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = request_id(req.headers());
+    let exporting = telemetry::exporting();
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    // Without export the span only carries the request id into log lines;
+    // the trace attributes would be formatted on every request for nobody.
+    let span = if exporting {
+        let method = req.method();
+        let span = tracing::info_span!(
+            REQUEST_SPAN,
+            otel.name = %format_args!("{method} {route}"),
+            otel.kind = "server",
+            http.request.method = %method,
+            http.route = %route,
+            http.response.status_code = tracing::field::Empty,
+            request_id = %id,
+        );
+        let parent = opentelemetry::global::get_text_map_propagator(|p| {
+            p.extract(&HeaderExtractor(req.headers()))
+        });
+        let _ = span.set_parent(parent);
+        span
+    } else {
+        tracing::info_span!(REQUEST_SPAN, request_id = %id)
+    };
+
+    let mut response = next.call(req).instrument(span.clone()).await?;
+
+    let status = response.status();
+    if exporting {
+        span.record("http.response.status_code", status.as_u16());
+    }
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    if status.is_server_error() {
+        span.in_scope(|| tracing::warn!(status = status.as_u16(), %route, "request failed"));
+    } else if status.is_client_error() {
+        span.in_scope(|| tracing::info!(status = status.as_u16(), %route, "request refused"));
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_incoming_request_id_is_kept_only_when_sane() {
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_ID, HeaderValue::from_static("gw-1234.abc"));
+        assert_eq!(request_id(&headers), "gw-1234.abc");
+        headers.insert(REQUEST_ID, HeaderValue::from_static("bad id with spaces"));
+        assert_eq!(request_id(&headers).len(), 32);
+        assert_eq!(request_id(&HeaderMap::new()).len(), 32);
+    }
+}

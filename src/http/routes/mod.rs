@@ -1,0 +1,6 @@
+//! Route handlers. Each gets exactly the parts it uses, as its own
+//! `web::Data`, registered on its resource by `http::bind`.
+
+pub mod health;
+pub mod metrics;
+pub mod token;

@@ -1,0 +1,167 @@
+//! The two token routes: same shape, different credential sets, callers and
+//! listeners.
+
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::caller_auth::{AuthError, Caller, CallerAuth, InternalAuth};
+use crate::client_tokens::token_cache::TokenCache;
+use crate::core::{AccessToken, CredentialSet};
+use crate::http::audit::AuditTrail;
+use crate::http::problem::{HttpError, Problem};
+use crate::http::rate_limit::RateLimiter;
+use crate::observability::Metrics;
+
+/// Who may call a token route, and how callers are limited.
+enum Gate {
+    /// Browsers on the public listener, limited per caller.
+    Browser {
+        auth: CallerAuth,
+        rate_limit: RateLimiter,
+    },
+    /// Workloads on the internal listener.
+    Workload(InternalAuth),
+}
+
+/// One token route with everything it needs.
+pub struct TokenRoute {
+    cache: Arc<TokenCache>,
+    gate: Gate,
+    audit: Arc<AuditTrail>,
+    metrics: Metrics,
+}
+
+impl TokenRoute {
+    /// `GET /astrada-sdk-token`.
+    pub fn sdk(
+        cache: Arc<TokenCache>,
+        auth: CallerAuth,
+        rate_limit: RateLimiter,
+        audit: Arc<AuditTrail>,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            cache,
+            gate: Gate::Browser { auth, rate_limit },
+            audit,
+            metrics,
+        }
+    }
+
+    /// `GET /astrada-api-token`.
+    pub fn api(
+        cache: Arc<TokenCache>,
+        auth: InternalAuth,
+        audit: Arc<AuditTrail>,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            cache,
+            gate: Gate::Workload(auth),
+            audit,
+            metrics,
+        }
+    }
+
+    fn set(&self) -> CredentialSet {
+        self.cache.set()
+    }
+
+    fn refused(&self, req: &HttpRequest, refused: &AuthError) {
+        self.audit
+            .refused(req, self.set(), &address_key(req), refused);
+    }
+
+    /// The caller and the key its hand-outs are counted and audited under.
+    async fn admit(&self, req: &HttpRequest) -> Result<(Caller, String), Problem> {
+        match &self.gate {
+            Gate::Browser { auth, rate_limit } => {
+                let caller = match auth.authenticate(req).await {
+                    Ok(caller) => caller,
+                    Err(refused) => {
+                        // Failed attempts spend the address's budget, so guessing is throttled too.
+                        limit(rate_limit, &address_key(req))?;
+                        self.refused(req, &refused);
+                        return Err(refused.into());
+                    }
+                };
+                let holder = if caller.is_anonymous() {
+                    address_key(req)
+                } else {
+                    format!("caller:{}", caller.subject)
+                };
+                limit(rate_limit, &holder)?;
+                Ok((caller, holder))
+            }
+            Gate::Workload(auth) => {
+                let caller = auth
+                    .authenticate(req)
+                    .await
+                    .inspect_err(|refused| self.refused(req, refused))?;
+                let holder = format!("caller:{}", caller.subject);
+                Ok((caller, holder))
+            }
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct TokenBody<'a> {
+    access_token: &'a str,
+    /// The true remaining life, so the SDK knows when to ask again.
+    expires_in: u64,
+    token_type: &'a str,
+}
+
+fn token_response(token: &AccessToken) -> HttpResponse {
+    HttpResponse::Ok().json(TokenBody {
+        access_token: token.value.expose_secret(),
+        expires_in: token.remaining(Instant::now()).as_secs(),
+        token_type: token.token_type,
+    })
+}
+
+async fn hand_out(req: HttpRequest, route: &TokenRoute) -> Result<HttpResponse, Problem> {
+    let (caller, holder) = route.admit(&req).await?;
+    let token = route.cache.get().await?;
+    route.metrics.token_issued(route.set());
+    route
+        .audit
+        .issued(&req, route.set(), &caller, &holder, &token);
+    Ok(token_response(&token))
+}
+
+/// `GET /astrada-sdk-token` (public listener): the card-enrollment token,
+/// for authenticated callers within their rate limit.
+pub async fn sdk_token(
+    req: HttpRequest,
+    route: web::Data<TokenRoute>,
+) -> Result<HttpResponse, Problem> {
+    hand_out(req, &route).await
+}
+
+/// `GET /astrada-api-token` (internal listener): the full-access API token,
+/// for authenticated workloads only.
+pub async fn api_token(
+    req: HttpRequest,
+    route: web::Data<TokenRoute>,
+) -> Result<HttpResponse, Problem> {
+    hand_out(req, &route).await
+}
+
+fn limit(rate_limit: &RateLimiter, key: &str) -> Result<(), Problem> {
+    rate_limit
+        .check(key)
+        .map_err(|retry_after| HttpError::RateLimited { retry_after }.into())
+}
+
+fn address_key(req: &HttpRequest) -> String {
+    match req.peer_addr() {
+        Some(addr) => format!("ip:{}", addr.ip().to_canonical()),
+        None => "ip:unknown".into(),
+    }
+}

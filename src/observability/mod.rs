@@ -1,0 +1,7 @@
+//! What the service tells its operators: Prometheus [`metrics`], and logs and
+//! traces ([`telemetry`]).
+
+pub mod metrics;
+pub mod telemetry;
+
+pub use metrics::Metrics;

@@ -2,6 +2,7 @@
 //! tokens, caches them, and hands them out — the SDK token to browsers on a
 //! public listener, the API token to services on an internal one.
 
+pub mod astra_client;
 pub mod audit;
 pub mod caller_auth;
 pub mod config;

@@ -9,6 +9,7 @@ pub mod config;
 pub mod cors;
 pub mod credentials;
 pub mod dev;
+pub mod fake_astra;
 pub mod fake_astrada;
 pub mod metrics;
 pub mod oauth_client;

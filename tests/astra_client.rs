@@ -650,6 +650,39 @@ async fn an_oversized_body_is_malformed() {
     assert!(!error.is_transient());
 }
 
+/// wiremock always sends a Content-Length; this peer streams a chunked body
+/// that never ends, so only a limit enforced while reading can stop it.
+#[tokio::test]
+async fn an_endless_chunked_body_is_cut_off_at_the_limit() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind(loopback())
+        .await
+        .expect("bind");
+    let base =
+        Url::parse(&format!("http://{}/", listener.local_addr().expect("addr"))).expect("url");
+    let peer = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.expect("accept");
+        let mut request = [0u8; 4096];
+        let _ = socket.read(&mut request).await;
+        let head = "HTTP/1.1 200 OK\r\nrequest-id: req-chunked\r\n\
+                    content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+        if socket.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        let chunk = format!("400\r\n{}\r\n", "a".repeat(0x400));
+        // Until the client hangs up.
+        while socket.write_all(chunk.as_bytes()).await.is_ok() {}
+    });
+    let error = client(&base)
+        .refresh(&secret("rt"))
+        .await
+        .expect_err("too big");
+    assert!(matches!(error, AstraError::Malformed { .. }), "{error:?}");
+    assert_eq!(error.request_id(), Some("req-chunked"));
+    peer.abort();
+}
+
 #[tokio::test]
 async fn missing_fields_non_json_and_non_positive_lifetimes_are_malformed() {
     let bodies = [

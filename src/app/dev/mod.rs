@@ -11,6 +11,7 @@ use super::{Application, StartupError, shutdown_signal};
 use crate::config::{ConfigError, CredentialSourceKind, Settings};
 use fake_astrada::{FakeAstrada, FakeAstradaConfig};
 
+pub mod fake_astra;
 pub mod fake_astrada;
 
 /// Dev mode's layer above the defaults: loopback only, readable logs.

@@ -1,0 +1,264 @@
+//! An in-process fake of Astra's OAuth surface, for dev mode and tests.
+//!
+//! Astra publishes no emulator, so this fake follows the documented behaviour
+//! as closely as we know it:
+//!
+//! - `POST /v1/oauth/token` with HTTP Basic client authentication and a form
+//!   body (a JSON body is a 400), for `authorization_code` and
+//!   `refresh_token`; errors are bare statuses (401 for our credentials, 400
+//!   for a refused grant);
+//! - one valid access token per user at a time (2 h), refresh tokens that
+//!   rotate on every refresh yet stay valid until their own expiry (10 days),
+//!   codes that are single use and short-lived;
+//! - `GET /v1/user` with `Authorization: Bearer`;
+//! - the OAuth module at `/login/oauth/authorize`: a page with an Authorize
+//!   button that redirects to the registered URI with a `code`;
+//! - a `request-id` header on every response.
+//!
+//! Tests steer it through Rust methods ([`FakeAstra::set_fault`],
+//! [`FakeAstra::advance_clock`], counters); multi-process drills can use the
+//! unauthenticated `/_control` route that only [`FakeAstra::start_with_control`]
+//! mounts, and only on a loopback address.
+
+mod http;
+mod store;
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use store::{Lifetimes, Store};
+
+/// Who the fake accepts and how long what it issues lives.
+#[derive(Clone, Debug)]
+pub struct FakeAstraConfig {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// The one registered redirect URI; compared as an exact string.
+    pub redirect_uri: Url,
+    pub access_token_lifetime: Duration,
+    pub refresh_token_lifetime: Duration,
+    pub code_lifetime: Duration,
+    /// Added before every API answer, to model a network round trip.
+    pub latency: Duration,
+    /// Whether the OAuth module passes `state` back on the redirect. Astra
+    /// does not document that it does, so callers must cope with `false`.
+    pub echo_state: bool,
+}
+
+impl FakeAstraConfig {
+    /// Astra's documented lifetimes: access 2 h, refresh 10 days, code 5 min.
+    pub fn new(
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+        redirect_uri: Url,
+    ) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret: SecretString::from(client_secret.into()),
+            redirect_uri,
+            access_token_lifetime: Duration::from_secs(7200),
+            refresh_token_lifetime: Duration::from_secs(864_000),
+            code_lifetime: Duration::from_secs(300),
+            latency: Duration::ZERO,
+            echo_state: true,
+        }
+    }
+}
+
+/// A scripted failure of the API routes (`/v1/...`). The OAuth module page
+/// and the control route are never affected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FakeAstraFault {
+    /// Behave like the documented endpoint.
+    #[default]
+    None,
+    /// Answer with this status (meant for 5xx).
+    ServerError(u16),
+    /// `429` with `Retry-After: 1`.
+    RateLimited,
+    /// Hold the request far longer than any client waits.
+    Timeout,
+    /// `200` with a body that is not JSON.
+    Garbage,
+    /// `401` whatever the credentials (a rotated or revoked client secret).
+    ClientRejected,
+}
+
+/// Counters and settings, as served by `GET /_control`.
+#[derive(Clone, Debug, Serialize)]
+pub struct FakeAstraStats {
+    pub fault: FakeAstraFault,
+    pub latency_ms: u64,
+    /// Every `POST /v1/oauth/token` received, whatever the answer.
+    pub token_requests: u64,
+    /// Successful code exchanges.
+    pub code_exchanges: u64,
+    /// Successful refreshes.
+    pub refreshes: u64,
+    pub refreshes_by_user: BTreeMap<String, u64>,
+}
+
+/// A running fake. Dropping it does not stop the server; call [`FakeAstra::stop`].
+pub struct FakeAstra {
+    base_url: Url,
+    handle: ServerHandle,
+    store: Shared,
+}
+
+/// The store behind one lock; a panic while holding it cannot leave it in a
+/// state worse than a test's own failure, so poisoning is ignored.
+#[derive(Clone)]
+struct Shared(Arc<Mutex<Store>>);
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Store> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl FakeAstra {
+    /// Binds `addr` (port 0 picks a free one) and serves on the current
+    /// Tokio runtime until [`FakeAstra::stop`].
+    pub fn start(addr: SocketAddr, config: FakeAstraConfig) -> std::io::Result<Self> {
+        Self::start_inner(addr, config, false)
+    }
+
+    /// Like [`FakeAstra::start`], plus `GET /_control` (a [`FakeAstraStats`])
+    /// and `POST /_control` (`{"fault": …, "latency_ms": …}`, both optional).
+    /// The route has no authentication, so a non-loopback `addr` is refused.
+    pub fn start_with_control(addr: SocketAddr, config: FakeAstraConfig) -> std::io::Result<Self> {
+        if !addr.ip().is_loopback() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the fake Astra control route may only listen on a loopback address",
+            ));
+        }
+        Self::start_inner(addr, config, true)
+    }
+
+    fn start_inner(
+        addr: SocketAddr,
+        config: FakeAstraConfig,
+        control: bool,
+    ) -> std::io::Result<Self> {
+        let tcp = TcpListener::bind(addr)?;
+        let bound = tcp.local_addr()?;
+        let base_url = Url::parse(&format!("http://{bound}/"))
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let store = Shared(Arc::new(Mutex::new(Store::new(
+            Lifetimes {
+                access: config.access_token_lifetime,
+                refresh: config.refresh_token_lifetime,
+                code: config.code_lifetime,
+            },
+            config.latency,
+        ))));
+        let handle = http::serve(tcp, config, store.clone(), control)?;
+        Ok(Self {
+            base_url,
+            handle,
+            store,
+        })
+    }
+
+    /// E.g. `http://127.0.0.1:41234/`; serves as both the API base and the
+    /// OAuth module base.
+    pub fn base_url(&self) -> Url {
+        self.base_url.clone()
+    }
+
+    /// Stops the server without waiting for in-flight requests (a request
+    /// held by [`FakeAstraFault::Timeout`] would otherwise hold the stop).
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
+
+    /// Mints a code for `user` as if they had clicked Authorize.
+    pub fn issue_code(&self, user: &str) -> String {
+        self.store.lock().mint_code(user)
+    }
+
+    /// The fake user id a user intent maps to (bound on first use), as the
+    /// OAuth module would pick it for `user_intent_id`.
+    pub fn user_for_intent(&self, user_intent_id: &str) -> String {
+        self.store.lock().user_for_intent(user_intent_id)
+    }
+
+    pub fn set_fault(&self, fault: FakeAstraFault) {
+        self.store.lock().fault = fault;
+    }
+
+    pub fn set_latency(&self, latency: Duration) {
+        self.store.lock().latency = latency;
+    }
+
+    /// Moves the fake's clock forward, so tokens and codes issued before can
+    /// be made to look expired.
+    pub fn advance_clock(&self, by: Duration) {
+        self.store.lock().advance_clock(by);
+    }
+
+    /// Successful refreshes, all users.
+    pub fn refreshes(&self) -> u64 {
+        self.store.lock().refreshes
+    }
+
+    pub fn refreshes_for(&self, user: &str) -> u64 {
+        self.store
+            .lock()
+            .refreshes_by_user
+            .get(user)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Successful code exchanges.
+    pub fn code_exchanges(&self) -> u64 {
+        self.store.lock().code_exchanges
+    }
+
+    /// Token requests received, whatever the answer.
+    pub fn token_requests(&self) -> u64 {
+        self.store.lock().token_requests
+    }
+
+    /// Whether `GET /v1/user` would accept this token now: it is its user's
+    /// current access token and has not expired.
+    pub fn is_current_access_token(&self, token: &str) -> bool {
+        self.store.lock().user_for_access_token(token).is_some()
+    }
+
+    /// The latest access token issued to `user` (even if it has expired).
+    pub fn current_access_token(&self, user: &str) -> Option<String> {
+        self.store.lock().current_access_token(user)
+    }
+
+    /// Makes every refresh token of `user` refused from now on, as after the
+    /// user revoked our access.
+    pub fn revoke_refresh_tokens(&self, user: &str) {
+        self.store.lock().revoke_refresh_tokens(user);
+    }
+
+    pub fn stats(&self) -> FakeAstraStats {
+        stats(&self.store.lock())
+    }
+}
+
+fn stats(store: &Store) -> FakeAstraStats {
+    FakeAstraStats {
+        fault: store.fault,
+        latency_ms: u64::try_from(store.latency.as_millis()).unwrap_or(u64::MAX),
+        token_requests: store.token_requests,
+        code_exchanges: store.code_exchanges,
+        refreshes: store.refreshes,
+        refreshes_by_user: store.refreshes_by_user.clone(),
+    }
+}

@@ -1,0 +1,260 @@
+//! The fake's in-memory model of Astra's authorization lifecycle, free of
+//! HTTP so its rules can be read (and tested) on their own:
+//!
+//! - a code is single use and expires after `code_lifetime`;
+//! - every grant mints a new access token and a new refresh token, and the
+//!   user's previous access token stops working at once (one valid at a time);
+//! - refresh tokens are not consumed by use: each stays valid until its own
+//!   expiry (or until a test revokes it).
+//!
+//! Time is the real monotonic clock plus an offset that tests can advance, so
+//! expiry is exercised without waiting hours.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use super::FakeAstraFault;
+
+/// Tokens minted by a successful grant.
+pub(super) struct Minted {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: Duration,
+}
+
+/// A grant the fake refuses; Astra answers all of these with a bare 400.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Refused;
+
+struct Code {
+    user: String,
+    expires_at: Instant,
+    used: bool,
+}
+
+struct Grant {
+    user: String,
+    expires_at: Instant,
+}
+
+pub(super) struct Lifetimes {
+    pub access: Duration,
+    pub refresh: Duration,
+    pub code: Duration,
+}
+
+pub(super) struct Store {
+    lifetimes: Lifetimes,
+    clock_offset: Duration,
+    pub fault: FakeAstraFault,
+    pub latency: Duration,
+    serial: u64,
+    intents: HashMap<String, String>,
+    codes: HashMap<String, Code>,
+    refresh_tokens: HashMap<String, Grant>,
+    /// Only each user's current access token is kept, so "is it here" is
+    /// "is it the one valid token".
+    access_tokens: HashMap<String, Grant>,
+    current_access: HashMap<String, String>,
+    pub token_requests: u64,
+    pub code_exchanges: u64,
+    pub refreshes: u64,
+    pub refreshes_by_user: BTreeMap<String, u64>,
+}
+
+impl Store {
+    pub fn new(lifetimes: Lifetimes, latency: Duration) -> Self {
+        Self {
+            lifetimes,
+            clock_offset: Duration::ZERO,
+            fault: FakeAstraFault::None,
+            latency,
+            serial: 0,
+            intents: HashMap::new(),
+            codes: HashMap::new(),
+            refresh_tokens: HashMap::new(),
+            access_tokens: HashMap::new(),
+            current_access: HashMap::new(),
+            token_requests: 0,
+            code_exchanges: 0,
+            refreshes: 0,
+            refreshes_by_user: BTreeMap::new(),
+        }
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now() + self.clock_offset
+    }
+
+    pub fn advance_clock(&mut self, by: Duration) {
+        self.clock_offset = self.clock_offset.saturating_add(by);
+    }
+
+    /// Opaque, distinct per issue: the serial guarantees uniqueness, the
+    /// random part keeps tokens unguessable-looking like real ones.
+    fn opaque(&mut self, prefix: &str) -> String {
+        self.serial += 1;
+        format!(
+            "{prefix}_{:016x}{:016x}{:x}",
+            fastrand::u64(..),
+            fastrand::u64(..),
+            self.serial
+        )
+    }
+
+    /// A fresh fake user id.
+    pub fn new_user(&mut self) -> String {
+        self.opaque("user")
+    }
+
+    /// The user a user intent stands for, created on first sight so repeated
+    /// authorizations of one intent land on one user.
+    pub fn user_for_intent(&mut self, intent: &str) -> String {
+        if let Some(user) = self.intents.get(intent) {
+            return user.clone();
+        }
+        let user = self.new_user();
+        self.intents.insert(intent.to_owned(), user.clone());
+        user
+    }
+
+    pub fn mint_code(&mut self, user: &str) -> String {
+        let code = self.opaque("code");
+        let expires_at = self.now() + self.lifetimes.code;
+        self.codes.insert(
+            code.clone(),
+            Code {
+                user: user.to_owned(),
+                expires_at,
+                used: false,
+            },
+        );
+        code
+    }
+
+    pub fn exchange_code(&mut self, code: &str) -> Result<Minted, Refused> {
+        let now = self.now();
+        let entry = self.codes.get_mut(code).ok_or(Refused)?;
+        if entry.used || now >= entry.expires_at {
+            return Err(Refused);
+        }
+        entry.used = true;
+        let user = entry.user.clone();
+        self.code_exchanges += 1;
+        Ok(self.mint_tokens(&user))
+    }
+
+    pub fn refresh(&mut self, refresh_token: &str) -> Result<Minted, Refused> {
+        let now = self.now();
+        let grant = self.refresh_tokens.get(refresh_token).ok_or(Refused)?;
+        if now >= grant.expires_at {
+            return Err(Refused);
+        }
+        let user = grant.user.clone();
+        self.refreshes += 1;
+        *self.refreshes_by_user.entry(user.clone()).or_default() += 1;
+        Ok(self.mint_tokens(&user))
+    }
+
+    fn mint_tokens(&mut self, user: &str) -> Minted {
+        let now = self.now();
+        let access_token = self.opaque("at");
+        let refresh_token = self.opaque("rt");
+        if let Some(previous) = self
+            .current_access
+            .insert(user.to_owned(), access_token.clone())
+        {
+            self.access_tokens.remove(&previous);
+        }
+        self.access_tokens.insert(
+            access_token.clone(),
+            Grant {
+                user: user.to_owned(),
+                expires_at: now + self.lifetimes.access,
+            },
+        );
+        self.refresh_tokens.insert(
+            refresh_token.clone(),
+            Grant {
+                user: user.to_owned(),
+                expires_at: now + self.lifetimes.refresh,
+            },
+        );
+        Minted {
+            access_token,
+            refresh_token,
+            expires_in: self.lifetimes.access,
+        }
+    }
+
+    /// The user whose current, unexpired access token this is.
+    pub fn user_for_access_token(&self, token: &str) -> Option<&str> {
+        let grant = self.access_tokens.get(token)?;
+        (self.now() < grant.expires_at).then_some(grant.user.as_str())
+    }
+
+    pub fn current_access_token(&self, user: &str) -> Option<String> {
+        self.current_access.get(user).cloned()
+    }
+
+    pub fn revoke_refresh_tokens(&mut self, user: &str) {
+        self.refresh_tokens.retain(|_, grant| grant.user != user);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> Store {
+        Store::new(
+            Lifetimes {
+                access: Duration::from_secs(7200),
+                refresh: Duration::from_secs(864_000),
+                code: Duration::from_secs(300),
+            },
+            Duration::ZERO,
+        )
+    }
+
+    #[test]
+    fn codes_are_single_use_and_expire() {
+        let mut s = store();
+        let code = s.mint_code("u1");
+        assert!(s.exchange_code(&code).is_ok());
+        assert_eq!(s.exchange_code(&code).err(), Some(Refused));
+
+        let late = s.mint_code("u1");
+        s.advance_clock(Duration::from_secs(301));
+        assert_eq!(s.exchange_code(&late).err(), Some(Refused));
+        assert_eq!(s.code_exchanges, 1);
+    }
+
+    #[test]
+    fn each_grant_replaces_the_access_token_but_keeps_old_refresh_tokens() {
+        let mut s = store();
+        let code = s.mint_code("u1");
+        let first = s.exchange_code(&code).expect("code");
+        let second = s.refresh(&first.refresh_token).expect("refresh");
+        assert_ne!(first.access_token, second.access_token);
+        assert_ne!(first.refresh_token, second.refresh_token);
+        assert_eq!(s.user_for_access_token(&first.access_token), None);
+        assert_eq!(s.user_for_access_token(&second.access_token), Some("u1"));
+        assert!(s.refresh(&first.refresh_token).is_ok());
+
+        s.advance_clock(Duration::from_secs(864_001));
+        assert_eq!(s.refresh(&second.refresh_token).err(), Some(Refused));
+    }
+
+    #[test]
+    fn revoking_refuses_every_refresh_token_of_that_user_only() {
+        let mut s = store();
+        let a = s.mint_code("a");
+        let b = s.mint_code("b");
+        let a = s.exchange_code(&a).expect("a");
+        let b = s.exchange_code(&b).expect("b");
+        s.revoke_refresh_tokens("a");
+        assert_eq!(s.refresh(&a.refresh_token).err(), Some(Refused));
+        assert!(s.refresh(&b.refresh_token).is_ok());
+    }
+}

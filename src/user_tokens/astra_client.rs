@@ -1,0 +1,496 @@
+//! Client for Astra's per-user OAuth: the authorize URL the end user visits,
+//! and `POST /v1/oauth/token` for the `authorization_code` and
+//! `refresh_token` grants.
+//!
+//! Astra authenticates the client with HTTP Basic and takes a form body; it
+//! answers errors with plain HTTP statuses, so the status alone decides the
+//! [`AstraError`] variant. Whose fault a failure is matters to callers: a 400
+//! means the user's grant (code or refresh token) was refused and the user may
+//! have to authorize again, while a 401 means *our* client credentials are
+//! wrong and no user action can fix it.
+//!
+//! Every response carries a `request-id` header, which Astra support asks for;
+//! it is kept (sanitized) on tokens and on errors. Nothing that came in a
+//! response body, and no token, code or secret, ever reaches an error message
+//! or a `Debug` output.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+/// The longest `request-id` we keep; real ones are UUID-sized, and anything
+/// much longer is more likely to be junk than an identifier.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// A lifetime longer than this is clamped: it cannot be meaningful for a
+/// token, and it keeps `Duration` arithmetic downstream far from overflow.
+const MAX_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Where Astra is and who we are to it.
+#[derive(Clone, Debug)]
+pub struct AstraClientConfig {
+    /// API root, e.g. `https://api.astra.finance` (sandbox:
+    /// `https://api-sandbox.astra.finance`). A path prefix is kept.
+    pub api_base: Url,
+    /// Root of the OAuth module the end user visits, e.g. `https://app.astra.finance`.
+    pub authorize_base: Url,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// Must equal the URI registered in the Astra dashboard, byte for byte.
+    pub redirect_uri: Url,
+    pub connect_timeout: Duration,
+    /// Whole request, including reading the body.
+    pub timeout: Duration,
+    /// Larger token responses are refused as [`AstraError::Malformed`].
+    pub max_response_bytes: usize,
+}
+
+/// Why an [`AstraClient`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum AstraClientBuildError {
+    /// `api_base` or `authorize_base` cannot take a path (e.g. `mailto:`).
+    #[error("{0} is not a URL that can carry a path")]
+    NotABaseUrl(&'static str),
+    #[error("the HTTP client could not be built")]
+    Http(#[source] reqwest::Error),
+}
+
+/// A successful token answer.
+pub struct AstraTokens {
+    pub access_token: SecretString,
+    pub refresh_token: SecretString,
+    /// The access token's lifetime as granted (clamped to a year).
+    pub expires_in: Duration,
+    pub token_type: String,
+    /// The sanitized `request-id` of the answer.
+    pub request_id: Option<String>,
+}
+
+impl std::fmt::Debug for AstraTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AstraTokens")
+            .field("access_token", &"[REDACTED]")
+            .field("refresh_token", &"[REDACTED]")
+            .field("expires_in", &self.expires_in)
+            .field("token_type", &self.token_type)
+            .field("request_id", &self.request_id)
+            .finish()
+    }
+}
+
+/// Why a token request produced no tokens.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AstraError {
+    /// HTTP 400: the code or refresh token was refused; the user's grant is
+    /// unusable (expired, used, revoked or not issued for this redirect URI).
+    #[error(
+        "Astra refused the authorization grant (HTTP 400{})",
+        RequestIdSuffix(request_id)
+    )]
+    GrantRefused { request_id: Option<String> },
+    /// HTTP 401: Astra rejected our client credentials; no user is at fault.
+    #[error(
+        "Astra rejected the client credentials (HTTP 401{})",
+        RequestIdSuffix(request_id)
+    )]
+    ClientRejected { request_id: Option<String> },
+    /// HTTP 429.
+    #[error("Astra is rate limiting us (HTTP 429{})", RequestIdSuffix(request_id))]
+    RateLimited {
+        retry_after: Option<Duration>,
+        request_id: Option<String>,
+    },
+    /// HTTP 5xx.
+    #[error("Astra failed with HTTP {status}{}", RequestIdSuffix(request_id))]
+    ServerError {
+        status: u16,
+        request_id: Option<String>,
+    },
+    /// Any other non-success status (other 4xx; 3xx, as redirects are not followed).
+    #[error(
+        "Astra refused the request with HTTP {status}{}",
+        RequestIdSuffix(request_id)
+    )]
+    Rejected {
+        status: u16,
+        request_id: Option<String>,
+    },
+    /// No complete answer within the configured time.
+    #[error("Astra did not answer in time{}", RequestIdSuffix(request_id))]
+    Timeout { request_id: Option<String> },
+    /// Astra could not be reached, or the connection broke mid-answer.
+    #[error("Astra is unreachable{}", RequestIdSuffix(request_id))]
+    Unreachable { request_id: Option<String> },
+    /// A success status whose body is not a usable token answer.
+    #[error(
+        "Astra sent a malformed token response: {reason}{}",
+        RequestIdSuffix(request_id)
+    )]
+    Malformed {
+        reason: &'static str,
+        request_id: Option<String>,
+    },
+}
+
+/// Formats `, request-id …` only when there is one, so messages stay tidy.
+struct RequestIdSuffix<'a>(&'a Option<String>);
+
+impl std::fmt::Display for RequestIdSuffix<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(id) => write!(f, ", request-id {id}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl AstraError {
+    /// The sanitized `request-id` of the answer, when there was one.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            AstraError::GrantRefused { request_id }
+            | AstraError::ClientRejected { request_id }
+            | AstraError::RateLimited { request_id, .. }
+            | AstraError::ServerError { request_id, .. }
+            | AstraError::Rejected { request_id, .. }
+            | AstraError::Timeout { request_id }
+            | AstraError::Unreachable { request_id }
+            | AstraError::Malformed { request_id, .. } => request_id.as_deref(),
+        }
+    }
+
+    /// Whether trying again later, unchanged, may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            AstraError::ServerError { .. }
+                | AstraError::RateLimited { .. }
+                | AstraError::Timeout { .. }
+                | AstraError::Unreachable { .. }
+        )
+    }
+
+    /// A short stable machine code, fit to store as a user's `last_error`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AstraError::GrantRefused { .. } => "astra_grant_refused",
+            AstraError::ClientRejected { .. } => "astra_client_rejected",
+            AstraError::RateLimited { .. } => "astra_rate_limited",
+            AstraError::ServerError { .. } => "astra_5xx",
+            AstraError::Rejected { .. } => "astra_rejected",
+            AstraError::Timeout { .. } => "astra_timeout",
+            AstraError::Unreachable { .. } => "astra_unreachable",
+            AstraError::Malformed { .. } => "astra_malformed",
+        }
+    }
+}
+
+/// Client for one Astra environment and one client registration.
+#[derive(Clone)]
+pub struct AstraClient {
+    http: reqwest::Client,
+    token_url: Url,
+    authorize_url: Url,
+    client_id: String,
+    client_secret: SecretString,
+    redirect_uri: Url,
+    max_response_bytes: usize,
+}
+
+impl std::fmt::Debug for AstraClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AstraClient")
+            .field("token_url", &self.token_url.as_str())
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AstraClient {
+    /// Builds the HTTP client; does not contact Astra.
+    pub fn new(config: AstraClientConfig) -> Result<Self, AstraClientBuildError> {
+        let token_url = with_path(&config.api_base, &["v1", "oauth", "token"])
+            .ok_or(AstraClientBuildError::NotABaseUrl("api_base"))?;
+        let authorize_url = with_path(&config.authorize_base, &["login", "oauth", "authorize"])
+            .ok_or(AstraClientBuildError::NotABaseUrl("authorize_base"))?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.timeout)
+            // A redirect from a token endpoint is never legitimate, and
+            // following one would resend our Basic credentials elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("astrada-token-vendor/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(AstraClientBuildError::Http)?;
+        Ok(Self {
+            http,
+            token_url,
+            authorize_url,
+            client_id: config.client_id,
+            client_secret: config.client_secret,
+            redirect_uri: config.redirect_uri,
+            max_response_bytes: config.max_response_bytes,
+        })
+    }
+
+    /// The OAuth module URL to send the end user to. `state` is sent even
+    /// though Astra does not document echoing it back, so callers must not
+    /// depend on getting it back.
+    pub fn authorize_url(&self, state: &str, user_intent_id: Option<&str>) -> Url {
+        let mut url = self.authorize_url.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("client_id", &self.client_id)
+                .append_pair("redirect_uri", self.redirect_uri.as_str())
+                .append_pair("response_type", "code");
+            if let Some(intent) = user_intent_id {
+                query.append_pair("user_intent_id", intent);
+            }
+            query.append_pair("state", state);
+        }
+        url
+    }
+
+    /// Exchanges an authorization code (single use, valid minutes) for tokens.
+    pub async fn exchange_code(&self, code: &SecretString) -> Result<AstraTokens, AstraError> {
+        self.token_request(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.expose_secret()),
+            ("redirect_uri", self.redirect_uri.as_str()),
+        ])
+        .await
+    }
+
+    /// Trades a refresh token for a new access token and a new refresh token.
+    /// The previous access token stops working; the refresh token passed in
+    /// stays usable until its own expiry.
+    pub async fn refresh(&self, refresh_token: &SecretString) -> Result<AstraTokens, AstraError> {
+        self.token_request(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.expose_secret()),
+            ("redirect_uri", self.redirect_uri.as_str()),
+        ])
+        .await
+    }
+
+    async fn token_request(&self, form: &[(&str, &str)]) -> Result<AstraTokens, AstraError> {
+        let mut response = self
+            .http
+            .post(self.token_url.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            // reqwest marks this header sensitive, keeping it out of its own Debug output.
+            .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| transport_error(&e, None))?;
+        let request_id = request_id(response.headers());
+        let status = response.status();
+        if !status.is_success() {
+            return Err(status_error(status, response.headers(), request_id));
+        }
+
+        let limit = self.max_response_bytes;
+        let oversized = || AstraError::Malformed {
+            reason: "the body exceeds max_response_bytes",
+            request_id: request_id.clone(),
+        };
+        if response
+            .content_length()
+            .is_some_and(|len| len > limit as u64)
+        {
+            return Err(oversized());
+        }
+        // Read chunk by chunk so a hostile or broken peer cannot make us
+        // buffer more than the limit, whatever Content-Length claimed.
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| transport_error(&e, request_id.clone()))?
+        {
+            if body.len().saturating_add(chunk.len()) > limit {
+                return Err(oversized());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        parse_tokens(&body)
+            .map_err(|reason| AstraError::Malformed {
+                reason,
+                request_id: request_id.clone(),
+            })
+            .map(|tokens| AstraTokens {
+                request_id,
+                ..tokens
+            })
+    }
+}
+
+/// `base` with `segments` appended to its path, keeping any prefix.
+fn with_path(base: &Url, segments: &[&str]) -> Option<Url> {
+    let mut url = base.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    url.path_segments_mut()
+        .ok()?
+        .pop_if_empty()
+        .extend(segments);
+    Some(url)
+}
+
+fn transport_error(e: &reqwest::Error, request_id: Option<String>) -> AstraError {
+    if e.is_timeout() {
+        AstraError::Timeout { request_id }
+    } else {
+        // Connect failures, resets and broken bodies: the peer is not
+        // usefully there. Error text (which names the URL) is deliberately dropped.
+        AstraError::Unreachable { request_id }
+    }
+}
+
+fn status_error(status: StatusCode, headers: &HeaderMap, request_id: Option<String>) -> AstraError {
+    match status.as_u16() {
+        400 => AstraError::GrantRefused { request_id },
+        401 => AstraError::ClientRejected { request_id },
+        429 => AstraError::RateLimited {
+            retry_after: retry_after(headers),
+            request_id,
+        },
+        s @ 500..=599 => AstraError::ServerError {
+            status: s,
+            request_id,
+        },
+        s => AstraError::Rejected {
+            status: s,
+            request_id,
+        },
+    }
+}
+
+/// Only the delta-seconds form: an HTTP-date would need a trusted clock
+/// comparison for little gain, so it is treated as absent.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let secs: u64 = headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs).min(MAX_LIFETIME))
+}
+
+/// The `request-id` header, reduced to visible ASCII and bounded, because it
+/// ends up in logs and stored errors and an upstream must not be able to
+/// inject control characters or megabytes there.
+fn request_id(headers: &HeaderMap) -> Option<String> {
+    let raw = headers.get("request-id")?.as_bytes();
+    let clean: String = raw
+        .iter()
+        .filter(|b| b.is_ascii_graphic())
+        .take(MAX_REQUEST_ID_LEN)
+        .map(|&b| char::from(b))
+        .collect();
+    (!clean.is_empty()).then_some(clean)
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    expires_in: Option<serde_json::Value>,
+    token_type: Option<String>,
+}
+
+/// Parses a success body; the error is a fixed reason, never body content.
+fn parse_tokens(body: &[u8]) -> Result<AstraTokens, &'static str> {
+    let parsed: TokenBody =
+        serde_json::from_slice(body).map_err(|_| "the body is not a JSON object")?;
+    let access_token = parsed
+        .access_token
+        .filter(|t| !t.is_empty())
+        .ok_or("access_token is missing")?;
+    let refresh_token = parsed
+        .refresh_token
+        .filter(|t| !t.is_empty())
+        .ok_or("refresh_token is missing")?;
+    let secs = parsed
+        .expires_in
+        .as_ref()
+        .and_then(serde_json::Value::as_f64)
+        .ok_or("expires_in is missing or not a number")?;
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err("expires_in is not positive");
+    }
+    let expires_in = Duration::from_secs_f64(secs.min(MAX_LIFETIME.as_secs_f64()));
+    Ok(AstraTokens {
+        access_token: SecretString::from(access_token),
+        refresh_token: SecretString::from(refresh_token),
+        expires_in,
+        // Astra documents `token_type`, but nothing here depends on it, so its
+        // absence is not worth failing a user's grant over.
+        token_type: parsed.token_type.unwrap_or_else(|| "Bearer".to_owned()),
+        request_id: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn request_ids_are_reduced_to_bounded_visible_ascii() {
+        let mut headers = HeaderMap::new();
+        headers.insert("request-id", HeaderValue::from_static("abc 123\tdef"));
+        assert_eq!(request_id(&headers).as_deref(), Some("abc123def"));
+
+        let long = "x".repeat(1000);
+        headers.insert("request-id", HeaderValue::from_str(&long).expect("valid"));
+        assert_eq!(
+            request_id(&headers).map(|s| s.len()),
+            Some(MAX_REQUEST_ID_LEN)
+        );
+
+        headers.insert("request-id", HeaderValue::from_static("   "));
+        assert_eq!(request_id(&headers), None);
+    }
+
+    #[test]
+    fn token_bodies_need_both_tokens_and_a_positive_lifetime() {
+        let ok =
+            br#"{"access_token":"a","refresh_token":"r","expires_in":7200,"token_type":"Bearer"}"#;
+        let tokens = parse_tokens(ok).expect("parses");
+        assert_eq!(tokens.expires_in, Duration::from_secs(7200));
+
+        for bad in [
+            &br#"{"refresh_token":"r","expires_in":7200}"#[..],
+            br#"{"access_token":"a","expires_in":7200}"#,
+            br#"{"access_token":"a","refresh_token":"r"}"#,
+            br#"{"access_token":"a","refresh_token":"r","expires_in":0}"#,
+            br#"{"access_token":"a","refresh_token":"r","expires_in":-5}"#,
+            br#"{"access_token":"a","refresh_token":"r","expires_in":"7200"}"#,
+            b"<html></html>",
+        ] {
+            assert!(parse_tokens(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn huge_lifetimes_are_clamped_not_overflowed() {
+        let body = br#"{"access_token":"a","refresh_token":"r","expires_in":1e300}"#;
+        assert_eq!(parse_tokens(body).expect("parses").expires_in, MAX_LIFETIME);
+    }
+
+    #[test]
+    fn the_token_url_keeps_a_path_prefix() {
+        let base = Url::parse("https://example.test/astra/").expect("url");
+        let url = with_path(&base, &["v1", "oauth", "token"]).expect("base url");
+        assert_eq!(url.as_str(), "https://example.test/astra/v1/oauth/token");
+    }
+}

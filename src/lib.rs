@@ -17,6 +17,7 @@ pub mod routes;
 pub mod startup;
 pub mod telemetry;
 pub mod token_cache;
+pub mod user_tokens;
 
 use config::Settings;
 use startup::{Application, StartupError, shutdown_signal};

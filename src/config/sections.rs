@@ -19,6 +19,7 @@ pub struct Settings {
     pub cors: CorsSettings,
     pub rate_limit: RateLimitSettings,
     pub internal_auth: InternalAuthSettings,
+    pub astra: AstraSettings,
     pub log: LogSettings,
 }
 
@@ -234,3 +235,33 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// Per-user Astra authorizations (off unless `enabled`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AstraSettings {
+    pub enabled: bool,
+    pub api_url: String,
+    pub authorize_url: String,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub redirect_uri: String,
+    pub completion_url: String,
+    pub connect_timeout_ms: u64,
+    pub timeout_ms: u64,
+    pub max_response_bytes: usize,
+    pub store_url: String,
+    pub store_max_connections: u32,
+    /// `ID:BASE64[,ID:BASE64…]`, each a 32-byte AES-256-GCM key.
+    pub encryption_keys: SecretString,
+    pub active_key_id: String,
+    pub refresh_token_max_age_secs: u64,
+    pub access_refresh_margin_secs: u64,
+    pub lease_secs: u64,
+    pub wait_timeout_ms: u64,
+    pub state_ttl_secs: u64,
+    pub max_calls_per_sec: u32,
+    pub scheduler_interval_secs: u64,
+    pub scheduler_batch: u32,
+    pub webhook_url: String,
+    pub webhook_secret: SecretString,
+}

@@ -65,6 +65,8 @@ impl<T> PerSet<T> {
 
     /// Both values with their set, in [`CredentialSet::ALL`] order.
     pub fn iter(&self) -> impl Iterator<Item = (CredentialSet, &T)> {
-        CredentialSet::ALL.into_iter().map(|set| (set, self.get(set)))
+        CredentialSet::ALL
+            .into_iter()
+            .map(|set| (set, self.get(set)))
     }
 }

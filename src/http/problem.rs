@@ -234,7 +234,8 @@ impl From<TokenUnavailable> for Problem {
             e.cause,
             retry_after_secs(e.retry_after)
         );
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, slug, title, detail).retry_after(e.retry_after)
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, slug, title, detail)
+            .retry_after(e.retry_after)
     }
 }
 

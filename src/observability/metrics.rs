@@ -47,6 +47,77 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefreshLabels {
+    trigger: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyLabels {
+    key_id: String,
+}
+
+/// The per-user Astra token metrics.
+struct AstraMetrics {
+    refreshes: Family<RefreshLabels, Counter>,
+    fenced_out: Counter,
+    latency: Histogram,
+    users: Family<StatusLabels, Gauge>,
+    expiring: Gauge,
+    key_rows: Family<KeyLabels, Gauge>,
+}
+
+impl AstraMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            refreshes: Family::default(),
+            fenced_out: Counter::default(),
+            latency: latency_histogram(),
+            users: Family::default(),
+            expiring: Gauge::default(),
+            key_rows: Family::default(),
+        };
+        registry.register(
+            "astra_refreshes",
+            "Astra token refreshes, by trigger (on_demand, stale_generation, scheduled) and outcome",
+            m.refreshes.clone(),
+        );
+        registry.register(
+            "astra_fenced_out",
+            "Refresh results discarded because another holder's lease superseded ours",
+            m.fenced_out.clone(),
+        );
+        registry.register_with_unit(
+            "astra_request_duration",
+            "Time taken by one call to Astra's token endpoint",
+            Unit::Seconds,
+            m.latency.clone(),
+        );
+        registry.register(
+            "astra_users",
+            "Stored Astra users, by status (read at scrape time)",
+            m.users.clone(),
+        );
+        registry.register(
+            "astra_users_refresh_expiring_48h",
+            "Active users whose refresh token expires within 48 hours",
+            m.expiring.clone(),
+        );
+        registry.register(
+            "astra_rows_using_key",
+            "Users with a token sealed under each known encryption key; retire a key at 0",
+            m.key_rows.clone(),
+        );
+        m
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
 }
@@ -63,6 +134,7 @@ struct Inner {
     refresh_ahead: PerSet<Counter>,
     expiry: PerSet<Gauge<f64, AtomicU64>>,
     credential_reloads: Family<OutcomeLabels, Counter>,
+    astra: AstraMetrics,
     issued: PerSet<Counter>,
 }
 
@@ -153,6 +225,7 @@ impl Metrics {
             "Tokens handed to callers, by credential set",
             issued.clone(),
         );
+        let astra = AstraMetrics::register(&mut registry);
         let per_set = |f: &dyn Fn(&'static str) -> Counter| PerSet::from_fn(|set| f(set.as_str()));
         let inner = Inner {
             hits: per_set(&|set| lookups.get_or_create_owned(&LookupLabels { set, result: "hit" })),
@@ -174,6 +247,7 @@ impl Metrics {
             exchanges,
             exchange_duration,
             credential_reloads,
+            astra,
         };
         Self(Arc::new(inner))
     }
@@ -247,6 +321,54 @@ impl Metrics {
     /// Sets the time-to-expiry gauge; called just before each scrape.
     pub fn set_expiry(&self, set: CredentialSet, seconds: f64) {
         self.0.expiry.get(set).set(seconds);
+    }
+
+    /// One Astra refresh attempt and how it ended.
+    pub fn astra_refresh(&self, trigger: &'static str, outcome: &'static str) {
+        self.0
+            .astra
+            .refreshes
+            .get_or_create(&RefreshLabels { trigger, outcome })
+            .inc();
+    }
+
+    /// A refresh result discarded by fencing.
+    pub fn astra_fenced_out(&self) {
+        self.0.astra.fenced_out.inc();
+    }
+
+    /// One call to Astra's token endpoint.
+    pub fn astra_call(&self, elapsed: Duration) {
+        self.0.astra.latency.observe(elapsed.as_secs_f64());
+    }
+
+    /// Stored users in `status`; set just before each scrape.
+    pub fn set_astra_users(&self, status: &'static str, count: u64) {
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        self.0
+            .astra
+            .users
+            .get_or_create(&StatusLabels { status })
+            .set(count);
+    }
+
+    /// Users within 48 h of refresh-token expiry; set just before each scrape.
+    pub fn set_astra_expiring(&self, count: u64) {
+        self.0
+            .astra
+            .expiring
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// Users with a token under `key_id`; set just before each scrape.
+    pub fn set_astra_key_rows(&self, key_id: &str, count: u64) {
+        self.0
+            .astra
+            .key_rows
+            .get_or_create(&KeyLabels {
+                key_id: key_id.to_owned(),
+            })
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// The Prometheus text exposition of every metric.

@@ -1,4 +1,40 @@
 //! Per-user Astra authorizations: authorization code, rotating refresh
 //! tokens, encrypted storage, one refresh at a time across replicas.
+//!
+//! An Astra end user's authorization yields an access token (2 h; only one
+//! valid per user at a time, a refresh invalidates the previous one) and a
+//! refresh token (10 days, rotated on every refresh, old ones usable until
+//! they expire).
+//!
+//! * [`user_ref`]: the validated user identifier ([`UserRef`]);
+//! * [`crypto`]: AES-256-GCM sealing bound to user and field, with a
+//!   rotating keyring ([`TokenCipher`]), so the database never holds a
+//!   usable token;
+//! * [`store`]: the [`UserStore`] trait with SQLite and PostgreSQL backends,
+//!   including fenced refresh leases;
+//! * [`astra_client`]: Astra's token endpoint and authorize URL;
+//! * [`service`]: [`UserTokens`], what the routes call: authorization,
+//!   token hand-out, and the refresh under a lease ([`refresh`]);
+//! * [`scheduler`]: refreshes refresh tokens well inside their 10 days;
+//! * [`webhook`]: tells the customer when a user must authorize again.
 
 pub mod astra_client;
+pub mod crypto;
+mod error;
+mod pacer;
+pub mod refresh;
+pub mod scheduler;
+pub mod service;
+pub mod store;
+pub mod user_ref;
+pub mod webhook;
+
+pub use crypto::{CryptoError, Field, KeyringError, Sealed, TokenCipher};
+pub use error::UserTokenError;
+pub use service::{FaultHook, FaultPoint, HandedToken, Trigger, UserSummary, UserTokens};
+pub use store::{
+    CommitOutcome, Lease, LeaseOutcome, LeaseRelease, NewTokens, PendingAuthorization,
+    PreviousRefresh, RefreshedTokens, StoreError, StoreOptions, UserRow, UserStatus, UserStore,
+    connect,
+};
+pub use user_ref::{UserRef, UserRefError};

@@ -1,0 +1,62 @@
+//! Keeps every user's refresh token young. Each replica ticks on a jittered
+//! interval and claims due users in batches (`FOR UPDATE SKIP LOCKED` on
+//! PostgreSQL), so replicas share the work and no user is claimed twice.
+//! Astra calls go through the same per-replica cap as on-demand refreshes.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+
+use super::service::{Trigger, UserTokens};
+use crate::core::jittered;
+
+/// How many claimed users one replica refreshes at once (the pacer still caps calls).
+const CONCURRENCY: usize = 16;
+
+impl UserTokens {
+    /// Runs until the task is aborted at shutdown.
+    pub async fn run_scheduler(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(jittered(self.policy.scheduler_interval)).await;
+            if let Err(e) = self.scheduler_pass().await {
+                tracing::warn!(error = %e, "astra scheduler pass stopped early; next tick retries");
+            }
+        }
+    }
+
+    /// Claims and refreshes due users until none are left; returns how many
+    /// refreshes were attempted.
+    pub async fn scheduler_pass(self: &Arc<Self>) -> Result<usize, super::UserTokenError> {
+        let mut attempted = 0;
+        loop {
+            let claimed = self
+                .store
+                .claim_due(
+                    &self.holder,
+                    self.policy.scheduler_batch,
+                    self.policy.lease_secs,
+                )
+                .await?;
+            let count = claimed.len();
+            attempted += count;
+            futures::stream::iter(claimed)
+                .for_each_concurrent(CONCURRENCY, |(lease, row)| {
+                    let this = Arc::clone(self);
+                    async move {
+                        // Outcomes are recorded on the row and in metrics.
+                        let _ = this
+                            .refresh_with_lease(Trigger::Scheduled, lease, row)
+                            .await;
+                    }
+                })
+                .await;
+            if count < self.policy.scheduler_batch as usize {
+                break;
+            }
+        }
+        if let Err(e) = self.store.purge_expired_states().await {
+            tracing::warn!(error = %e, "expired authorization states could not be purged");
+        }
+        Ok(attempted)
+    }
+}

@@ -1,0 +1,410 @@
+//! Durable, shared storage of per-user Astra tokens (SQLite or PostgreSQL).
+//!
+//! Astra allows one live access token per user and rotates the refresh token
+//! on every refresh, so two replicas refreshing the same user at once would
+//! invalidate each other's access token and leave a stored token that no
+//! longer works. The store therefore does more than keep rows: it hands out
+//! short **leases** so exactly one holder refreshes a user at a time, and it
+//! **fences** every write made under a lease by the lease's epoch.
+//!
+//! * `lease_epoch` goes up by one whenever a lease is granted, committed,
+//!   released, or invalidated by a new authorization. A [`Lease`] carries the
+//!   epoch it was granted at; [`UserStore::commit_refresh`] and
+//!   [`UserStore::release_lease`] apply only while the row still has that
+//!   epoch. A holder that stalled past its lease (GC pause, network partition)
+//!   and lost it to another replica gets [`CommitOutcome::FencedOut`] instead
+//!   of overwriting newer tokens.
+//! * Lease expiry is judged by the **database clock** (`unixepoch()` /
+//!   `now()`), so replicas with skewed clocks still agree on who holds what.
+//!   Token expiry times (`*_expires_at`, `next_refresh_at`) are supplied by
+//!   the caller, from Astra's `expires_in`.
+//! * `generation` goes up by one on every token change; callers that read a
+//!   row, decided it needs refreshing, and then ask for a lease can pass the
+//!   generation they saw so they do not refresh twice.
+//!
+//! Rows hold only [`Sealed`] ciphertexts (see [`super::crypto`]). Errors are
+//! [`StoreError`]s whose messages name what failed but never carry token
+//! bytes, bound values, the authorization state, or the database URL.
+//!
+//! Both backends share the same SQL text (`sql.rs`); each backend file adds
+//! its connection setup, its migrations, and the batch claim that the two
+//! databases must do differently.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::crypto::Sealed;
+use super::user_ref::UserRef;
+
+mod error;
+// Declared before the backends: they expand its macro.
+#[macro_use]
+mod sql;
+pub mod postgres;
+pub mod sqlite;
+
+pub use error::StoreError;
+
+/// Whether a user's stored tokens can still be used and refreshed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UserStatus {
+    Active,
+    /// Astra refused the refresh token; the user must authorize again.
+    ReauthorizationRequired,
+}
+
+impl UserStatus {
+    pub const ALL: [UserStatus; 2] = [UserStatus::Active, UserStatus::ReauthorizationRequired];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserStatus::Active => "active",
+            UserStatus::ReauthorizationRequired => "reauthorization_required",
+        }
+    }
+}
+
+impl fmt::Display for UserStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown status string.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown user status; expected `active` or `reauthorization_required`")]
+pub struct UnknownStatus;
+
+impl FromStr for UserStatus {
+    type Err = UnknownStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "active" => Ok(UserStatus::Active),
+            "reauthorization_required" => Ok(UserStatus::ReauthorizationRequired),
+            _ => Err(UnknownStatus),
+        }
+    }
+}
+
+/// The refresh token that was current before the last refresh. Astra keeps
+/// it valid until it expires, so it is a fallback if the newest one is lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousRefresh {
+    pub token: Sealed,
+    pub expires_at: i64,
+}
+
+/// One user's stored state. Times are unix seconds.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub user_ref: UserRef,
+    pub status: UserStatus,
+    pub generation: i64,
+    pub access_token: Sealed,
+    pub access_expires_at: i64,
+    pub refresh_token: Sealed,
+    pub refresh_issued_at: i64,
+    pub refresh_expires_at: i64,
+    pub previous_refresh: Option<PreviousRefresh>,
+    /// When the scheduler should refresh next (also the retry time after a failure).
+    pub next_refresh_at: i64,
+    pub last_refresh_at: Option<i64>,
+    pub last_astra_request_id: Option<String>,
+    /// A short machine-readable code such as `astra_timeout`; never a token.
+    pub last_error: Option<String>,
+    pub lease_epoch: i64,
+    pub lease_holder: Option<String>,
+    pub lease_expires_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl fmt::Debug for UserRow {
+    // Written out so that ciphertexts never reach a log line, not even as bytes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserRow")
+            .field("user_ref", &self.user_ref)
+            .field("status", &self.status)
+            .field("generation", &self.generation)
+            .field("access_key_id", &self.access_token.key_id)
+            .field("access_expires_at", &self.access_expires_at)
+            .field("refresh_key_id", &self.refresh_token.key_id)
+            .field("refresh_issued_at", &self.refresh_issued_at)
+            .field("refresh_expires_at", &self.refresh_expires_at)
+            .field(
+                "previous_refresh_key_id",
+                &self.previous_refresh.as_ref().map(|p| &p.token.key_id),
+            )
+            .field(
+                "previous_refresh_expires_at",
+                &self.previous_refresh.as_ref().map(|p| p.expires_at),
+            )
+            .field("next_refresh_at", &self.next_refresh_at)
+            .field("last_refresh_at", &self.last_refresh_at)
+            .field("last_astra_request_id", &self.last_astra_request_id)
+            .field("last_error", &self.last_error)
+            .field("lease_epoch", &self.lease_epoch)
+            .field("lease_holder", &self.lease_holder)
+            .field("lease_expires_at", &self.lease_expires_at)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
+}
+
+/// Tokens to store after a code exchange, a refresh-token import, or a refresh.
+#[derive(Debug, Clone)]
+pub struct NewTokens {
+    pub access_token: Sealed,
+    pub access_expires_at: i64,
+    pub refresh_token: Sealed,
+    pub refresh_issued_at: i64,
+    pub refresh_expires_at: i64,
+    pub next_refresh_at: i64,
+    pub astra_request_id: Option<String>,
+}
+
+/// Tokens returned by a refresh; the same shape as [`NewTokens`].
+pub type RefreshedTokens = NewTokens;
+
+/// The right to refresh one user, until `expires_at` (database clock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub user_ref: UserRef,
+    pub epoch: i64,
+    pub holder: String,
+    pub expires_at: i64,
+}
+
+/// The result of [`UserStore::try_lease`].
+#[derive(Debug, Clone)]
+pub enum LeaseOutcome {
+    Acquired {
+        lease: Lease,
+        row: UserRow,
+    },
+    /// Another holder's lease has not expired; `row` is the current state to poll on.
+    Busy {
+        row: UserRow,
+    },
+    /// The row's generation is not the one the caller conditioned on: someone
+    /// already changed the tokens, so the caller should re-read rather than refresh.
+    GenerationMoved {
+        row: UserRow,
+    },
+    NotFound,
+}
+
+/// The result of [`UserStore::commit_refresh`].
+// Returned once per refresh and matched at once, never collected, so boxing
+// the row would only cost an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum CommitOutcome {
+    Committed(UserRow),
+    /// The lease was superseded (taken over, released, or a new authorization
+    /// arrived); nothing was written.
+    FencedOut,
+}
+
+/// How a lease ends without new tokens.
+#[derive(Debug, Clone, Copy)]
+pub enum LeaseRelease<'a> {
+    /// Nothing to record (e.g. the holder found the tokens already fresh).
+    Unused,
+    /// A retryable failure: status stays, the scheduler retries at `retry_at`.
+    Failed {
+        error_code: &'a str,
+        retry_at: i64,
+        astra_request_id: Option<&'a str>,
+    },
+    /// Astra refused the refresh token: the user must authorize again.
+    ReauthorizationRequired {
+        error_code: &'a str,
+        astra_request_id: Option<&'a str>,
+    },
+}
+
+/// A pending authorization, looked up by the hash of its `state` parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingAuthorization {
+    pub user_ref: UserRef,
+    pub user_intent_id: Option<String>,
+}
+
+/// Connection settings shared by both backends.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub max_connections: u32,
+    /// How long an operation waits for a free pooled connection.
+    pub acquire_timeout: Duration,
+    /// SQLite only: how long a writer waits for another writer's lock.
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(5),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Storage of per-user tokens, leases and pending authorizations.
+///
+/// All times are unix seconds. "now" in lease and state conditions is the
+/// database's clock.
+#[async_trait]
+pub trait UserStore: Send + Sync + fmt::Debug {
+    async fn get(&self, user: &UserRef) -> Result<Option<UserRow>, StoreError>;
+
+    /// Stores tokens from a new authorization (code exchange or refresh-token
+    /// import), replacing everything stored for `user`: status becomes active,
+    /// the generation goes up by one (1 for a new user), any previous refresh
+    /// token is dropped (it belongs to the old authorization), and any lease is
+    /// invalidated so an in-flight refresh of the old tokens is fenced out.
+    async fn store_authorization(
+        &self,
+        user: &UserRef,
+        tokens: NewTokens,
+    ) -> Result<UserRow, StoreError>;
+
+    /// Takes the refresh lease for `user` if nobody holds a live one (and, with
+    /// `only_if_generation`, only if the row is still at that generation).
+    async fn try_lease(
+        &self,
+        user: &UserRef,
+        holder: &str,
+        ttl_secs: i64,
+        only_if_generation: Option<i64>,
+    ) -> Result<LeaseOutcome, StoreError>;
+
+    /// Writes refreshed tokens if `lease` is still current, in one statement:
+    /// the old refresh token moves to the previous slot (ciphertext as is),
+    /// generation +1, status active, error cleared, lease ended. A lease that
+    /// expired but was not taken over still commits: the refresh did happen at
+    /// Astra, and its tokens are the only valid ones.
+    async fn commit_refresh(
+        &self,
+        lease: &Lease,
+        tokens: RefreshedTokens,
+    ) -> Result<CommitOutcome, StoreError>;
+
+    /// Ends `lease` without new tokens. Returns false if the lease was
+    /// already superseded (nothing written).
+    async fn release_lease(
+        &self,
+        lease: &Lease,
+        outcome: LeaseRelease<'_>,
+    ) -> Result<bool, StoreError>;
+
+    /// Leases up to `limit` active users whose `next_refresh_at` has passed
+    /// (database clock) and that nobody holds, for the scheduler. Concurrent
+    /// claimers (threads or replicas) never receive the same user.
+    async fn claim_due(
+        &self,
+        holder: &str,
+        limit: u32,
+        ttl_secs: i64,
+    ) -> Result<Vec<(Lease, UserRow)>, StoreError>;
+
+    /// Users ordered by `user_ref`, starting after `after` (keyset pagination).
+    async fn list(
+        &self,
+        status: Option<UserStatus>,
+        after: Option<&UserRef>,
+        limit: u32,
+    ) -> Result<Vec<UserRow>, StoreError>;
+
+    /// Erases `user`'s tokens and pending authorizations. True if a user row existed.
+    async fn delete(&self, user: &UserRef) -> Result<bool, StoreError>;
+
+    /// Number of users per status, including statuses with none.
+    async fn count_by_status(&self) -> Result<Vec<(UserStatus, u64)>, StoreError>;
+
+    /// Active users whose current refresh token expires before `ts`.
+    async fn count_refresh_expiring_before(&self, ts: i64) -> Result<u64, StoreError>;
+
+    /// Users with any token (access, refresh, previous refresh) sealed under
+    /// `key_id`; a key can be retired once this is zero.
+    async fn count_rows_using_key(&self, key_id: &str) -> Result<u64, StoreError>;
+
+    /// Records a pending authorization. `state_hash` is the SHA-256 hex of the
+    /// `state` parameter: the raw state is a bearer secret until it is used.
+    async fn put_state(
+        &self,
+        state_hash: &str,
+        user: &UserRef,
+        user_intent_id: Option<&str>,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Consumes a pending authorization: returns it at most once, and never
+    /// once it has expired (database clock).
+    async fn take_state(
+        &self,
+        state_hash: &str,
+    ) -> Result<Option<PendingAuthorization>, StoreError>;
+
+    /// Deletes expired pending authorizations; returns how many.
+    async fn purge_expired_states(&self) -> Result<u64, StoreError>;
+
+    /// Readiness: one round trip to the database.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the store named by `url` and brings its schema up to date.
+///
+/// `sqlite:PATH` (the file is created if missing) or `postgres://…` /
+/// `postgresql://…`. The URL may carry a password, so no error repeats it.
+pub async fn connect(url: &str, options: &StoreOptions) -> Result<Arc<dyn UserStore>, StoreError> {
+    let scheme = url.split_once(':').map(|(scheme, _)| scheme);
+    match scheme {
+        Some("sqlite") => Ok(Arc::new(sqlite::SqliteStore::connect(url, options).await?)),
+        Some("postgres" | "postgresql") => {
+            Ok(Arc::new(postgres::PgStore::connect(url, options).await?))
+        }
+        _ => Err(StoreError::UnsupportedUrl),
+    }
+}
+
+/// Error codes and request ids are stored and shown to operators; keeping
+/// them to a short, plain alphabet stops a token or a response body from
+/// landing in those columns by mistake.
+fn check_label(value: &str, what: &'static str) -> Result<(), StoreError> {
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidInput(what))
+    }
+}
+
+fn check_state_hash(state_hash: &str) -> Result<(), StoreError> {
+    let ok = state_hash.len() == 64
+        && state_hash
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidInput(
+            "state_hash must be the lowercase SHA-256 hex of the state",
+        ))
+    }
+}
+
+fn check_limit(limit: u32) -> i64 {
+    i64::from(limit.min(10_000))
+}

@@ -1,0 +1,120 @@
+//! The PostgreSQL backend, for several replicas sharing one database.
+//!
+//! **Migrations under an advisory lock.** Replicas of a new release start
+//! together and all try to migrate. sqlx's migrator already takes
+//! `pg_advisory_lock` (keyed by the database name) around its run, but it
+//! takes it on whatever connection it is given and returns early without
+//! unlocking when a migration fails; on a pooled connection that lock would
+//! outlive the failure and block every other replica. So [`PgStore::connect`]
+//! migrates on a dedicated connection under its own advisory lock
+//! ([`MIGRATION_LOCK_KEY`]) and closes that connection afterwards, which
+//! releases every session lock whatever happened. The first replica
+//! migrates; the others wait, then find nothing to do.
+//!
+//! **Batch claims** use `FOR UPDATE SKIP LOCKED`, so concurrent schedulers
+//! split the due users between them instead of queueing on the same rows.
+
+use std::fmt;
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{ConnectOptions, Connection};
+
+use super::{
+    CommitOutcome, Lease, LeaseOutcome, LeaseRelease, NewTokens, PendingAuthorization,
+    PreviousRefresh, RefreshedTokens, StoreError, StoreOptions, UserRow, UserStatus, UserStore,
+};
+use crate::user_tokens::crypto::Sealed;
+use crate::user_tokens::user_ref::UserRef;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The advisory lock key that serializes schema migrations across replicas
+/// (the bytes of "atv_user" as a big-endian i64; any fixed value would do, it
+/// only has to differ from keys other applications on the database use).
+pub const MIGRATION_LOCK_KEY: i64 = i64::from_be_bytes(*b"atv_user");
+
+/// The PostgreSQL implementation of [`UserStore`].
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://…`) and migrates the schema (see the module docs).
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let connect = PgConnectOptions::from_str(url)?;
+        migrate(&connect).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    async fn claim_due_inner(
+        &self,
+        holder: &str,
+        limit: i64,
+        ttl_secs: i64,
+    ) -> Result<Vec<PgRow>, StoreError> {
+        // The outer lease condition repeats the inner one on purpose: a row
+        // leased by `try_lease` after this statement's snapshot is re-checked
+        // against its newest version when the UPDATE reaches it.
+        let rows = sqlx::query(
+            "UPDATE astra_users SET lease_epoch = lease_epoch + 1, lease_holder = $1, \
+             lease_expires_at = CAST(floor(EXTRACT(EPOCH FROM now())) AS BIGINT) + $2 \
+             WHERE user_ref IN ( \
+               SELECT user_ref FROM astra_users \
+               WHERE status = 'active' \
+               AND next_refresh_at <= CAST(floor(EXTRACT(EPOCH FROM now())) AS BIGINT) \
+               AND (lease_expires_at IS NULL \
+                    OR lease_expires_at <= CAST(floor(EXTRACT(EPOCH FROM now())) AS BIGINT)) \
+               ORDER BY next_refresh_at LIMIT $3 \
+               FOR UPDATE SKIP LOCKED) \
+             AND (lease_expires_at IS NULL \
+                  OR lease_expires_at <= CAST(floor(EXTRACT(EPOCH FROM now())) AS BIGINT)) \
+             RETURNING *",
+        )
+        .bind(holder)
+        .bind(ttl_secs)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+}
+
+async fn migrate(connect: &PgConnectOptions) -> Result<(), StoreError> {
+    let mut conn = connect.connect().await?;
+    let migrated = async {
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut conn)
+            .await?;
+        MIGRATOR.run(&mut conn).await?;
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut conn)
+            .await?;
+        Ok::<(), StoreError>(())
+    }
+    .await;
+    // Closing ends the session, and with it any lock still held after a failure.
+    let closed = conn.close().await;
+    migrated?;
+    closed?;
+    Ok(())
+}
+
+user_store_impl!(
+    PgStore,
+    sqlx::Postgres,
+    now = "CAST(floor(EXTRACT(EPOCH FROM now())) AS BIGINT)"
+);

@@ -1,0 +1,425 @@
+//! The SQL both backends share, written once.
+//!
+//! SQLite and PostgreSQL agree on everything this store needs (`$N`
+//! parameters, `ON CONFLICT … DO UPDATE`, `UPDATE … RETURNING`, partial
+//! indexes) except how to read the clock, so each backend instantiates
+//! [`user_store_impl!`] with its "now" expression spliced in by `concat!`.
+//! One text for both keeps the fencing rules from drifting apart; the
+//! backends differ only in connection setup and in `claim_due`, which each
+//! provides as an inherent `claim_due_inner`.
+
+/// Implements [`super::UserStore`] for `$store` (a struct with a
+/// `pool: sqlx::Pool<$db>` field and a `claim_due_inner` method), where
+/// `$now` is an SQL expression for the database's clock in unix seconds.
+macro_rules! user_store_impl {
+    ($store:ty, $db:ty, now = $now:literal) => {
+        fn decode_user(r: &<$db as sqlx::Database>::Row) -> Result<UserRow, StoreError> {
+            use sqlx::Row;
+            let corrupt = |what: &str| StoreError::Corrupt { what: what.into() };
+            let user_ref: String = r.try_get("user_ref")?;
+            let user_ref = UserRef::try_from(user_ref)
+                .map_err(|_| corrupt("user_ref is not a valid user reference"))?;
+            let status: String = r.try_get("status")?;
+            let status = status
+                .parse()
+                .map_err(|_| corrupt("status is not a known status"))?;
+            let previous_refresh = match (
+                r.try_get::<Option<String>, _>("prev_refresh_key_id")?,
+                r.try_get::<Option<Vec<u8>>, _>("prev_refresh_token")?,
+                r.try_get::<Option<i64>, _>("prev_refresh_expires_at")?,
+            ) {
+                (Some(key_id), Some(blob), Some(expires_at)) => Some(PreviousRefresh {
+                    token: Sealed { key_id, blob },
+                    expires_at,
+                }),
+                (None, None, None) => None,
+                _ => return Err(corrupt("previous refresh token columns are partly null")),
+            };
+            Ok(UserRow {
+                user_ref,
+                status,
+                generation: r.try_get("generation")?,
+                access_token: Sealed {
+                    key_id: r.try_get("access_key_id")?,
+                    blob: r.try_get("access_token")?,
+                },
+                access_expires_at: r.try_get("access_expires_at")?,
+                refresh_token: Sealed {
+                    key_id: r.try_get("refresh_key_id")?,
+                    blob: r.try_get("refresh_token")?,
+                },
+                refresh_issued_at: r.try_get("refresh_issued_at")?,
+                refresh_expires_at: r.try_get("refresh_expires_at")?,
+                previous_refresh,
+                next_refresh_at: r.try_get("next_refresh_at")?,
+                last_refresh_at: r.try_get("last_refresh_at")?,
+                last_astra_request_id: r.try_get("last_astra_request_id")?,
+                last_error: r.try_get("last_error")?,
+                lease_epoch: r.try_get("lease_epoch")?,
+                lease_holder: r.try_get("lease_holder")?,
+                lease_expires_at: r.try_get("lease_expires_at")?,
+                created_at: r.try_get("created_at")?,
+                updated_at: r.try_get("updated_at")?,
+            })
+        }
+
+        /// The lease a just-updated row grants to `holder`.
+        fn lease_from(row: &UserRow, holder: &str) -> Result<Lease, StoreError> {
+            let expires_at = row.lease_expires_at.ok_or_else(|| StoreError::Corrupt {
+                what: "a granted lease has no expiry".into(),
+            })?;
+            Ok(Lease {
+                user_ref: row.user_ref.clone(),
+                epoch: row.lease_epoch,
+                holder: holder.to_owned(),
+                expires_at,
+            })
+        }
+
+        fn check_lease_args(holder: &str, ttl_secs: i64) -> Result<(), StoreError> {
+            super::check_label(holder, "lease holder must be 1-128 characters of A-Z a-z 0-9 . _ : -")?;
+            if !(1..=86_400).contains(&ttl_secs) {
+                return Err(StoreError::InvalidInput("lease ttl must be 1 to 86400 seconds"));
+            }
+            Ok(())
+        }
+
+        fn check_request_id(id: Option<&str>) -> Result<(), StoreError> {
+            match id {
+                Some(id) => super::check_label(id, "astra request id must be 1-128 characters of A-Z a-z 0-9 . _ : -"),
+                None => Ok(()),
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl UserStore for $store {
+            async fn get(&self, user: &UserRef) -> Result<Option<UserRow>, StoreError> {
+                let row = sqlx::query("SELECT * FROM astra_users WHERE user_ref = $1")
+                    .bind(user.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(decode_user).transpose()
+            }
+
+            async fn store_authorization(
+                &self,
+                user: &UserRef,
+                tokens: NewTokens,
+            ) -> Result<UserRow, StoreError> {
+                check_request_id(tokens.astra_request_id.as_deref())?;
+                let row = sqlx::query(concat!(
+                    "INSERT INTO astra_users (user_ref, status, generation, ",
+                    "access_key_id, access_token, access_expires_at, ",
+                    "refresh_key_id, refresh_token, refresh_issued_at, refresh_expires_at, ",
+                    "next_refresh_at, last_astra_request_id, lease_epoch, created_at, updated_at) ",
+                    "VALUES ($1, 'active', 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, ",
+                    $now, ", ", $now, ") ",
+                    "ON CONFLICT (user_ref) DO UPDATE SET ",
+                    "status = 'active', generation = astra_users.generation + 1, ",
+                    "access_key_id = excluded.access_key_id, access_token = excluded.access_token, ",
+                    "access_expires_at = excluded.access_expires_at, ",
+                    "refresh_key_id = excluded.refresh_key_id, refresh_token = excluded.refresh_token, ",
+                    "refresh_issued_at = excluded.refresh_issued_at, ",
+                    "refresh_expires_at = excluded.refresh_expires_at, ",
+                    "prev_refresh_key_id = NULL, prev_refresh_token = NULL, prev_refresh_expires_at = NULL, ",
+                    "next_refresh_at = excluded.next_refresh_at, last_refresh_at = NULL, ",
+                    "last_astra_request_id = excluded.last_astra_request_id, last_error = NULL, ",
+                    "lease_epoch = astra_users.lease_epoch + 1, lease_holder = NULL, lease_expires_at = NULL, ",
+                    "updated_at = excluded.updated_at ",
+                    "RETURNING *"
+                ))
+                .bind(user.as_str())
+                .bind(tokens.access_token.key_id)
+                .bind(tokens.access_token.blob)
+                .bind(tokens.access_expires_at)
+                .bind(tokens.refresh_token.key_id)
+                .bind(tokens.refresh_token.blob)
+                .bind(tokens.refresh_issued_at)
+                .bind(tokens.refresh_expires_at)
+                .bind(tokens.next_refresh_at)
+                .bind(tokens.astra_request_id)
+                .fetch_one(&self.pool)
+                .await?;
+                decode_user(&row)
+            }
+
+            async fn try_lease(
+                &self,
+                user: &UserRef,
+                holder: &str,
+                ttl_secs: i64,
+                only_if_generation: Option<i64>,
+            ) -> Result<LeaseOutcome, StoreError> {
+                check_lease_args(holder, ttl_secs)?;
+                let granted = sqlx::query(concat!(
+                    "UPDATE astra_users SET lease_epoch = lease_epoch + 1, lease_holder = $2, ",
+                    "lease_expires_at = ", $now, " + $3 ",
+                    "WHERE user_ref = $1 ",
+                    "AND (lease_expires_at IS NULL OR lease_expires_at <= ", $now, ") ",
+                    "AND ($4 IS NULL OR generation = $4) ",
+                    "RETURNING *"
+                ))
+                .bind(user.as_str())
+                .bind(holder)
+                .bind(ttl_secs)
+                .bind(only_if_generation)
+                .fetch_optional(&self.pool)
+                .await?;
+                if let Some(row) = granted {
+                    let row = decode_user(&row)?;
+                    let lease = lease_from(&row, holder)?;
+                    return Ok(LeaseOutcome::Acquired { lease, row });
+                }
+                // Not granted: say why. The row may have moved on since the
+                // UPDATE; the answer is still a fair "not now" for the caller.
+                Ok(match self.get(user).await? {
+                    None => LeaseOutcome::NotFound,
+                    Some(row) if only_if_generation.is_some_and(|g| g != row.generation) => {
+                        LeaseOutcome::GenerationMoved { row }
+                    }
+                    Some(row) => LeaseOutcome::Busy { row },
+                })
+            }
+
+            async fn commit_refresh(
+                &self,
+                lease: &Lease,
+                tokens: RefreshedTokens,
+            ) -> Result<CommitOutcome, StoreError> {
+                check_request_id(tokens.astra_request_id.as_deref())?;
+                let row = sqlx::query(concat!(
+                    "UPDATE astra_users SET ",
+                    "prev_refresh_key_id = refresh_key_id, prev_refresh_token = refresh_token, ",
+                    "prev_refresh_expires_at = refresh_expires_at, ",
+                    "access_key_id = $3, access_token = $4, access_expires_at = $5, ",
+                    "refresh_key_id = $6, refresh_token = $7, refresh_issued_at = $8, ",
+                    "refresh_expires_at = $9, next_refresh_at = $10, last_astra_request_id = $11, ",
+                    "status = 'active', generation = generation + 1, last_refresh_at = ", $now, ", ",
+                    "last_error = NULL, lease_epoch = lease_epoch + 1, lease_holder = NULL, ",
+                    "lease_expires_at = NULL, updated_at = ", $now, " ",
+                    "WHERE user_ref = $1 AND lease_epoch = $2 ",
+                    "RETURNING *"
+                ))
+                .bind(lease.user_ref.as_str())
+                .bind(lease.epoch)
+                .bind(tokens.access_token.key_id)
+                .bind(tokens.access_token.blob)
+                .bind(tokens.access_expires_at)
+                .bind(tokens.refresh_token.key_id)
+                .bind(tokens.refresh_token.blob)
+                .bind(tokens.refresh_issued_at)
+                .bind(tokens.refresh_expires_at)
+                .bind(tokens.next_refresh_at)
+                .bind(tokens.astra_request_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                match row {
+                    Some(row) => Ok(CommitOutcome::Committed(decode_user(&row)?)),
+                    None => Ok(CommitOutcome::FencedOut),
+                }
+            }
+
+            async fn release_lease(
+                &self,
+                lease: &Lease,
+                outcome: LeaseRelease<'_>,
+            ) -> Result<bool, StoreError> {
+                const CODE: &str = "error code must be 1-128 characters of A-Z a-z 0-9 . _ : -";
+                let query = match outcome {
+                    LeaseRelease::Unused => sqlx::query(concat!(
+                        "UPDATE astra_users SET lease_epoch = lease_epoch + 1, ",
+                        "lease_holder = NULL, lease_expires_at = NULL ",
+                        "WHERE user_ref = $1 AND lease_epoch = $2"
+                    ))
+                    .bind(lease.user_ref.as_str())
+                    .bind(lease.epoch),
+                    LeaseRelease::Failed { error_code, retry_at, astra_request_id } => {
+                        super::check_label(error_code, CODE)?;
+                        check_request_id(astra_request_id)?;
+                        sqlx::query(concat!(
+                            "UPDATE astra_users SET lease_epoch = lease_epoch + 1, ",
+                            "lease_holder = NULL, lease_expires_at = NULL, ",
+                            "last_error = $3, next_refresh_at = $4, ",
+                            "last_astra_request_id = COALESCE($5, last_astra_request_id), ",
+                            "updated_at = ", $now, " ",
+                            "WHERE user_ref = $1 AND lease_epoch = $2"
+                        ))
+                        .bind(lease.user_ref.as_str())
+                        .bind(lease.epoch)
+                        .bind(error_code)
+                        .bind(retry_at)
+                        .bind(astra_request_id)
+                    }
+                    LeaseRelease::ReauthorizationRequired { error_code, astra_request_id } => {
+                        super::check_label(error_code, CODE)?;
+                        check_request_id(astra_request_id)?;
+                        sqlx::query(concat!(
+                            "UPDATE astra_users SET lease_epoch = lease_epoch + 1, ",
+                            "lease_holder = NULL, lease_expires_at = NULL, ",
+                            "status = 'reauthorization_required', last_error = $3, ",
+                            "last_astra_request_id = COALESCE($4, last_astra_request_id), ",
+                            "updated_at = ", $now, " ",
+                            "WHERE user_ref = $1 AND lease_epoch = $2"
+                        ))
+                        .bind(lease.user_ref.as_str())
+                        .bind(lease.epoch)
+                        .bind(error_code)
+                        .bind(astra_request_id)
+                    }
+                };
+                Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+            }
+
+            async fn claim_due(
+                &self,
+                holder: &str,
+                limit: u32,
+                ttl_secs: i64,
+            ) -> Result<Vec<(Lease, UserRow)>, StoreError> {
+                check_lease_args(holder, ttl_secs)?;
+                let rows = self.claim_due_inner(holder, super::check_limit(limit), ttl_secs).await?;
+                rows.iter()
+                    .map(|r| {
+                        let row = decode_user(r)?;
+                        Ok((lease_from(&row, holder)?, row))
+                    })
+                    .collect()
+            }
+
+            async fn list(
+                &self,
+                status: Option<UserStatus>,
+                after: Option<&UserRef>,
+                limit: u32,
+            ) -> Result<Vec<UserRow>, StoreError> {
+                let rows = sqlx::query(concat!(
+                    "SELECT * FROM astra_users ",
+                    "WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR user_ref > $2) ",
+                    "ORDER BY user_ref LIMIT $3"
+                ))
+                .bind(status.map(UserStatus::as_str))
+                .bind(after.map(UserRef::as_str))
+                .bind(super::check_limit(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(decode_user).collect()
+            }
+
+            async fn delete(&self, user: &UserRef) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("DELETE FROM astra_authorization_states WHERE user_ref = $1")
+                    .bind(user.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                let deleted = sqlx::query("DELETE FROM astra_users WHERE user_ref = $1")
+                    .bind(user.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                Ok(deleted == 1)
+            }
+
+            async fn count_by_status(&self) -> Result<Vec<(UserStatus, u64)>, StoreError> {
+                let rows: Vec<(String, i64)> =
+                    sqlx::query_as("SELECT status, COUNT(*) FROM astra_users GROUP BY status")
+                        .fetch_all(&self.pool)
+                        .await?;
+                let mut counts: Vec<(UserStatus, u64)> =
+                    UserStatus::ALL.iter().map(|s| (*s, 0)).collect();
+                for (status, n) in rows {
+                    let status: UserStatus = status.parse().map_err(|_| StoreError::Corrupt {
+                        what: "status is not a known status".into(),
+                    })?;
+                    if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == status) {
+                        slot.1 = u64::try_from(n).unwrap_or(0);
+                    }
+                }
+                Ok(counts)
+            }
+
+            async fn count_refresh_expiring_before(&self, ts: i64) -> Result<u64, StoreError> {
+                let (n,): (i64,) = sqlx::query_as(concat!(
+                    "SELECT COUNT(*) FROM astra_users ",
+                    "WHERE status = 'active' AND refresh_expires_at < $1"
+                ))
+                .bind(ts)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            }
+
+            async fn count_rows_using_key(&self, key_id: &str) -> Result<u64, StoreError> {
+                let (n,): (i64,) = sqlx::query_as(concat!(
+                    "SELECT COUNT(*) FROM astra_users ",
+                    "WHERE access_key_id = $1 OR refresh_key_id = $1 OR prev_refresh_key_id = $1"
+                ))
+                .bind(key_id)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            }
+
+            async fn put_state(
+                &self,
+                state_hash: &str,
+                user: &UserRef,
+                user_intent_id: Option<&str>,
+                expires_at: i64,
+            ) -> Result<(), StoreError> {
+                super::check_state_hash(state_hash)?;
+                if let Some(id) = user_intent_id {
+                    super::check_label(id, "user intent id must be 1-128 characters of A-Z a-z 0-9 . _ : -")?;
+                }
+                sqlx::query(concat!(
+                    "INSERT INTO astra_authorization_states ",
+                    "(state_hash, user_ref, user_intent_id, expires_at, created_at) ",
+                    "VALUES ($1, $2, $3, $4, ", $now, ")"
+                ))
+                .bind(state_hash)
+                .bind(user.as_str())
+                .bind(user_intent_id)
+                .bind(expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn take_state(
+                &self,
+                state_hash: &str,
+            ) -> Result<Option<PendingAuthorization>, StoreError> {
+                super::check_state_hash(state_hash)?;
+                let row: Option<(String, Option<String>)> = sqlx::query_as(concat!(
+                    "DELETE FROM astra_authorization_states ",
+                    "WHERE state_hash = $1 AND expires_at > ", $now, " ",
+                    "RETURNING user_ref, user_intent_id"
+                ))
+                .bind(state_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|(user_ref, user_intent_id)| {
+                    let user_ref = UserRef::try_from(user_ref).map_err(|_| StoreError::Corrupt {
+                        what: "a pending authorization has an invalid user reference".into(),
+                    })?;
+                    Ok(PendingAuthorization { user_ref, user_intent_id })
+                })
+                .transpose()
+            }
+
+            async fn purge_expired_states(&self) -> Result<u64, StoreError> {
+                let done = sqlx::query(concat!(
+                    "DELETE FROM astra_authorization_states WHERE expires_at <= ", $now
+                ))
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+        }
+    };
+}

@@ -1,0 +1,87 @@
+//! The SQLite backend: one file, for a single instance or several processes
+//! on one host.
+//!
+//! WAL lets readers proceed while a refresh writes; `busy_timeout` makes a
+//! writer wait for another writer's lock instead of failing at once; foreign
+//! keys are on so future schema constraints hold. SQLite allows one writer at
+//! a time, which is what makes the single-statement lease `UPDATE`s exclusive.
+
+use std::fmt;
+use std::str::FromStr;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+
+use super::{
+    CommitOutcome, Lease, LeaseOutcome, LeaseRelease, NewTokens, PendingAuthorization,
+    PreviousRefresh, RefreshedTokens, StoreError, StoreOptions, UserRow, UserStatus, UserStore,
+};
+use crate::user_tokens::crypto::Sealed;
+use crate::user_tokens::user_ref::UserRef;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The SQLite implementation of [`UserStore`].
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite:PATH`) and migrates it.
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let connect = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL is durable under WAL except for the last commits on power loss;
+            // a lost refresh is recovered through the previous refresh token.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(options.busy_timeout)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// `BEGIN IMMEDIATE` takes the write lock before the due users are
+    /// selected, so a second process claiming from the same file waits
+    /// (up to `busy_timeout`) and then sees this batch already leased.
+    async fn claim_due_inner(
+        &self,
+        holder: &str,
+        limit: i64,
+        ttl_secs: i64,
+    ) -> Result<Vec<SqliteRow>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let rows = sqlx::query(
+            "UPDATE astra_users SET lease_epoch = lease_epoch + 1, lease_holder = $1, \
+             lease_expires_at = unixepoch() + $2 \
+             WHERE user_ref IN ( \
+               SELECT user_ref FROM astra_users \
+               WHERE status = 'active' AND next_refresh_at <= unixepoch() \
+               AND (lease_expires_at IS NULL OR lease_expires_at <= unixepoch()) \
+               ORDER BY next_refresh_at LIMIT $3) \
+             RETURNING *",
+        )
+        .bind(holder)
+        .bind(ttl_secs)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+}
+
+user_store_impl!(SqliteStore, sqlx::Sqlite, now = "unixepoch()");

@@ -50,7 +50,7 @@ impl SqliteStore {
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect)
             .await?;
-        MIGRATOR.run(&pool).await?;
+        run_migrations(&pool).await?;
         Ok(Self { pool })
     }
 
@@ -82,6 +82,15 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(rows)
     }
+}
+
+/// Boxed at a concrete lifetime: awaiting `Migrator::run` directly makes the
+/// caller's future fail the `Send` check that `tokio::spawn` needs
+/// ("implementation of `Acquire` is not general enough").
+fn run_migrations(
+    pool: &SqlitePool,
+) -> futures::future::BoxFuture<'_, Result<(), sqlx::migrate::MigrateError>> {
+    Box::pin(MIGRATOR.run(pool))
 }
 
 user_store_impl!(SqliteStore, sqlx::Sqlite, now = "unixepoch()");

@@ -117,7 +117,11 @@ impl Backend {
         match &self.raw {
             Raw::Sqlite(pool) => {
                 use sqlx::Row;
-                for row in sqlx::query(AssertSqlSafe(sql)).fetch_all(pool).await.unwrap() {
+                for row in sqlx::query(AssertSqlSafe(sql))
+                    .fetch_all(pool)
+                    .await
+                    .unwrap()
+                {
                     for i in 0..columns.len() {
                         cells.extend(row.get::<Option<Vec<u8>>, _>(i));
                     }
@@ -125,7 +129,11 @@ impl Backend {
             }
             Raw::Pg(pool) => {
                 use sqlx::Row;
-                for row in sqlx::query(AssertSqlSafe(sql)).fetch_all(pool).await.unwrap() {
+                for row in sqlx::query(AssertSqlSafe(sql))
+                    .fetch_all(pool)
+                    .await
+                    .unwrap()
+                {
                     for i in 0..columns.len() {
                         cells.extend(row.get::<Option<Vec<u8>>, _>(i));
                     }
@@ -138,14 +146,12 @@ impl Backend {
     /// `table`'s columns, and whether each holds bytes.
     async fn columns(&self, table: &str) -> Vec<(String, bool)> {
         match &self.raw {
-            Raw::Sqlite(pool) => {
-                sqlx::query_as::<_, (String, String)>(AssertSqlSafe(format!(
-                    "SELECT name, type FROM pragma_table_info('{table}')"
-                )))
-                .fetch_all(pool)
-                .await
-                .unwrap()
-            }
+            Raw::Sqlite(pool) => sqlx::query_as::<_, (String, String)>(AssertSqlSafe(format!(
+                "SELECT name, type FROM pragma_table_info('{table}')"
+            )))
+            .fetch_all(pool)
+            .await
+            .unwrap(),
             Raw::Pg(pool) => sqlx::query_as::<_, (String, String)>(
                 "SELECT column_name::text, data_type::text FROM information_schema.columns \
                  WHERE table_name = $1",
@@ -261,7 +267,12 @@ fn open(c: &TokenCipher, u: &UserRef, field: Field, sealed: &Sealed) -> String {
 
 async fn authorize(b: &Backend, c: &TokenCipher, name: &str) -> UserRow {
     let u = user(name);
-    let t = tokens(c, &u, &format!("{name}-access-0"), &format!("{name}-refresh-0"));
+    let t = tokens(
+        c,
+        &u,
+        &format!("{name}-access-0"),
+        &format!("{name}-refresh-0"),
+    );
     b.store.store_authorization(&u, t).await.unwrap()
 }
 
@@ -300,8 +311,14 @@ async fn a_stored_authorization_round_trips_and_bumps_the_generation(b: Backend)
 
     let read = b.store.get(&u).await.unwrap().expect("the user is stored");
     assert_eq!(read, first);
-    assert_eq!(open(&c, &u, Field::AccessToken, &read.access_token), "access-1");
-    assert_eq!(open(&c, &u, Field::RefreshToken, &read.refresh_token), "refresh-1");
+    assert_eq!(
+        open(&c, &u, Field::AccessToken, &read.access_token),
+        "access-1"
+    );
+    assert_eq!(
+        open(&c, &u, Field::RefreshToken, &read.refresh_token),
+        "refresh-1"
+    );
     assert_eq!(read.last_astra_request_id.as_deref(), Some("req-1"));
     assert!(read.previous_refresh.is_none() && read.lease_holder.is_none());
 
@@ -312,8 +329,14 @@ async fn a_stored_authorization_round_trips_and_bumps_the_generation(b: Backend)
         .unwrap();
     assert_eq!(second.generation, 2);
     assert_eq!(second.created_at, first.created_at);
-    assert_eq!(open(&c, &u, Field::AccessToken, &second.access_token), "access-2");
-    assert!(second.previous_refresh.is_none(), "a new authorization replaces everything");
+    assert_eq!(
+        open(&c, &u, Field::AccessToken, &second.access_token),
+        "access-2"
+    );
+    assert!(
+        second.previous_refresh.is_none(),
+        "a new authorization replaces everything"
+    );
     assert!(b.store.get(&user("nobody")).await.unwrap().is_none());
 }
 
@@ -346,7 +369,12 @@ async fn a_lease_left_by_a_dead_holder_is_taken_over_after_it_expires(b: Backend
     let c = cipher();
     let u = authorize(&b, &c, "orphaned").await.user_ref;
     let dead = lease(&b, &u, "dead-replica", 1).await;
-    match b.store.try_lease(&u, "live-replica", 60, None).await.unwrap() {
+    match b
+        .store
+        .try_lease(&u, "live-replica", 60, None)
+        .await
+        .unwrap()
+    {
         LeaseOutcome::Busy { row } => {
             assert_eq!(row.lease_holder.as_deref(), Some("dead-replica"));
             assert_eq!(row.lease_expires_at, Some(dead.expires_at));
@@ -373,7 +401,11 @@ async fn a_fenced_out_commit_is_refused(b: Backend) {
         .await
         .unwrap();
     assert!(matches!(late, CommitOutcome::FencedOut));
-    assert_eq!(b.store.get(&u).await.unwrap().unwrap(), before, "nothing was written");
+    assert_eq!(
+        b.store.get(&u).await.unwrap().unwrap(),
+        before,
+        "nothing was written"
+    );
     assert!(
         !b.store
             .release_lease(&slow, LeaseRelease::Unused)
@@ -388,7 +420,10 @@ async fn a_fenced_out_commit_is_refused(b: Backend) {
             .await
             .unwrap(),
     );
-    assert_eq!(open(&c, &u, Field::AccessToken, &row.access_token), "fast-access");
+    assert_eq!(
+        open(&c, &u, Field::AccessToken, &row.access_token),
+        "fast-access"
+    );
 }
 
 async fn a_refresh_keeps_the_previous_refresh_token(b: Backend) {
@@ -406,12 +441,27 @@ async fn a_refresh_keeps_the_previous_refresh_token(b: Backend) {
     assert_eq!(row.status, UserStatus::Active);
     assert!(row.last_refresh_at.is_some());
     assert!(row.lease_holder.is_none() && row.lease_expires_at.is_none());
-    assert_eq!(open(&c, &u, Field::AccessToken, &row.access_token), "access-1");
-    assert_eq!(open(&c, &u, Field::RefreshToken, &row.refresh_token), "refresh-1");
-    let previous = row.previous_refresh.as_ref().expect("the old refresh token is kept");
-    assert_eq!(previous.token, authorized.refresh_token, "moved as ciphertext");
+    assert_eq!(
+        open(&c, &u, Field::AccessToken, &row.access_token),
+        "access-1"
+    );
+    assert_eq!(
+        open(&c, &u, Field::RefreshToken, &row.refresh_token),
+        "refresh-1"
+    );
+    let previous = row
+        .previous_refresh
+        .as_ref()
+        .expect("the old refresh token is kept");
+    assert_eq!(
+        previous.token, authorized.refresh_token,
+        "moved as ciphertext"
+    );
     assert_eq!(previous.expires_at, authorized.refresh_expires_at);
-    assert_eq!(open(&c, &u, Field::RefreshToken, &previous.token), "rotating-refresh-0");
+    assert_eq!(
+        open(&c, &u, Field::RefreshToken, &previous.token),
+        "rotating-refresh-0"
+    );
 
     let again = b
         .store
@@ -432,7 +482,10 @@ async fn a_refresh_keeps_the_previous_refresh_token(b: Backend) {
     );
     assert_eq!(row.generation, 3);
     let previous = row.previous_refresh.expect("the old refresh token is kept");
-    assert_eq!(open(&c, &u, Field::RefreshToken, &previous.token), "refresh-1");
+    assert_eq!(
+        open(&c, &u, Field::RefreshToken, &previous.token),
+        "refresh-1"
+    );
 }
 
 async fn a_lease_conditioned_on_an_old_generation_is_not_taken(b: Backend) {
@@ -482,7 +535,10 @@ async fn a_new_authorization_fences_out_an_in_flight_refresh(b: Backend) {
         .unwrap();
     assert!(matches!(outcome, CommitOutcome::FencedOut));
     let row = b.store.get(&u).await.unwrap().unwrap();
-    assert_eq!(open(&c, &u, Field::AccessToken, &row.access_token), "new-access");
+    assert_eq!(
+        open(&c, &u, Field::AccessToken, &row.access_token),
+        "new-access"
+    );
 }
 
 async fn a_failed_refresh_is_recorded_for_backoff_and_ends_the_lease(b: Backend) {
@@ -527,7 +583,10 @@ async fn a_failed_refresh_is_recorded_for_backoff_and_ends_the_lease(b: Backend)
             .await
             .unwrap(),
     );
-    assert!(row.last_error.is_none(), "a successful refresh clears the error");
+    assert!(
+        row.last_error.is_none(),
+        "a successful refresh clears the error"
+    );
 }
 
 async fn a_refused_refresh_token_marks_the_user_for_reauthorization(b: Backend) {
@@ -629,7 +688,12 @@ async fn claim_due_returns_each_due_user_once_across_concurrent_claimers(b: Back
     assert_eq!(all, expected);
 
     for i in 0..20 {
-        let row = b.store.get(&user(&format!("later-{i:02}"))).await.unwrap().unwrap();
+        let row = b
+            .store
+            .get(&user(&format!("later-{i:02}")))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(row.lease_holder.is_none(), "not-due users are untouched");
     }
     let row = b.store.get(&busy).await.unwrap().unwrap();
@@ -643,13 +707,24 @@ async fn an_authorization_state_is_single_use_and_expires(b: Backend) {
         .put_state(&live, &u, Some("intent-7"), now() + 600)
         .await
         .unwrap();
-    let pending = b.store.take_state(&live).await.unwrap().expect("a live state");
+    let pending = b
+        .store
+        .take_state(&live)
+        .await
+        .unwrap()
+        .expect("a live state");
     assert_eq!(pending.user_ref, u);
     assert_eq!(pending.user_intent_id.as_deref(), Some("intent-7"));
-    assert!(b.store.take_state(&live).await.unwrap().is_none(), "single use");
+    assert!(
+        b.store.take_state(&live).await.unwrap().is_none(),
+        "single use"
+    );
 
     let expired = state_hash(2);
-    b.store.put_state(&expired, &u, None, now() - 1).await.unwrap();
+    b.store
+        .put_state(&expired, &u, None, now() - 1)
+        .await
+        .unwrap();
     assert!(b.store.take_state(&expired).await.unwrap().is_none());
     b.store
         .put_state(&state_hash(3), &u, None, now() + 600)
@@ -659,7 +734,9 @@ async fn an_authorization_state_is_single_use_and_expires(b: Backend) {
     assert!(b.store.take_state(&state_hash(3)).await.unwrap().is_some());
 
     assert!(matches!(
-        b.store.put_state("raw-state-value", &u, None, now() + 600).await,
+        b.store
+            .put_state("raw-state-value", &u, None, now() + 600)
+            .await,
         Err(StoreError::InvalidInput(_))
     ));
     assert!(matches!(
@@ -672,13 +749,19 @@ async fn the_raw_tables_hold_no_token_plaintext(b: Backend) {
     let c = cipher();
     let u = user("plain");
     b.store
-        .store_authorization(&u, tokens(&c, &u, "PLAINTEXT-ACCESS-0", "PLAINTEXT-REFRESH-0"))
+        .store_authorization(
+            &u,
+            tokens(&c, &u, "PLAINTEXT-ACCESS-0", "PLAINTEXT-REFRESH-0"),
+        )
         .await
         .unwrap();
     let l = lease(&b, &u, "r", 60).await;
     committed(
         b.store
-            .commit_refresh(&l, tokens(&c, &u, "PLAINTEXT-ACCESS-1", "PLAINTEXT-REFRESH-1"))
+            .commit_refresh(
+                &l,
+                tokens(&c, &u, "PLAINTEXT-ACCESS-1", "PLAINTEXT-REFRESH-1"),
+            )
             .await
             .unwrap(),
     );
@@ -688,7 +771,10 @@ async fn the_raw_tables_hold_no_token_plaintext(b: Backend) {
         cells.iter().filter(|c| c.len() > 28).count() >= 3,
         "the dump sees the three ciphertexts"
     );
-    assert!(cells.iter().any(|cell| cell == b"plain"), "the dump sees values");
+    assert!(
+        cells.iter().any(|cell| cell == b"plain"),
+        "the dump sees values"
+    );
     for cell in &cells {
         assert!(
             !cell.windows(9).any(|w| w == b"PLAINTEXT"),
@@ -702,7 +788,8 @@ async fn a_swapped_or_tampered_ciphertext_is_refused(b: Backend) {
     let alice = authorize(&b, &c, "alice").await;
     let bob = authorize(&b, &c, "bob").await;
 
-    b.set_bytes("alice", "access_token", bob.access_token.blob.clone()).await;
+    b.set_bytes("alice", "access_token", bob.access_token.blob.clone())
+        .await;
     let swapped = b.store.get(&alice.user_ref).await.unwrap().unwrap();
     assert!(matches!(
         c.open(&alice.user_ref, Field::AccessToken, &swapped.access_token),
@@ -718,7 +805,8 @@ async fn a_swapped_or_tampered_ciphertext_is_refused(b: Backend) {
         Err(CryptoError::Rejected)
     ));
 
-    b.set_bytes("bob", "access_token", bob.refresh_token.blob.clone()).await;
+    b.set_bytes("bob", "access_token", bob.refresh_token.blob.clone())
+        .await;
     let moved = b.store.get(&bob.user_ref).await.unwrap().unwrap();
     assert!(
         matches!(
@@ -731,7 +819,8 @@ async fn a_swapped_or_tampered_ciphertext_is_refused(b: Backend) {
 
 async fn rows_using_a_key_are_counted_for_rotation(b: Backend) {
     let old = cipher();
-    let rotated = TokenCipher::new(vec![("k1".into(), key(1)), ("k2".into(), key(2))], "k2").unwrap();
+    let rotated =
+        TokenCipher::new(vec![("k1".into(), key(1)), ("k2".into(), key(2))], "k2").unwrap();
     let u1 = authorize(&b, &old, "u1").await.user_ref;
     authorize(&b, &old, "u2").await;
     assert_eq!(b.store.count_rows_using_key("k1").await.unwrap(), 2);
@@ -804,7 +893,10 @@ async fn pagination_by_status_walks_every_user_once(b: Backend) {
     let expected: Vec<String> = (0..30).map(|i| format!("user-{i:02}")).collect();
     assert_eq!(all, expected, "every user once, in order");
     assert_eq!(walk(Some(UserStatus::Active)).await.len(), 20);
-    assert_eq!(walk(Some(UserStatus::ReauthorizationRequired)).await.len(), 10);
+    assert_eq!(
+        walk(Some(UserStatus::ReauthorizationRequired)).await.len(),
+        10
+    );
     assert_eq!(
         b.store.count_by_status().await.unwrap(),
         vec![
@@ -813,15 +905,30 @@ async fn pagination_by_status_walks_every_user_once(b: Backend) {
         ]
     );
     let t = now();
-    assert_eq!(b.store.count_refresh_expiring_before(t + 11 * DAY).await.unwrap(), 20);
-    assert_eq!(b.store.count_refresh_expiring_before(t + DAY).await.unwrap(), 0);
+    assert_eq!(
+        b.store
+            .count_refresh_expiring_before(t + 11 * DAY)
+            .await
+            .unwrap(),
+        20
+    );
+    assert_eq!(
+        b.store
+            .count_refresh_expiring_before(t + DAY)
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 async fn delete_erases_the_user(b: Backend) {
     let c = cipher();
     let u = authorize(&b, &c, "leaving").await.user_ref;
     let other = authorize(&b, &c, "staying").await.user_ref;
-    b.store.put_state(&state_hash(5), &u, None, now() + 600).await.unwrap();
+    b.store
+        .put_state(&state_hash(5), &u, None, now() + 600)
+        .await
+        .unwrap();
     b.store
         .put_state(&state_hash(6), &other, None, now() + 600)
         .await
@@ -842,7 +949,10 @@ async fn delete_erases_the_user(b: Backend) {
         .await
         .unwrap();
     assert!(matches!(late, CommitOutcome::FencedOut));
-    assert!(b.store.get(&u).await.unwrap().is_none(), "a late commit does not resurrect");
+    assert!(
+        b.store.get(&u).await.unwrap().is_none(),
+        "a late commit does not resurrect"
+    );
     assert!(!b.store.delete(&u).await.unwrap());
 
     assert!(b.store.get(&other).await.unwrap().is_some());
@@ -880,7 +990,10 @@ async fn labels_that_could_carry_a_token_are_refused(b: Backend) {
     ));
     let row = b.store.get(&u).await.unwrap().unwrap();
     let debug = format!("{row:?}");
-    assert!(debug.contains("labelled") && debug.contains("k1"), "{debug}");
+    assert!(
+        debug.contains("labelled") && debug.contains("k1"),
+        "{debug}"
+    );
     assert!(!debug.contains("blob"), "{debug}");
 }
 

@@ -113,10 +113,15 @@ impl PgCluster {
             run(chown, "chown postgres");
         }
         let mut initdb = cluster.pg_command("initdb");
-        initdb
-            .arg("-D")
-            .arg(cluster.data_dir())
-            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
+        initdb.arg("-D").arg(cluster.data_dir()).args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ]);
         run(initdb, "initdb");
         cluster.spawn_watchdog();
         cluster.start();
@@ -140,7 +145,8 @@ impl PgCluster {
     }
 
     /// Stops the cluster and removes its directory once this process exits.
-    /// `setsid` keeps it alive when the test harness's process group is killed.
+    /// `setsid -f` detaches it into its own session (so killing the test
+    /// harness's process group does not take it along) and returns at once.
     fn spawn_watchdog(&self) {
         let pg_ctl = self.bin.join("pg_ctl");
         let as_user = if self.as_postgres_user {
@@ -157,13 +163,12 @@ impl PgCluster {
             data = self.data_dir().display(),
             dir = self.dir.display(),
         );
-        Command::new("setsid")
-            .args(["sh", "-c", &script])
-            .stdin(Stdio::null())
+        let mut setsid = Command::new("setsid");
+        setsid
+            .args(["-f", "sh", "-c", &script])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the test cluster's watchdog starts");
+            .stderr(Stdio::null());
+        run(setsid, "the test cluster's watchdog");
     }
 
     /// Starts (or restarts, after [`PgCluster::stop`]) the server on the same port.
@@ -211,7 +216,14 @@ impl PgCluster {
         let name = format!("t_{:016x}", fastrand::u64(..));
         let mut createdb = Command::new(self.bin.join("createdb"));
         createdb
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
             .arg(&name);
         run(createdb, "createdb");
         self.url(&name)

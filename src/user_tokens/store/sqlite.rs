@@ -5,6 +5,11 @@
 //! writer wait for another writer's lock instead of failing at once; foreign
 //! keys are on so future schema constraints hold. SQLite allows one writer at
 //! a time, which is what makes the single-statement lease `UPDATE`s exclusive.
+//!
+//! Use a file path: `sqlite::memory:` would give every pooled connection its
+//! own empty database. Migrations are not locked across processes (sqlx has
+//! no lock for SQLite), so processes sharing a file should not be started
+//! for the first time at the same instant; use PostgreSQL for replicas.
 
 use std::fmt;
 use std::str::FromStr;

@@ -219,6 +219,7 @@ on_both_backends!(
     pagination_by_status_walks_every_user_once,
     delete_erases_the_user,
     labels_that_could_carry_a_token_are_refused,
+    a_database_refusal_names_the_sqlstate_but_no_value,
     ping_answers,
 );
 
@@ -995,6 +996,27 @@ async fn labels_that_could_carry_a_token_are_refused(b: Backend) {
         "{debug}"
     );
     assert!(!debug.contains("blob"), "{debug}");
+}
+
+async fn a_database_refusal_names_the_sqlstate_but_no_value(b: Backend) {
+    let u = user("duplicated");
+    let hash = state_hash(0x5e);
+    b.store
+        .put_state(&hash, &u, None, now() + 600)
+        .await
+        .unwrap();
+    let err = b
+        .store
+        .put_state(&hash, &u, None, now() + 600)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Rejected { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("SQLSTATE"), "{message}");
+    assert!(
+        !message.contains(&hash) && !message.contains("duplicated"),
+        "{message}"
+    );
 }
 
 async fn ping_answers(b: Backend) {

@@ -16,7 +16,7 @@ CREATE TABLE astra_users (
     refresh_expires_at      BIGINT  NOT NULL,
     -- The refresh token that was current before the last refresh (still valid at Astra).
     prev_refresh_key_id     TEXT,
-    prev_refresh_token      BLOB,
+    prev_refresh_token      BYTEA,
     prev_refresh_expires_at BIGINT,
     next_refresh_at         BIGINT  NOT NULL,
     last_refresh_at         BIGINT,

@@ -278,6 +278,8 @@ pub trait UserStore: Send + Sync + fmt::Debug {
 
     /// Takes the refresh lease for `user` if nobody holds a live one (and, with
     /// `only_if_generation`, only if the row is still at that generation).
+    /// Status is not checked: a lease on a user that needs reauthorization is
+    /// granted, and the caller decides from `row.status` what to do with it.
     async fn try_lease(
         &self,
         user: &UserRef,

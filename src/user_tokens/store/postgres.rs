@@ -6,9 +6,9 @@
 //! takes it on whatever connection it is given and returns early without
 //! unlocking when a migration fails; on a pooled connection that lock would
 //! outlive the failure and block every other replica. So [`PgStore::connect`]
-//! migrates on a dedicated connection under its own advisory lock
-//! ([`MIGRATION_LOCK_KEY`]) and closes that connection afterwards, which
-//! releases every session lock whatever happened. The first replica
+//! migrates in a dedicated session (a one-connection pool) under its own
+//! advisory lock ([`MIGRATION_LOCK_KEY`]) and closes that session afterwards,
+//! which releases every session lock whatever happened. The first replica
 //! migrates; the others wait, then find nothing to do.
 //!
 //! **Batch claims** use `FOR UPDATE SKIP LOCKED`, so concurrent schedulers
@@ -18,7 +18,6 @@ use std::fmt;
 use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{ConnectOptions, Connection};
 
 use super::{
     CommitOutcome, Lease, LeaseOutcome, LeaseRelease, NewTokens, PendingAuthorization,
@@ -49,7 +48,7 @@ impl PgStore {
     /// Connects to `url` (`postgres://…`) and migrates the schema (see the module docs).
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         let connect = PgConnectOptions::from_str(url)?;
-        migrate(&connect).await?;
+        migrate(&connect, options).await?;
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
@@ -91,26 +90,32 @@ impl PgStore {
     }
 }
 
-async fn migrate(connect: &PgConnectOptions) -> Result<(), StoreError> {
-    let mut conn = connect.connect().await?;
+async fn migrate(connect: &PgConnectOptions, options: &StoreOptions) -> Result<(), StoreError> {
+    // A pool of exactly one connection: the lock and the migrations share a
+    // session, and `Migrator::run(&pool)` keeps the caller's future `Send`
+    // (on a bare `&mut PgConnection` it trips sqlx's "implementation of
+    // `Acquire` is not general enough").
+    let session = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(options.acquire_timeout)
+        .connect_with(connect.clone())
+        .await?;
     let migrated = async {
         sqlx::query("SELECT pg_advisory_lock($1)")
             .bind(MIGRATION_LOCK_KEY)
-            .execute(&mut conn)
+            .execute(&session)
             .await?;
-        MIGRATOR.run(&mut conn).await?;
+        MIGRATOR.run(&session).await?;
         sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(MIGRATION_LOCK_KEY)
-            .execute(&mut conn)
+            .execute(&session)
             .await?;
         Ok::<(), StoreError>(())
     }
     .await;
     // Closing ends the session, and with it any lock still held after a failure.
-    let closed = conn.close().await;
-    migrated?;
-    closed?;
-    Ok(())
+    session.close().await;
+    migrated
 }
 
 user_store_impl!(

@@ -5,6 +5,11 @@
 //! writer wait for another writer's lock instead of failing at once; foreign
 //! keys are on so future schema constraints hold. SQLite allows one writer at
 //! a time, which is what makes the single-statement lease `UPDATE`s exclusive.
+//!
+//! Use a file path: `sqlite::memory:` would give every pooled connection its
+//! own empty database. Migrations are not locked across processes (sqlx has
+//! no lock for SQLite), so processes sharing a file should not be started
+//! for the first time at the same instant; use PostgreSQL for replicas.
 
 use std::fmt;
 use std::str::FromStr;
@@ -50,7 +55,7 @@ impl SqliteStore {
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect)
             .await?;
-        MIGRATOR.run(&pool).await?;
+        run_migrations(&pool).await?;
         Ok(Self { pool })
     }
 
@@ -82,6 +87,15 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(rows)
     }
+}
+
+/// Boxed at a concrete lifetime: awaiting `Migrator::run` directly makes the
+/// caller's future fail the `Send` check that `tokio::spawn` needs
+/// ("implementation of `Acquire` is not general enough").
+fn run_migrations(
+    pool: &SqlitePool,
+) -> futures::future::BoxFuture<'_, Result<(), sqlx::migrate::MigrateError>> {
+    Box::pin(MIGRATOR.run(pool))
 }
 
 user_store_impl!(SqliteStore, sqlx::Sqlite, now = "unixepoch()");

@@ -21,6 +21,7 @@ use crate::http::limits::RequestLimits;
 use crate::http::rate_limit::RateLimiter;
 use crate::http::{self, Services};
 use crate::observability::Metrics;
+use crate::user_tokens::UserTokens;
 
 /// Runs the service until SIGTERM or SIGINT, then drains and returns.
 pub async fn run(settings: Settings) -> Result<(), StartupError> {
@@ -48,17 +49,18 @@ pub enum StartupError {
 pub struct Parts {
     services: Services,
     client_tokens: Arc<ClientTokens>,
+    user_tokens: Option<Arc<UserTokens>>,
 }
 
 impl Parts {
     /// Builds every part with the credential source named in `settings`.
     pub async fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
         let source = source_from_settings(&settings.credentials).await?;
-        Self::with_source(settings, source)
+        Self::with_source(settings, source).await
     }
 
     /// Builds every part with an explicit credential source (tests, other backends).
-    pub fn with_source(
+    pub async fn with_source(
         settings: &Settings,
         source: Arc<dyn CredentialSource>,
     ) -> Result<Self, ConfigError> {
@@ -69,10 +71,12 @@ impl Parts {
         let rate_limit = RateLimiter::from_settings(&settings.rate_limit)?;
         let limits = RequestLimits::from_settings(&settings.server)?;
         let client_tokens = Arc::new(ClientTokens::from_settings(settings, source, &metrics)?);
+        let user_tokens = UserTokens::from_settings(&settings.astra, &metrics).await?;
         caller_auth.warn_if_open();
         internal_auth.warn_if_open();
         let services = Services {
             client_tokens: Arc::clone(&client_tokens),
+            user_tokens: user_tokens.clone(),
             caller_auth,
             internal_auth,
             cors,
@@ -85,6 +89,7 @@ impl Parts {
         Ok(Self {
             services,
             client_tokens,
+            user_tokens,
         })
     }
 }
@@ -111,7 +116,7 @@ impl Application {
         settings: Settings,
         source: Arc<dyn CredentialSource>,
     ) -> Result<Self, StartupError> {
-        let parts = Parts::with_source(&settings, source)?;
+        let parts = Parts::with_source(&settings, source).await?;
         Self::start(&settings, parts)
     }
 
@@ -119,7 +124,10 @@ impl Application {
     fn start(settings: &Settings, parts: Parts) -> Result<Self, StartupError> {
         let shutting_down = Arc::clone(&parts.services.shutting_down);
         let listeners = http::bind(parts.services, &settings.server)?;
-        let background = parts.client_tokens.spawn_background();
+        let mut background = parts.client_tokens.spawn_background();
+        if let Some(users) = parts.user_tokens {
+            background.push(tokio::spawn(users.run_scheduler()));
+        }
         Ok(Self {
             public_port: listeners.public_port,
             internal_port: listeners.internal_port,

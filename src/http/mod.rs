@@ -28,11 +28,13 @@ use crate::caller_auth::{CallerAuth, InternalAuth};
 use crate::client_tokens::ClientTokens;
 use crate::config::ServerSettings;
 use crate::observability::Metrics;
+use crate::user_tokens::UserTokens;
 use audit::AuditTrail;
 use cors::Cors;
 use limits::RequestLimits;
 use problem::{HttpError, Problem};
 use rate_limit::RateLimiter;
+use routes::astra::{self, AstraRoutes};
 use routes::{health::Readiness, metrics::MetricsRoute, token::TokenRoute};
 
 /// Path of the browser-facing SDK token route.
@@ -40,10 +42,33 @@ pub const SDK_TOKEN_PATH: &str = "/astrada-sdk-token";
 /// Path of the internal API token route.
 pub const API_TOKEN_PATH: &str = "/astrada-api-token";
 
+/// Where Astra sends the user's browser after authorizing (public listener).
+pub const ASTRA_CALLBACK_PATH: &str = "/astra/callback";
+/// The per-user Astra routes (internal listener), as actix patterns.
+pub const ASTRA_USERS_PATH: &str = "/astra/users";
+pub const ASTRA_USER_PATH: &str = "/astra/users/{user_ref}";
+pub const ASTRA_AUTHORIZATION_PATH: &str = "/astra/users/{user_ref}/authorization";
+pub const ASTRA_AUTHORIZATION_CODE_PATH: &str = "/astra/users/{user_ref}/authorization-code";
+pub const ASTRA_REFRESH_TOKEN_PATH: &str = "/astra/users/{user_ref}/refresh-token";
+pub const ASTRA_TOKEN_PATH: &str = "/astra/users/{user_ref}/token";
+pub const ASTRA_TOKEN_REFRESH_PATH: &str = "/astra/users/{user_ref}/token/refresh";
+
 /// Every path the public listener serves (checked against `openapi.yaml` by the tests).
-pub const PUBLIC_PATHS: &[&str] = &[SDK_TOKEN_PATH, "/healthz", "/readyz"];
+pub const PUBLIC_PATHS: &[&str] = &[SDK_TOKEN_PATH, ASTRA_CALLBACK_PATH, "/healthz", "/readyz"];
 /// Every path the internal listener serves (checked against `openapi.yaml` by the tests).
-pub const INTERNAL_PATHS: &[&str] = &[API_TOKEN_PATH, "/metrics", "/healthz", "/readyz"];
+pub const INTERNAL_PATHS: &[&str] = &[
+    API_TOKEN_PATH,
+    ASTRA_USERS_PATH,
+    ASTRA_USER_PATH,
+    ASTRA_AUTHORIZATION_PATH,
+    ASTRA_AUTHORIZATION_CODE_PATH,
+    ASTRA_REFRESH_TOKEN_PATH,
+    ASTRA_TOKEN_PATH,
+    ASTRA_TOKEN_REFRESH_PATH,
+    "/metrics",
+    "/healthz",
+    "/readyz",
+];
 
 /// Which listener a request arrived on, for metrics and logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +90,8 @@ impl Listener {
 /// What the listeners serve, each part built once from its own settings.
 pub struct Services {
     pub client_tokens: Arc<ClientTokens>,
+    /// Per-user Astra tokens, when `astra.enabled`.
+    pub user_tokens: Option<Arc<UserTokens>>,
     /// Who may get the SDK token.
     pub caller_auth: CallerAuth,
     /// Who may get the API token.
@@ -98,12 +125,20 @@ pub fn bind(services: Services, settings: &ServerSettings) -> std::io::Result<Li
         Arc::clone(&audit),
         services.metrics.clone(),
     ));
+    let internal_auth = Arc::new(services.internal_auth);
     let api = web::Data::new(TokenRoute::api(
         Arc::clone(&caches.api),
-        services.internal_auth,
+        Arc::clone(&internal_auth),
         audit,
         services.metrics.clone(),
     ));
+    let astra = services.user_tokens.as_ref().map(|users| {
+        web::Data::new(AstraRoutes {
+            users: Arc::clone(users),
+            auth: internal_auth,
+        })
+    });
+    let callback = services.user_tokens.clone().map(web::Data::from);
     let readiness = web::Data::new(Readiness {
         shutting_down: services.shutting_down,
         client_tokens: Arc::clone(&services.client_tokens),
@@ -111,6 +146,7 @@ pub fn bind(services: Services, settings: &ServerSettings) -> std::io::Result<Li
     let metrics_route = web::Data::new(MetricsRoute {
         metrics: services.metrics.clone(),
         client_tokens: services.client_tokens,
+        user_tokens: services.user_tokens,
     });
     let cors = Arc::new(services.cors);
     let layers = Layers {
@@ -131,6 +167,13 @@ pub fn bind(services: Services, settings: &ServerSettings) -> std::io::Result<Li
                     .route(web::get().to(routes::token::sdk_token))
                     .route(web::method(Method::OPTIONS).to(options)),
             );
+            if let Some(users) = &callback {
+                cfg.service(
+                    get_only(ASTRA_CALLBACK_PATH)
+                        .app_data(users.clone())
+                        .route(web::get().to(astra::callback)),
+                );
+            }
             health(cfg, &readiness);
         }
     };
@@ -145,6 +188,9 @@ pub fn bind(services: Services, settings: &ServerSettings) -> std::io::Result<Li
                 .app_data(metrics_route.clone())
                 .route(web::get().to(routes::metrics::metrics)),
         );
+        if let Some(astra) = &astra {
+            astra_routes(cfg, astra);
+        }
         health(cfg, &readiness);
     };
     let (public, public_port) = serve(
@@ -212,6 +258,32 @@ fn worker_count(configured: usize) -> usize {
     } else {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     }
+}
+
+fn astra_routes(cfg: &mut web::ServiceConfig, data: &web::Data<AstraRoutes>) {
+    let route = |path: &str, allow: &'static str| only(path, allow).app_data(data.clone());
+    cfg.service(route(ASTRA_USERS_PATH, "GET").route(web::get().to(astra::list)))
+        .service(
+            route(ASTRA_USER_PATH, "GET, DELETE")
+                .route(web::get().to(astra::summary))
+                .route(web::delete().to(astra::delete)),
+        )
+        .service(
+            route(ASTRA_AUTHORIZATION_PATH, "POST")
+                .route(web::post().to(astra::start_authorization)),
+        )
+        .service(
+            route(ASTRA_AUTHORIZATION_CODE_PATH, "POST")
+                .route(web::post().to(astra::exchange_code)),
+        )
+        .service(
+            route(ASTRA_REFRESH_TOKEN_PATH, "PUT")
+                .route(web::put().to(astra::import_refresh_token)),
+        )
+        .service(route(ASTRA_TOKEN_PATH, "GET").route(web::get().to(astra::token)))
+        .service(
+            route(ASTRA_TOKEN_REFRESH_PATH, "POST").route(web::post().to(astra::refresh_stale)),
+        );
 }
 
 fn health(cfg: &mut web::ServiceConfig, readiness: &web::Data<Readiness>) {

@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::caller_auth::AuthError;
 use crate::client_tokens::oauth_client::ExchangeError;
 use crate::client_tokens::token_cache::TokenUnavailable;
+use crate::user_tokens::{StoreError, UserTokenError};
 
 /// Prefix of every problem `type`; each one is listed in the README.
 pub const PROBLEM_BASE: &str = "urn:astrada-token-vendor:problem:";
@@ -236,6 +237,99 @@ impl From<TokenUnavailable> for Problem {
         );
         Problem::new(StatusCode::SERVICE_UNAVAILABLE, slug, title, detail)
             .retry_after(e.retry_after)
+    }
+}
+
+impl From<UserTokenError> for Problem {
+    fn from(e: UserTokenError) -> Self {
+        use UserTokenError as E;
+        let detail = sentence(&e);
+        match e {
+            E::InvalidUserRef => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-user-ref",
+                "Invalid user reference",
+                detail,
+            ),
+            E::BadRequest(_) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                "Bad request",
+                detail,
+            ),
+            E::UnknownUser => Problem::new(
+                StatusCode::NOT_FOUND,
+                "astra-user-not-found",
+                "No such Astra user",
+                detail,
+            ),
+            E::ReauthorizationRequired => Problem::new(
+                StatusCode::CONFLICT,
+                "astra-reauthorization-required",
+                "The user must authorize again",
+                "Astra refused the stored refresh tokens; send the user through \
+                 POST /astra/users/{user_ref}/authorization again."
+                    .into(),
+            ),
+            E::StateInvalid => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "astra-state-invalid",
+                "Unknown, used or expired authorization state",
+                detail,
+            ),
+            E::GrantRefused => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "astra-grant-refused",
+                "Astra refused the grant",
+                detail,
+            ),
+            E::AstraClientRejected => Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "astra-client-rejected",
+                "Astra rejected the client credentials",
+                detail,
+            ),
+            E::AstraUnavailable { retry_after, .. } => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "astra-unavailable",
+                "Astra is unavailable",
+                detail,
+            )
+            .retry_after(retry_after),
+            E::RefreshBusy { retry_after } => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "astra-refresh-busy",
+                "A refresh of this user is still running",
+                detail,
+            )
+            .retry_after(retry_after),
+            E::Store(StoreError::Unavailable { .. }) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store-unavailable",
+                "The token store is unavailable",
+                detail,
+            )
+            .retry_after(Duration::from_secs(1)),
+            E::Store(_) => Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "store-error",
+                "The token store failed",
+                detail,
+            ),
+            E::Unreadable(_) => Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "stored-token-unreadable",
+                "A stored token could not be decrypted",
+                detail,
+            ),
+            E::Crashed => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "astra-refresh-interrupted",
+                "The refresh was interrupted",
+                detail,
+            )
+            .retry_after(Duration::from_secs(1)),
+        }
     }
 }
 

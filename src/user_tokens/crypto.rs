@@ -203,6 +203,11 @@ impl TokenCipher {
     }
 
     /// Whether rows sealed under `key_id` can be opened.
+    /// Every key id in the ring, for rotation metrics.
+    pub fn key_ids(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
+
     pub fn has_key(&self, key_id: &str) -> bool {
         self.keys.contains_key(key_id)
     }

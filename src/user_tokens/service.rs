@@ -595,6 +595,36 @@ impl UserTokens {
             .collect())
     }
 
+    /// Sets the gauges read from the store (users by status, refresh tokens
+    /// close to expiry, rows per key); called just before each scrape. A
+    /// store outage leaves the last values and says so once per scrape.
+    pub async fn update_metrics(&self, metrics: &Metrics) {
+        let counts = async {
+            let by_status = self.store.count_by_status().await?;
+            let expiring = self
+                .store
+                .count_refresh_expiring_before(now() + 48 * 3600)
+                .await?;
+            let mut keys = Vec::new();
+            for key_id in self.cipher.key_ids() {
+                keys.push((key_id, self.store.count_rows_using_key(key_id).await?));
+            }
+            Ok::<_, super::StoreError>((by_status, expiring, keys))
+        };
+        match counts.await {
+            Ok((by_status, expiring, keys)) => {
+                for (status, count) in by_status {
+                    metrics.set_astra_users(status.as_str(), count);
+                }
+                metrics.set_astra_expiring(expiring);
+                for (key_id, count) in keys {
+                    metrics.set_astra_key_rows(key_id, count);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "astra user gauges not updated"),
+        }
+    }
+
     /// `DELETE /astra/users/{user_ref}`: erases the stored tokens.
     pub async fn delete(&self, user: &UserRef) -> Result<(), UserTokenError> {
         if self.store.delete(user).await? {

@@ -24,7 +24,7 @@ enum Gate {
         rate_limit: RateLimiter,
     },
     /// Workloads on the internal listener.
-    Workload(InternalAuth),
+    Workload(Arc<InternalAuth>),
 }
 
 /// One token route with everything it needs.
@@ -55,7 +55,7 @@ impl TokenRoute {
     /// `GET /astrada-api-token`.
     pub fn api(
         cache: Arc<TokenCache>,
-        auth: InternalAuth,
+        auth: Arc<InternalAuth>,
         audit: Arc<AuditTrail>,
         metrics: Metrics,
     ) -> Self {

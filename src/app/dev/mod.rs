@@ -9,7 +9,14 @@ use secrecy::SecretString;
 
 use super::{Application, StartupError, shutdown_signal};
 use crate::config::{ConfigError, CredentialSourceKind, Settings};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use fake_astra::{FakeAstra, FakeAstraConfig};
 use fake_astrada::{FakeAstrada, FakeAstradaConfig};
+use secrecy::ExposeSecret;
+
+use crate::http::ASTRA_CALLBACK_PATH;
+use crate::user_tokens::crypto::fill_random;
 
 pub mod fake_astra;
 pub mod fake_astrada;
@@ -68,6 +75,7 @@ pub async fn run(mut settings: Settings) -> Result<(), StartupError> {
     settings.credentials.api.client_secret = api.1;
     settings.credentials.sdk.client_id = sdk.0;
     settings.credentials.sdk.client_secret = sdk.1;
+    let astra = start_fake_astra(&mut settings)?;
     let app = Application::build(settings).await?;
     let public = app.public_port();
     let internal = app.internal_port();
@@ -77,13 +85,52 @@ pub async fn run(mut settings: Settings) -> Result<(), StartupError> {
          \x20 SDK token (public)           http://127.0.0.1:{public}/astrada-sdk-token\n\
          \x20 API token (internal)         http://127.0.0.1:{internal}/astrada-api-token\n\
          \x20 metrics (internal)           http://127.0.0.1:{internal}/metrics\n\
+         \x20 fake Astra (OAuth module)    {astra_url}\n\
+         \x20 Astra users (internal)       http://127.0.0.1:{internal}/astra/users\n\
          \x20 caller authentication is OFF and credentials are throw-away.\n\
-         \x20 Try: curl -s http://127.0.0.1:{public}/astrada-sdk-token\n",
-        fake.token_url
+         \x20 Try: curl -s http://127.0.0.1:{public}/astrada-sdk-token\n\
+         \x20 Astra walkthrough: README, \"Astra per-user tokens in dev mode\".\n",
+        fake.token_url,
+        astra_url = astra.base_url(),
     );
     app.run_until(shutdown_signal()).await?;
     fake.stop().await;
+    astra.stop().await;
     Ok(())
+}
+
+/// Starts the fake Astra and points `[astra]` at it: throw-away client
+/// credentials and encryption key, and a SQLite file in a fresh temp dir.
+fn start_fake_astra(settings: &mut Settings) -> Result<FakeAstra, StartupError> {
+    let public = settings.server.public_addr;
+    let redirect_uri = format!("http://{public}{ASTRA_CALLBACK_PATH}");
+    let redirect = url::Url::parse(&redirect_uri).map_err(|_| ConfigError::Invalid {
+        key: "server.public_addr",
+        problem: "cannot form the Astra callback URL from it".into(),
+        fix: "use an address such as 127.0.0.1:8080".into(),
+    })?;
+    let secret = random_secret();
+    let fake = FakeAstra::start(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        FakeAstraConfig::new("dev-astra-client", secret.expose_secret(), redirect),
+    )?;
+    let dir = std::env::temp_dir().join(format!("atv-dev-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut key = [0u8; 32];
+    fill_random(&mut key).map_err(|_| {
+        std::io::Error::other("the operating system's random number generator failed")
+    })?;
+    let a = &mut settings.astra;
+    a.enabled = true;
+    a.api_url = fake.base_url().to_string();
+    a.authorize_url = fake.base_url().to_string();
+    a.client_id = "dev-astra-client".into();
+    a.client_secret = secret;
+    a.redirect_uri = redirect_uri;
+    a.store_url = format!("sqlite:{}", dir.join("astra.db").display());
+    a.encryption_keys = SecretString::from(format!("dev:{}", STANDARD.encode(key)));
+    a.active_key_id = "dev".into();
+    Ok(fake)
 }
 
 fn random_secret() -> SecretString {

@@ -64,7 +64,8 @@ pub enum FaultPoint {
 /// lease held and nothing written, as a killed process would.
 pub type FaultHook = Arc<dyn Fn(FaultPoint) -> bool + Send + Sync>;
 
-/// A token handed to a caller.
+/// A token handed to a caller (`Debug` shows no token).
+#[derive(Debug)]
 pub struct HandedToken {
     pub access_token: SecretString,
     /// Until the access token expires or is next planned to be replaced,

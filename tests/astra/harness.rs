@@ -1,0 +1,306 @@
+//! One world per test: a fake Astra, a store (SQLite file or a fresh
+//! PostgreSQL database), and services or whole apps built on them.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use astrada_token_vendor::app::Application;
+use astrada_token_vendor::app::dev::fake_astra::{FakeAstra, FakeAstraConfig};
+use astrada_token_vendor::app::dev::fake_astrada::{FakeAstrada, FakeAstradaConfig};
+use astrada_token_vendor::client_tokens::credentials::{
+    ClientCredentials, CredentialBundle, InlineSource,
+};
+use astrada_token_vendor::config::{AstraSettings, CallerAuthMode, InternalAuthMode, Settings};
+use astrada_token_vendor::core::PerSet;
+use astrada_token_vendor::observability::Metrics;
+use astrada_token_vendor::user_tokens::{TokenCipher, UserRef, UserTokens};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use secrecy::SecretString;
+use tokio::sync::oneshot;
+
+use crate::postgres_support;
+
+pub const CLIENT_ID: &str = "test-astra-client";
+pub const CLIENT_SECRET: &str = "test-astra-secret-0123456789";
+pub const REDIRECT_URI: &str = "http://127.0.0.1:9/astra/callback";
+/// Two fixed test keys (32 zero bytes and 32 0x01 bytes): never production keys.
+pub const KEY_1: (&str, [u8; 32]) = ("k1", [0; 32]);
+pub const KEY_2: (&str, [u8; 32]) = ("k2", [1; 32]);
+
+/// The store behind the service, and raw SQL access to look at it.
+pub enum Store {
+    Sqlite { url: String, _dir: TempDir },
+    Postgres { url: String },
+}
+
+pub struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Store {
+    pub async fn sqlite() -> Self {
+        let dir = std::env::temp_dir().join(format!("atv-astra-{:016x}", fastrand::u64(..)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite:{}", dir.join("astra.db").display());
+        Store::Sqlite {
+            url,
+            _dir: TempDir(dir),
+        }
+    }
+
+    pub async fn postgres() -> Self {
+        Store::Postgres {
+            url: postgres_support::fresh_database().await,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        match self {
+            Store::Sqlite { url, .. } | Store::Postgres { url } => url,
+        }
+    }
+
+    /// Runs one statement with `user` bound as its only parameter (`$1`).
+    pub async fn execute(&self, sql: &'static str, user: &str) {
+        match self {
+            Store::Sqlite { url, .. } => {
+                let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+                sqlx::query(sql).bind(user).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+            Store::Postgres { url } => {
+                let pool = sqlx::PgPool::connect(url).await.unwrap();
+                sqlx::query(sql).bind(user).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+        }
+    }
+
+    /// Every byte of every stored token column, concatenated.
+    pub async fn raw_token_bytes(&self) -> Vec<u8> {
+        const SQL: &str = "SELECT access_token, refresh_token FROM astra_users";
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = match self {
+            Store::Sqlite { url, .. } => {
+                let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+                sqlx::query_as(SQL).fetch_all(&pool).await.unwrap()
+            }
+            Store::Postgres { url } => {
+                let pool = sqlx::PgPool::connect(url).await.unwrap();
+                sqlx::query_as(SQL).fetch_all(&pool).await.unwrap()
+            }
+        };
+        rows.into_iter()
+            .flat_map(|(a, r)| [a, r].concat())
+            .collect()
+    }
+
+    /// Makes `user`'s access token look expired to the service.
+    pub async fn expire_access_token(&self, user: &str) {
+        self.execute(
+            "UPDATE astra_users SET access_expires_at = 0 WHERE user_ref = $1",
+            user,
+        )
+        .await;
+    }
+
+    /// Makes `user` due for the scheduler.
+    pub async fn make_due(&self, user: &str) {
+        self.execute(
+            "UPDATE astra_users SET next_refresh_at = 0 WHERE user_ref = $1",
+            user,
+        )
+        .await;
+    }
+}
+
+/// A fake Astra and a store, shared by the services and apps of one test.
+pub struct World {
+    pub astra: FakeAstra,
+    pub store: Store,
+}
+
+impl World {
+    pub async fn new(store: Store) -> Self {
+        let astra = FakeAstra::start(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            FakeAstraConfig::new(CLIENT_ID, CLIENT_SECRET, REDIRECT_URI.parse().unwrap()),
+        )
+        .unwrap();
+        Self { astra, store }
+    }
+
+    /// `[astra]` pointing at this world, sealing with `KEY_1`.
+    pub fn settings(&self) -> AstraSettings {
+        let mut s = Settings::defaults().unwrap().astra;
+        s.enabled = true;
+        s.api_url = self.astra.base_url().to_string();
+        s.authorize_url = self.astra.base_url().to_string();
+        s.client_id = CLIENT_ID.into();
+        s.client_secret = SecretString::from(CLIENT_SECRET);
+        s.redirect_uri = REDIRECT_URI.into();
+        s.store_url = self.store.url().to_owned();
+        s.encryption_keys = keys(&[KEY_1]);
+        s.active_key_id = KEY_1.0.into();
+        s.timeout_ms = 1000;
+        s.connect_timeout_ms = 500;
+        s.lease_secs = 2;
+        s.wait_timeout_ms = 4000;
+        s.max_calls_per_sec = 1000;
+        s
+    }
+
+    /// A service of its own (one replica's worth), with `tweak` applied.
+    pub async fn service(&self, tweak: impl FnOnce(&mut AstraSettings)) -> Arc<UserTokens> {
+        let mut s = self.settings();
+        tweak(&mut s);
+        UserTokens::from_settings(&s, &Metrics::new())
+            .await
+            .expect("astra settings are valid")
+            .expect("astra is enabled")
+    }
+
+    /// A whole app (one replica) on this world.
+    pub async fn app(&self, tweak: impl FnOnce(&mut AstraSettings)) -> TestApp {
+        let mut s = self.settings();
+        tweak(&mut s);
+        TestApp::spawn(s).await
+    }
+
+    /// Authorizes `user` through the service as Astra user `astra_user`.
+    pub async fn authorize(&self, service: &UserTokens, user: &str, astra_user: &str) {
+        let code = SecretString::from(self.astra.issue_code(astra_user));
+        service
+            .exchange_code(&user_ref(user), &code)
+            .await
+            .expect("code exchange");
+    }
+}
+
+pub fn user_ref(user: &str) -> UserRef {
+    UserRef::parse(user).unwrap()
+}
+
+/// `ID:BASE64` pairs for `astra.encryption_keys`.
+pub fn keys(keys: &[(&str, [u8; 32])]) -> SecretString {
+    let listed: Vec<String> = keys
+        .iter()
+        .map(|(id, key)| format!("{id}:{}", STANDARD.encode(key)))
+        .collect();
+    SecretString::from(listed.join(","))
+}
+
+/// The same keyring the service uses, for tests that tamper with rows.
+pub fn cipher(active: (&str, [u8; 32])) -> TokenCipher {
+    TokenCipher::new(
+        vec![(
+            active.0.to_owned(),
+            SecretString::from(STANDARD.encode(active.1)),
+        )],
+        active.0,
+    )
+    .unwrap()
+}
+
+/// A running app and a client for both listeners.
+pub struct TestApp {
+    pub public: String,
+    pub internal: String,
+    pub http: reqwest::Client,
+    _astrada: FakeAstrada,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl TestApp {
+    async fn spawn(astra: AstraSettings) -> Self {
+        let astrada = FakeAstrada::start(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            FakeAstradaConfig {
+                clients: vec![("api".into(), "s".into()), ("sdk".into(), "s".into())],
+                lifetime: Duration::from_secs(300),
+                latency: Duration::ZERO,
+            },
+        )
+        .unwrap();
+        let mut s = Settings::defaults().unwrap();
+        s.server.public_addr = "127.0.0.1:0".parse().unwrap();
+        s.server.internal_addr = "127.0.0.1:0".parse().unwrap();
+        s.server.workers = 2;
+        s.server.shutdown_timeout_secs = 1;
+        s.token_endpoint.url = astrada.token_url.clone();
+        s.caller_auth.mode = CallerAuthMode::None;
+        s.caller_auth.allow_unauthenticated = true;
+        s.internal_auth.mode = InternalAuthMode::None;
+        s.internal_auth.allow_unauthenticated = true;
+        s.astra = astra;
+        let pair = || ClientCredentials {
+            client_id: "api".into(),
+            client_secret: SecretString::from("s"),
+        };
+        let mut sets = PerSet {
+            api: pair(),
+            sdk: pair(),
+        };
+        sets.sdk.client_id = "sdk".into();
+        let source = Arc::new(InlineSource::new(CredentialBundle {
+            sets,
+            version: None,
+        }));
+        let app = Application::build_with_source(s, source)
+            .await
+            .expect("app builds");
+        let public = format!("http://127.0.0.1:{}", app.public_port());
+        let internal = format!("http://127.0.0.1:{}", app.internal_port());
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            public,
+            internal,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(15))
+                .build()
+                .unwrap(),
+            _astrada: astrada,
+            stop: Some(stop),
+        }
+    }
+
+    /// `GET` on the internal listener: status and JSON body.
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.internal))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or_default())
+    }
+
+    /// `POST` JSON on the internal listener: status and JSON body.
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.internal))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or_default())
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

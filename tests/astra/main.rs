@@ -1,0 +1,581 @@
+//! Per-user Astra tokens, specified by behaviour: the service and whole apps
+//! against the fake Astra, on SQLite and on a real PostgreSQL. Every test
+//! runs on both stores.
+
+#[path = "../support/postgres.rs"]
+mod postgres_support;
+
+mod harness;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use astrada_token_vendor::app::dev::fake_astra::FakeAstraFault;
+use astrada_token_vendor::http::problem::PROBLEM_BASE;
+use astrada_token_vendor::user_tokens::{FaultPoint, Field, UserTokenError};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use harness::{KEY_1, KEY_2, Store, World, cipher, keys, user_ref};
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::Store::sqlite().await).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::Store::postgres().await).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    a_callback_exchanges_the_code_and_each_state_works_once,
+    an_unknown_or_expired_state_is_refused,
+    two_hundred_concurrent_requests_for_an_expired_token_refresh_once,
+    two_replicas_refresh_an_expired_user_once,
+    after_one_replica_refreshes_the_other_hands_out_the_new_token,
+    a_stale_generation_refresh_happens_only_once_per_generation,
+    a_refresh_interrupted_after_astra_answered_loses_nothing,
+    a_refused_refresh_token_falls_back_to_the_previous_one,
+    a_user_whose_refresh_tokens_are_refused_must_reauthorize_and_the_webhook_hears,
+    a_401_from_astra_does_not_mark_the_user,
+    a_transient_astra_failure_leaves_the_status_alone,
+    key_rotation_rewrites_rows_on_refresh,
+    the_scheduler_refreshes_due_users_and_no_others,
+    the_raw_database_holds_no_token_plaintext,
+    expires_in_never_outlives_the_next_planned_refresh,
+    the_api_never_returns_a_refresh_token_and_deletes_users,
+);
+
+fn problem(slug: &str) -> String {
+    format!("{PROBLEM_BASE}{slug}")
+}
+
+async fn a_callback_exchanges_the_code_and_each_state_works_once(store: Store) {
+    let world = World::new(store).await;
+    let app = world.app(|_| {}).await;
+    let (status, started) = app
+        .post(
+            "/astra/users/alice/authorization",
+            json!({"user_intent_id": "intent-1"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{started}");
+    let state = started["state"].as_str().unwrap();
+    let authorize_url = started["authorize_url"].as_str().unwrap();
+    assert!(
+        authorize_url.contains("response_type=code"),
+        "{authorize_url}"
+    );
+    assert!(
+        authorize_url.contains("user_intent_id=intent-1"),
+        "{authorize_url}"
+    );
+    assert_eq!(started["expires_in"], 600);
+
+    let code = world.astra.issue_code("astra-alice");
+    let callback = format!("{}/astra/callback?code={code}&state={state}", app.public);
+    let r = app.http.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body, json!({"user_ref": "alice", "outcome": "authorized"}));
+
+    let (status, token) = app.get("/astra/users/alice/token").await;
+    assert_eq!(status, 200);
+    assert!(
+        world
+            .astra
+            .is_current_access_token(token["access_token"].as_str().unwrap())
+    );
+
+    // The same state again, even with a fresh code: refused.
+    let code = world.astra.issue_code("astra-alice");
+    let again = format!("{}/astra/callback?code={code}&state={state}", app.public);
+    let r = app.http.get(&again).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["type"], problem("astra-state-invalid"));
+    assert_eq!(world.astra.code_exchanges(), 1);
+}
+
+async fn an_unknown_or_expired_state_is_refused(store: Store) {
+    let world = World::new(store).await;
+    let app = world
+        .app(|s| s.completion_url = "http://127.0.0.1:9/done".into())
+        .await;
+    let code = world.astra.issue_code("astra-bob");
+    let unknown = format!("{}/astra/callback?code={code}&state=made-up", app.public);
+    let r = app.http.get(&unknown).send().await.unwrap();
+    assert_eq!(r.status(), 303, "a browser is sent to the completion page");
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with("http://127.0.0.1:9/done?"),
+        "{location}"
+    );
+    assert!(location.contains("outcome=failed"), "{location}");
+    assert!(location.contains("astra-state-invalid"), "{location}");
+
+    let (_, started) = app.post("/astra/users/bob/authorization", json!({})).await;
+    let state = started["state"].as_str().unwrap();
+    world
+        .store
+        .execute(
+            "UPDATE astra_authorization_states SET expires_at = 0 WHERE user_ref = $1",
+            "bob",
+        )
+        .await;
+    let expired = format!("{}/astra/callback?code={code}&state={state}", app.public);
+    let r = app.http.get(&expired).send().await.unwrap();
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.contains("astra-state-invalid"), "{location}");
+    assert_eq!(world.astra.code_exchanges(), 0, "no code reached Astra");
+    let (status, _) = app.get("/astra/users/bob").await;
+    assert_eq!(status, 404);
+}
+
+async fn two_hundred_concurrent_requests_for_an_expired_token_refresh_once(store: Store) {
+    let world = World::new(store).await;
+    let app = world.app(|_| {}).await;
+    let service = world.service(|_| {}).await;
+    world.authorize(&service, "carol", "astra-carol").await;
+    world.store.expire_access_token("carol").await;
+
+    let app = Arc::new(app);
+    let requests = (0..200).map(|_| {
+        let app = Arc::clone(&app);
+        tokio::spawn(async move { app.get("/astra/users/carol/token").await })
+    });
+    let answers = futures::future::join_all(requests).await;
+    let tokens: HashSet<String> = answers
+        .into_iter()
+        .map(|a| {
+            let (status, body) = a.unwrap();
+            assert_eq!(status, 200, "{body}");
+            body["access_token"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(world.astra.refreshes_for("astra-carol"), 1);
+    assert_eq!(tokens.len(), 1, "everyone got the one new token");
+    assert!(
+        world
+            .astra
+            .is_current_access_token(tokens.iter().next().unwrap())
+    );
+}
+
+async fn two_replicas_refresh_an_expired_user_once(store: Store) {
+    let world = World::new(store).await;
+    let (a, b) = (world.app(|_| {}).await, world.app(|_| {}).await);
+    let service = world.service(|_| {}).await;
+    world.authorize(&service, "dave", "astra-dave").await;
+    world.store.expire_access_token("dave").await;
+
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let requests = (0..100).map(|i| {
+        let app = Arc::clone(if i % 2 == 0 { &a } else { &b });
+        tokio::spawn(async move { app.get("/astra/users/dave/token").await })
+    });
+    for answer in futures::future::join_all(requests).await {
+        let (status, body) = answer.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            world
+                .astra
+                .is_current_access_token(body["access_token"].as_str().unwrap())
+        );
+    }
+    assert_eq!(world.astra.refreshes_for("astra-dave"), 1);
+}
+
+async fn after_one_replica_refreshes_the_other_hands_out_the_new_token(store: Store) {
+    let world = World::new(store).await;
+    let (a, b) = (world.app(|_| {}).await, world.app(|_| {}).await);
+    let service = world.service(|_| {}).await;
+    world.authorize(&service, "erin", "astra-erin").await;
+    let (_, before) = b.get("/astra/users/erin/token").await;
+
+    let (status, refreshed) = a
+        .post(
+            "/astra/users/erin/token/refresh",
+            json!({"stale_generation": before["generation"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, after) = b.get("/astra/users/erin/token").await;
+    assert_ne!(after["access_token"], before["access_token"]);
+    assert_eq!(after["access_token"], refreshed["access_token"]);
+    assert!(
+        world
+            .astra
+            .is_current_access_token(after["access_token"].as_str().unwrap())
+    );
+    assert!(
+        !world
+            .astra
+            .is_current_access_token(before["access_token"].as_str().unwrap())
+    );
+}
+
+async fn a_stale_generation_refresh_happens_only_once_per_generation(store: Store) {
+    let world = World::new(store).await;
+    let app = Arc::new(world.app(|_| {}).await);
+    let service = world.service(|_| {}).await;
+    world.authorize(&service, "fay", "astra-fay").await;
+    let (_, first) = app.get("/astra/users/fay/token").await;
+    let generation = first["generation"].as_i64().unwrap();
+
+    let burst = (0..50).map(|_| {
+        let app = Arc::clone(&app);
+        tokio::spawn(async move {
+            app.post(
+                "/astra/users/fay/token/refresh",
+                json!({"stale_generation": generation}),
+            )
+            .await
+        })
+    });
+    for answer in futures::future::join_all(burst).await {
+        let (status, body) = answer.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["generation"].as_i64().unwrap(), generation + 1);
+    }
+    assert_eq!(world.astra.refreshes_for("astra-fay"), 1);
+}
+
+async fn a_refresh_interrupted_after_astra_answered_loses_nothing(store: Store) {
+    let world = World::new(store).await;
+    let service = world.service(|_| {}).await;
+    world.authorize(&service, "gus", "astra-gus").await;
+    world.store.expire_access_token("gus").await;
+
+    let mut crashing = world.service(|_| {}).await;
+    let crashed = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&crashed);
+    crashing.set_fault_hook(Arc::new(move |point| {
+        point == FaultPoint::AfterAstraBeforeCommit && !flag.swap(true, Ordering::SeqCst)
+    }));
+    let result = crashing.token(&user_ref("gus")).await;
+    assert!(matches!(result, Err(UserTokenError::Crashed)), "{result:?}");
+    assert!(crashed.load(Ordering::SeqCst));
+    assert_eq!(
+        world.astra.refreshes_for("astra-gus"),
+        1,
+        "Astra did answer"
+    );
+
+    // The dead holder's lease runs out; another replica refreshes with the
+    // refresh token that is still stored, which Astra still honours.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let token = service
+        .token(&user_ref("gus"))
+        .await
+        .expect("refresh after takeover");
+    assert!(
+        world
+            .astra
+            .is_current_access_token(token.access_token.expose_secret())
+    );
+    assert_eq!(world.astra.refreshes_for("astra-gus"), 2);
+    let summary = service.summary(&user_ref("gus")).await.unwrap();
+    assert_eq!(summary.status, "active");
+}
+
+async fn a_refused_refresh_token_falls_back_to_the_previous_one(store: Store) {
+    let world = World::new(store).await;
+    let service = world.service(|_| {}).await;
+    world.authorize(&service, "hal", "astra-hal").await;
+    // One refresh, so the first refresh token becomes the previous one.
+    let first = service.token(&user_ref("hal")).await.unwrap();
+    let second = service
+        .refresh_stale(&user_ref("hal"), first.generation)
+        .await
+        .unwrap();
+    // The current refresh token is lost (a token Astra never issued).
+    let bogus = cipher(KEY_1)
+        .seal(
+            &user_ref("hal"),
+            Field::RefreshToken,
+            &SecretString::from("rt_unknown"),
+        )
+        .unwrap();
+    set_refresh_token(&world.store, "hal", bogus.blob).await;
+
+    let third = service
+        .refresh_stale(&user_ref("hal"), second.generation)
+        .await
+        .unwrap();
+    assert!(
+        world
+            .astra
+            .is_current_access_token(third.access_token.expose_secret())
+    );
+    assert_eq!(
+        service.summary(&user_ref("hal")).await.unwrap().status,
+        "active"
+    );
+}
+
+async fn set_refresh_token(store: &Store, user: &str, blob: Vec<u8>) {
+    const SQL: &str = "UPDATE astra_users SET refresh_token = $1 WHERE user_ref = $2";
+    match store {
+        Store::Sqlite { url, .. } => {
+            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+            sqlx::query(SQL)
+                .bind(blob)
+                .bind(user)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        Store::Postgres { url } => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            sqlx::query(SQL)
+                .bind(blob)
+                .bind(user)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn a_user_whose_refresh_tokens_are_refused_must_reauthorize_and_the_webhook_hears(
+    store: Store,
+) {
+    let world = World::new(store).await;
+    let hook = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&hook)
+        .await;
+    let secret = "webhook-secret-0123456789abcdef";
+    let app = world
+        .app(|s| {
+            s.webhook_url = format!("{}/hook", hook.uri());
+            s.webhook_secret = SecretString::from(secret);
+        })
+        .await;
+    let service = world.service(|_| {}).await;
+    world.authorize(&service, "ivy", "astra-ivy").await;
+    world.astra.revoke_refresh_tokens("astra-ivy");
+    world.store.expire_access_token("ivy").await;
+
+    let (status, body) = app.get("/astra/users/ivy/token").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["type"], problem("astra-reauthorization-required"));
+    let (_, summary) = app.get("/astra/users/ivy").await;
+    assert_eq!(summary["status"], "reauthorization_required");
+    assert_eq!(summary["last_error"], "astra_grant_refused");
+    let (_, listed) = app
+        .get("/astra/users?status=reauthorization_required")
+        .await;
+    assert_eq!(listed["users"][0]["user_ref"], "ivy");
+
+    // The event arrives, signed over "TIMESTAMP.BODY".
+    let mut received = Vec::new();
+    for _ in 0..50 {
+        received = hook.received_requests().await.unwrap_or_default();
+        if !received.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let event = received.first().expect("the webhook was called");
+    let body = String::from_utf8(event.body.clone()).unwrap();
+    let payload: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(payload["type"], "astra.user.reauthorization_required");
+    assert_eq!(payload["user_ref"], "ivy");
+    let signature = event.headers["x-atv-signature"].to_str().unwrap();
+    let (t, v1) = signature.split_once(",v1=").unwrap();
+    let timestamp = t.strip_prefix("t=").unwrap();
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes());
+    let expected = aws_lc_rs::hmac::sign(&key, format!("{timestamp}.{body}").as_bytes());
+    assert_eq!(v1, hex::encode(expected.as_ref()));
+}
+
+async fn a_401_from_astra_does_not_mark_the_user(store: Store) {
+    let world = World::new(store).await;
+    let app = world.app(|_| {}).await;
+    let service = world.service(|_| {}).await;
+    world.authorize(&service, "jon", "astra-jon").await;
+    world.store.expire_access_token("jon").await;
+    world.astra.set_fault(FakeAstraFault::ClientRejected);
+
+    let (status, body) = app.get("/astra/users/jon/token").await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["type"], problem("astra-client-rejected"));
+    let (_, summary) = app.get("/astra/users/jon").await;
+    assert_eq!(summary["status"], "active");
+
+    world.astra.set_fault(FakeAstraFault::None);
+    let (status, _) = app.get("/astra/users/jon/token").await;
+    assert_eq!(status, 200);
+}
+
+async fn a_transient_astra_failure_leaves_the_status_alone(store: Store) {
+    let world = World::new(store).await;
+    let app = world.app(|_| {}).await;
+    let service = world.service(|_| {}).await;
+    world.authorize(&service, "kim", "astra-kim").await;
+    world.store.expire_access_token("kim").await;
+    world.astra.set_fault(FakeAstraFault::ServerError(503));
+
+    let r = app
+        .http
+        .get(format!("{}/astra/users/kim/token", app.internal))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let (_, summary) = app.get("/astra/users/kim").await;
+    assert_eq!(summary["status"], "active");
+    assert_eq!(summary["last_error"], "astra_5xx");
+}
+
+async fn key_rotation_rewrites_rows_on_refresh(store: Store) {
+    let world = World::new(store).await;
+    let old = world.service(|_| {}).await;
+    world.authorize(&old, "lea", "astra-lea").await;
+    assert_eq!(old.store().count_rows_using_key(KEY_1.0).await.unwrap(), 1);
+
+    let rotated = world
+        .service(|s| {
+            s.encryption_keys = keys(&[KEY_1, KEY_2]);
+            s.active_key_id = KEY_2.0.into();
+        })
+        .await;
+    let before = rotated
+        .token(&user_ref("lea"))
+        .await
+        .expect("old rows stay readable");
+    rotated
+        .refresh_stale(&user_ref("lea"), before.generation)
+        .await
+        .unwrap();
+    assert_eq!(
+        rotated.store().count_rows_using_key(KEY_2.0).await.unwrap(),
+        1
+    );
+    // The previous refresh token was sealed with the old key, and stays so
+    // until it is replaced by the next refresh.
+    rotated
+        .refresh_stale(&user_ref("lea"), before.generation + 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        rotated.store().count_rows_using_key(KEY_1.0).await.unwrap(),
+        0
+    );
+}
+
+async fn the_scheduler_refreshes_due_users_and_no_others(store: Store) {
+    let world = World::new(store).await;
+    let service = world.service(|_| {}).await;
+    for user in ["mia", "ned", "ola"] {
+        world
+            .authorize(&service, user, &format!("astra-{user}"))
+            .await;
+    }
+    world.store.make_due("mia").await;
+    world.store.make_due("ned").await;
+
+    let attempted = service.scheduler_pass().await.unwrap();
+    assert_eq!(attempted, 2);
+    assert_eq!(world.astra.refreshes_for("astra-mia"), 1);
+    assert_eq!(world.astra.refreshes_for("astra-ned"), 1);
+    assert_eq!(world.astra.refreshes_for("astra-ola"), 0);
+    let mia = service.summary(&user_ref("mia")).await.unwrap();
+    assert!(mia.next_refresh_at > mia.last_refresh_at.unwrap() + 6 * 86_400);
+    assert_eq!(
+        service.scheduler_pass().await.unwrap(),
+        0,
+        "nobody is due twice"
+    );
+}
+
+async fn the_raw_database_holds_no_token_plaintext(store: Store) {
+    let world = World::new(store).await;
+    let service = world.service(|_| {}).await;
+    world.authorize(&service, "pia", "astra-pia").await;
+    let token = service.token(&user_ref("pia")).await.unwrap();
+    let raw = world.store.raw_token_bytes().await;
+    let plaintext = token.access_token.expose_secret().as_bytes();
+    assert!(!raw.is_empty());
+    assert!(!raw.windows(plaintext.len()).any(|w| w == plaintext));
+}
+
+async fn expires_in_never_outlives_the_next_planned_refresh(store: Store) {
+    let world = World::new(store).await;
+    let service = world.service(|s| s.access_refresh_margin_secs = 300).await;
+    world.authorize(&service, "quinn", "astra-quinn").await;
+    let token = service.token(&user_ref("quinn")).await.unwrap();
+    // Astra's 2-hour token, minus the on-demand refresh margin.
+    assert!(
+        (6890..=6900).contains(&token.expires_in),
+        "{}",
+        token.expires_in
+    );
+    world
+        .store
+        .execute(
+            "UPDATE astra_users SET next_refresh_at = next_refresh_at - 604800 + 60 WHERE user_ref = $1",
+            "quinn",
+        )
+        .await;
+    let soon = service.token(&user_ref("quinn")).await.unwrap();
+    assert!(soon.expires_in <= 60, "{}", soon.expires_in);
+}
+
+async fn the_api_never_returns_a_refresh_token_and_deletes_users(store: Store) {
+    let world = World::new(store).await;
+    let app = world.app(|_| {}).await;
+    let code = world.astra.issue_code("astra-rae");
+    let (status, summary) = app
+        .post("/astra/users/rae/authorization-code", json!({"code": code}))
+        .await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["status"], "active");
+    assert_eq!(summary["generation"], 1);
+    for (_, body) in [
+        app.get("/astra/users/rae").await,
+        app.get("/astra/users/rae/token").await,
+        app.get("/astra/users").await,
+    ] {
+        let text = body.to_string();
+        assert!(
+            !text.contains("refresh_token") && !text.contains("rt_"),
+            "{text}"
+        );
+    }
+    let (status, body) = app.get("/astra/users/not%20valid/token").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["type"], problem("invalid-user-ref"));
+
+    let r = app
+        .http
+        .delete(format!("{}/astra/users/rae", app.internal))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (status, _) = app.get("/astra/users/rae/token").await;
+    assert_eq!(status, 404);
+}

@@ -1,0 +1,112 @@
+//! No Astra token, code, state or secret reaches a log line, even at `trace`
+//! level with every dependency's logging on, on the success paths and the
+//! failure paths alike. Its own binary, because it installs the one global
+//! subscriber.
+
+#[path = "support/postgres.rs"]
+mod postgres_support;
+
+#[path = "astra/harness.rs"]
+mod harness;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use astrada_token_vendor::app::dev::fake_astra::FakeAstraFault;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use harness::{CLIENT_SECRET, KEY_1, Store, World};
+use secrecy::SecretString;
+use serde_json::json;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The fake's tokens and codes carry these prefixes followed by hex.
+const MARKS: &[&str] = &["at_", "rt_", "code_"];
+
+fn leaked_marks(text: &str) -> Vec<String> {
+    MARKS
+        .iter()
+        .flat_map(|mark| {
+            text.match_indices(mark).filter_map(move |(i, _)| {
+                let rest = &text[i + mark.len()..];
+                let hex = rest.chars().take_while(char::is_ascii_hexdigit).count();
+                (hex >= 8).then(|| text[i..i + mark.len() + hex].to_owned())
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_astra_token_code_state_or_secret_appears_in_trace_level_logs() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .json()
+        .with_current_span(true)
+        .with_span_list(true)
+        .with_writer(move || writer.clone())
+        .init();
+
+    let webhook_secret = "leak-test-webhook-secret-0123456789";
+    let world = World::new(Store::sqlite().await).await;
+    let app = world
+        .app(|s| {
+            s.webhook_url = "http://127.0.0.1:9/hook".into();
+            s.webhook_secret = SecretString::from(webhook_secret);
+        })
+        .await;
+
+    // Authorize through the callback, then use every route.
+    let (_, started) = app.post("/astra/users/alice/authorization", json!({})).await;
+    let state = started["state"].as_str().unwrap().to_owned();
+    let code = world.astra.issue_code("astra-alice");
+    let callback = format!("{}/astra/callback?code={code}&state={state}", app.public);
+    assert_eq!(app.http.get(&callback).send().await.unwrap().status(), 200);
+    let (_, token) = app.get("/astra/users/alice/token").await;
+    let (status, _) = app
+        .post("/astra/users/alice/token/refresh", json!({"stale_generation": token["generation"]}))
+        .await;
+    assert_eq!(status, 200);
+    app.get("/astra/users/alice").await;
+    app.get("/astra/users").await;
+    // A reused state and code, a refused code, a failing Astra, a refused user.
+    app.http.get(&callback).send().await.unwrap();
+    app.post("/astra/users/bob/authorization-code", json!({"code": code})).await;
+    app.post("/astra/users/bob/refresh-token", json!({"refresh_token": "rt_0123456789abcdef"}))
+        .await;
+    world.store.expire_access_token("alice").await;
+    world.astra.set_fault(FakeAstraFault::ServerError(503));
+    app.get("/astra/users/alice/token").await;
+    world.astra.set_fault(FakeAstraFault::None);
+    world.astra.revoke_refresh_tokens("astra-alice");
+    app.get("/astra/users/alice/token").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("astra user authorized"), "the flow was logged");
+    assert!(logs.contains("astra refresh failed"), "the failures were logged");
+    let leaks = leaked_marks(&logs);
+    assert!(leaks.is_empty(), "tokens or codes in the logs: {leaks:?}");
+    for secret in [
+        state.as_str(),
+        CLIENT_SECRET,
+        webhook_secret,
+        &STANDARD.encode(KEY_1.1),
+    ] {
+        assert!(!logs.contains(secret), "a secret is in the logs");
+    }
+}

@@ -13,15 +13,17 @@ use tokio::task::JoinHandle;
 
 use crate::caller_auth::{CallerAuth, InternalAuth};
 use crate::client_tokens::ClientTokens;
-use crate::client_tokens::credentials::{CredentialSource, source_from_settings};
-use crate::config::{ConfigError, Settings};
+use crate::client_tokens::credentials::{
+    AwsSecretsManagerSource, CredentialSource, source_from_settings,
+};
+use crate::config::{ConfigError, Settings, invalid};
 use crate::http::audit::AuditTrail;
 use crate::http::cors::Cors;
 use crate::http::limits::RequestLimits;
 use crate::http::rate_limit::RateLimiter;
 use crate::http::{self, Services};
 use crate::observability::Metrics;
-use crate::user_tokens::UserTokens;
+use crate::user_tokens::{self, UserTokens};
 
 /// Runs the service until SIGTERM or SIGINT, then drains and returns.
 pub async fn run(settings: Settings) -> Result<(), StartupError> {
@@ -53,9 +55,15 @@ pub struct Parts {
 }
 
 impl Parts {
-    /// Builds every part with the credential source named in `settings`.
+    /// Builds every part with the credential source named in `settings`,
+    /// and the Astra secrets from Secrets Manager when `astra.secret_id` is set.
     pub async fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
         let source = source_from_settings(&settings.credentials).await?;
+        if settings.astra.enabled && !settings.astra.secret_id.trim().is_empty() {
+            let mut settings = settings.clone();
+            read_astra_secret(&mut settings).await?;
+            return Self::with_source(&settings, source).await;
+        }
         Self::with_source(settings, source).await
     }
 
@@ -91,6 +99,25 @@ impl Parts {
             client_tokens,
             user_tokens,
         })
+    }
+}
+
+/// Reads `astra.secret_id` once, at start-up, into `[astra]`.
+async fn read_astra_secret(settings: &mut Settings) -> Result<(), ConfigError> {
+    let id = settings.astra.secret_id.trim().to_owned();
+    let mut aws = settings.credentials.clone();
+    // The Astra secret is read on its own: the layout here only picks the client.
+    aws.secret_id = id.clone();
+    aws.api.secret_id.clear();
+    aws.sdk.secret_id.clear();
+    let reader = AwsSecretsManagerSource::from_settings(&aws).await?;
+    match reader.read(&id).await {
+        Ok(text) => user_tokens::secret::apply(&mut settings.astra, &text),
+        Err(e) => invalid(
+            "astra.secret_id",
+            format!("cannot be read: {e}"),
+            "check the secret's name, region (credentials.aws_region) and the role's secretsmanager:GetSecretValue permission",
+        ),
     }
 }
 

@@ -17,8 +17,8 @@ use actix_web::http::header;
 use jsonwebtoken::Algorithm;
 
 use crate::config::{
-    CallerAuthMode, CallerAuthSettings, ConfigError, InternalAuthMode, InternalAuthSettings,
-    JwtSettings, https_url, invalid, required,
+    CALLER_BUDGET, CallerAuthMode, CallerAuthSettings, ConfigError, InternalAuthMode,
+    InternalAuthSettings, JwtSettings, https_url, invalid, required,
 };
 use jwt::{JwtRules, JwtVerifier, KeySource};
 use service_account::ServiceAccountAuth;
@@ -298,10 +298,11 @@ fn jwks_timing(
     (timeout_key, timeout_ms): (&'static str, u64),
     (refetch_key, min_refetch_secs): (&'static str, u64),
 ) -> Result<(), ConfigError> {
-    if timeout_ms == 0 || timeout_ms > 4500 {
+    let budget = CALLER_BUDGET.as_millis();
+    if timeout_ms == 0 || u128::from(timeout_ms) > budget {
         return invalid(
             timeout_key,
-            format!("{timeout_ms} ms is outside 1..=4500 (the SDK waits 5 s in all)"),
+            format!("{timeout_ms} ms is outside 1..={budget} (the SDK waits 5 s in all)"),
             "use e.g. 2000",
         );
     }

@@ -107,7 +107,7 @@ impl OAuthClient {
                     "{} ms leaves the browser SDK no answer inside its 5 s limit",
                     te.timeout_ms
                 ),
-                "use at most 4500 (default 2500)",
+                &format!("use at most {} (default 2500)", CALLER_BUDGET.as_millis()),
             );
         }
         if te.max_response_bytes < 1024 {

@@ -87,7 +87,11 @@ impl CachePolicy {
         if wait_timeout > CALLER_BUDGET || wait_timeout.is_zero() {
             return invalid(
                 "cache.wait_timeout_ms",
-                format!("{} ms is outside 1..=4500", c.wait_timeout_ms),
+                format!(
+                    "{} ms is outside 1..={}",
+                    c.wait_timeout_ms,
+                    CALLER_BUDGET.as_millis()
+                ),
                 "use a value below the SDK's 5 s limit (default 3000)",
             );
         }

@@ -240,6 +240,9 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields)]
 pub struct AstraSettings {
     pub enabled: bool,
+    /// A Secrets Manager secret (name or ARN) holding the client credentials
+    /// and encryption keys; when set, it replaces those keys' values here.
+    pub secret_id: String,
     pub api_url: String,
     pub authorize_url: String,
     pub client_id: String,

@@ -24,6 +24,7 @@ mod error;
 mod pacer;
 pub mod refresh;
 pub mod scheduler;
+pub mod secret;
 pub mod service;
 pub mod store;
 pub mod user_ref;

@@ -119,6 +119,14 @@ impl AwsSecretsManagerSource {
         }
     }
 
+    /// The current text of any secret on this source's client, for secrets
+    /// other parts of the service keep in Secrets Manager too (`astra.secret_id`).
+    pub async fn read(&self, secret_id: &str) -> Result<SecretString, CredentialError> {
+        self.fetch(secret_id, "the secret")
+            .await
+            .map(|(text, _)| text)
+    }
+
     /// One `GetSecretValue`: the secret text (only ever as a [`SecretString`])
     /// and its `VersionId`. `label` names the secret in errors.
     async fn fetch(

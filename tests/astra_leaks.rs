@@ -71,23 +71,32 @@ async fn no_astra_token_code_state_or_secret_appears_in_trace_level_logs() {
         .await;
 
     // Authorize through the callback, then use every route.
-    let (_, started) = app.post("/astra/users/alice/authorization", json!({})).await;
+    let (_, started) = app
+        .post("/astra/users/alice/authorization", json!({}))
+        .await;
     let state = started["state"].as_str().unwrap().to_owned();
     let code = world.astra.issue_code("astra-alice");
     let callback = format!("{}/astra/callback?code={code}&state={state}", app.public);
     assert_eq!(app.http.get(&callback).send().await.unwrap().status(), 200);
     let (_, token) = app.get("/astra/users/alice/token").await;
     let (status, _) = app
-        .post("/astra/users/alice/token/refresh", json!({"stale_generation": token["generation"]}))
+        .post(
+            "/astra/users/alice/token/refresh",
+            json!({"stale_generation": token["generation"]}),
+        )
         .await;
     assert_eq!(status, 200);
     app.get("/astra/users/alice").await;
     app.get("/astra/users").await;
     // A reused state and code, a refused code, a failing Astra, a refused user.
     app.http.get(&callback).send().await.unwrap();
-    app.post("/astra/users/bob/authorization-code", json!({"code": code})).await;
-    app.post("/astra/users/bob/refresh-token", json!({"refresh_token": "rt_0123456789abcdef"}))
+    app.post("/astra/users/bob/authorization-code", json!({"code": code}))
         .await;
+    app.post(
+        "/astra/users/bob/refresh-token",
+        json!({"refresh_token": "rt_0123456789abcdef"}),
+    )
+    .await;
     world.store.expire_access_token("alice").await;
     world.astra.set_fault(FakeAstraFault::ServerError(503));
     app.get("/astra/users/alice/token").await;
@@ -97,8 +106,14 @@ async fn no_astra_token_code_state_or_secret_appears_in_trace_level_logs() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("astra user authorized"), "the flow was logged");
-    assert!(logs.contains("astra refresh failed"), "the failures were logged");
+    assert!(
+        logs.contains("astra user authorized"),
+        "the flow was logged"
+    );
+    assert!(
+        logs.contains("astra refresh failed"),
+        "the failures were logged"
+    );
     let leaks = leaked_marks(&logs);
     assert!(leaks.is_empty(), "tokens or codes in the logs: {leaks:?}");
     for secret in [

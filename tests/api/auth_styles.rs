@@ -7,7 +7,7 @@ use wiremock::{Mock, MockServer};
 
 use astrada_token_vendor::config::AuthStyle;
 
-use crate::helpers::*;
+use test_support::*;
 
 #[tokio::test]
 async fn json_style_sends_astradas_documented_body() {
@@ -19,10 +19,7 @@ async fn json_style_sends_astradas_documented_body() {
             "client_secret": SDK_SECRET,
             "grant_type": "client_credentials",
         })))
-        .respond_with(FreshToken {
-            lifetime: 300,
-            delay: Default::default(),
-        })
+        .respond_with(FreshToken::lasting(300))
         .expect(1)
         .mount(&upstream)
         .await;
@@ -40,10 +37,7 @@ async fn client_secret_post_sends_a_form_body() {
         .and(body_string_contains(format!("client_id={SDK_CLIENT_ID}")))
         .and(body_string_contains(format!("client_secret={SDK_SECRET}")))
         .and(body_string_contains("scope=enroll"))
-        .respond_with(FreshToken {
-            lifetime: 300,
-            delay: Default::default(),
-        })
+        .respond_with(FreshToken::lasting(300))
         .expect(1)
         .mount(&upstream)
         .await;
@@ -63,10 +57,7 @@ async fn client_secret_basic_sends_an_authorization_header() {
     Mock::given(method("POST"))
         .and(header("authorization", format!("Basic {basic}")))
         .and(body_string_contains("grant_type=client_credentials"))
-        .respond_with(FreshToken {
-            lifetime: 300,
-            delay: Default::default(),
-        })
+        .respond_with(FreshToken::lasting(300))
         .expect(1)
         .mount(&upstream)
         .await;

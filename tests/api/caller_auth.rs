@@ -10,7 +10,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use astrada_token_vendor::config::CallerAuthMode;
 
-use crate::helpers::*;
+use test_support::*;
 
 /// The app, and the token endpoint it uses (kept alive as long as the app).
 type Running = (TestApp, MockServer);
@@ -77,8 +77,7 @@ async fn a_session_cookie_is_accepted_when_configured() {
     let session = key.sign(&session_claims("alice", 600));
 
     let response = app
-        .http
-        .get(format!("{}/astrada-sdk-token", app.public))
+        .sdk_request()
         .header("cookie", format!("theme=dark; app_session={session}"))
         .send()
         .await
@@ -248,13 +247,13 @@ async fn an_unknown_kid_triggers_exactly_one_jwks_refetch() {
     let jwks = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/jwks.json"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(crate::helpers::jwks(&[&old])))
+        .respond_with(jwks_answer(&[&old]))
         .up_to_n_times(1)
         .mount(&jwks)
         .await;
     Mock::given(method("GET"))
         .and(path("/jwks.json"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(crate::helpers::jwks(&[&old, &new])))
+        .respond_with(jwks_answer(&[&old, &new]))
         .mount(&jwks)
         .await;
     let (app, _upstream) = jwt_app(&jwks).await;
@@ -315,11 +314,7 @@ async fn a_hanging_jwks_endpoint_times_out_and_fails_closed() {
     let key = TestKey::app_rsa("k1");
     let jwks = MockServer::start().await;
     Mock::given(method("GET"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(crate::helpers::jwks(&[&key]))
-                .set_delay(Duration::from_secs(5)),
-        )
+        .respond_with(jwks_answer(&[&key]).set_delay(Duration::from_secs(5)))
         .mount(&jwks)
         .await;
     let (app, _upstream) = jwt_app_with(&jwks, |s| s.caller_auth.jwt.jwks_timeout_ms = 300).await;
@@ -337,7 +332,7 @@ async fn fetched_keys_keep_working_while_the_jwks_endpoint_is_down() {
     let key = TestKey::app_rsa("k1");
     let jwks = MockServer::start().await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(crate::helpers::jwks(&[&key])))
+        .respond_with(jwks_answer(&[&key]))
         .up_to_n_times(1)
         .mount(&jwks)
         .await;
@@ -413,8 +408,7 @@ async fn a_malformed_authorization_header_is_refused() {
 
     for value in ["Basic dXNlcjpwYXNz", "Bearer", "Bearer a b", "Token abc"] {
         let response = app
-            .http
-            .get(format!("{}/astrada-sdk-token", app.public))
+            .sdk_request()
             .header("authorization", value)
             .send()
             .await
@@ -437,7 +431,7 @@ async fn trusted_header_app(trusted: &str) -> Running {
 }
 
 async fn as_forwarded_user(app: &TestApp, user: Option<&str>) -> reqwest::Response {
-    let mut request = app.http.get(format!("{}/astrada-sdk-token", app.public));
+    let mut request = app.sdk_request();
     if let Some(user) = user {
         request = request.header("x-forwarded-user", user);
     }

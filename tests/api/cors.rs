@@ -2,9 +2,10 @@
 //! origin echoed back with credentials; any other origin gets no CORS header
 //! at all (so the browser blocks the page) and no token.
 
+use astrada_token_vendor::http::problem::PROBLEM_BASE;
 use wiremock::MockServer;
 
-use crate::helpers::*;
+use test_support::*;
 
 const ALLOWED: &str = "https://shop.example.com";
 const EVIL: &str = "https://evil.example.net";
@@ -21,8 +22,7 @@ async fn cors_app() -> (TestApp, MockServer) {
 }
 
 async fn get_from(app: &TestApp, origin: &str) -> reqwest::Response {
-    app.http
-        .get(format!("{}/astrada-sdk-token", app.public))
+    app.sdk_request()
         .header("origin", origin)
         .send()
         .await
@@ -31,10 +31,7 @@ async fn get_from(app: &TestApp, origin: &str) -> reqwest::Response {
 
 async fn preflight_from(app: &TestApp, origin: &str) -> reqwest::Response {
     app.http
-        .request(
-            reqwest::Method::OPTIONS,
-            format!("{}/astrada-sdk-token", app.public),
-        )
+        .request(reqwest::Method::OPTIONS, app.sdk_url())
         .header("origin", origin)
         .header("access-control-request-method", "GET")
         .header("access-control-request-headers", "authorization")
@@ -89,10 +86,7 @@ async fn a_disallowed_origin_gets_no_cors_headers_and_no_token() {
         assert_eq!(response.status(), 403);
         assert_eq!(cors_headers(&response), Vec::<String>::new());
         let body = json(response).await;
-        assert_eq!(
-            body["type"],
-            "urn:astrada-token-vendor:problem:origin-not-allowed"
-        );
+        assert_eq!(body["type"], format!("{PROBLEM_BASE}origin-not-allowed"));
         assert!(body.get("access_token").is_none());
     }
     // Near misses are other origins too.
@@ -143,10 +137,7 @@ async fn a_plain_options_request_lists_the_methods() {
 
     let response = app
         .http
-        .request(
-            reqwest::Method::OPTIONS,
-            format!("{}/astrada-sdk-token", app.public),
-        )
+        .request(reqwest::Method::OPTIONS, app.sdk_url())
         .send()
         .await
         .unwrap();

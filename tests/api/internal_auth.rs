@@ -2,11 +2,12 @@
 //! service accounts on the allowlist, or holders of a configured static key.
 
 use astrada_token_vendor::config::{InternalAuthMode, Settings};
+use astrada_token_vendor::http::API_TOKEN_PATH;
 use sha2::{Digest, Sha256};
 use wiremock::matchers::{header, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer};
 
-use crate::helpers::*;
+use test_support::*;
 
 const CLUSTER_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 const AUDIENCE: &str = "astrada-token-vendor";
@@ -38,7 +39,7 @@ async fn cluster() -> Cluster {
     Mock::given(method("GET"))
         .and(path("/openid/v1/jwks"))
         .and(header("authorization", format!("Bearer {OWN_TOKEN}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(crate::helpers::jwks(&[&key])))
+        .respond_with(jwks_answer(&[&key]))
         .mount(&jwks)
         .await;
     let dir = std::env::temp_dir().join(format!("atv-sa-{}", fastrand::u64(..)));
@@ -166,7 +167,7 @@ async fn the_api_token_is_not_reachable_from_the_public_listener() {
     let response = c
         .app
         .http
-        .get(format!("{}/astrada-api-token", c.app.public))
+        .get(format!("{}{API_TOKEN_PATH}", c.app.public))
         .bearer_auth(&token)
         .send()
         .await

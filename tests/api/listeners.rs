@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use astrada_token_vendor::http::{API_TOKEN_PATH, SDK_TOKEN_PATH};
+use wiremock::MockServer;
 
-use crate::helpers::*;
+use test_support::*;
 
 #[tokio::test]
 async fn api_token_is_served_only_on_the_internal_listener() {
@@ -18,10 +18,10 @@ async fn api_token_is_served_only_on_the_internal_listener() {
     assert_eq!(internal.headers()["cache-control"], "no-store");
 
     for path in [
-        "/astrada-api-token",
-        "/metrics",
-        "/astrada-api-token/",
-        "/ASTRADA-API-TOKEN",
+        API_TOKEN_PATH.to_owned(),
+        "/metrics".to_owned(),
+        format!("{API_TOKEN_PATH}/"),
+        API_TOKEN_PATH.to_uppercase(),
     ] {
         let public = app.get(format!("{}{path}", app.public)).await;
         assert_eq!(
@@ -31,7 +31,7 @@ async fn api_token_is_served_only_on_the_internal_listener() {
         );
         assert_eq!(public.headers()["content-type"], "application/problem+json");
     }
-    let sdk_on_internal = app.get(format!("{}/astrada-sdk-token", app.internal)).await;
+    let sdk_on_internal = app.get(format!("{}{SDK_TOKEN_PATH}", app.internal)).await;
     assert_eq!(sdk_on_internal.status(), 404);
 }
 
@@ -63,12 +63,7 @@ async fn other_methods_get_405_with_allow() {
     mount_tokens(&upstream, 300).await;
     let app = spawn_app(&upstream).await;
 
-    let response = app
-        .http
-        .post(format!("{}/astrada-sdk-token", app.public))
-        .send()
-        .await
-        .unwrap();
+    let response = app.http.post(app.sdk_url()).send().await.unwrap();
 
     assert_eq!(response.status(), 405);
     // OPTIONS is there for CORS preflights (tests/api/cors.rs).
@@ -84,20 +79,14 @@ async fn readiness_waits_for_tokens_and_liveness_does_not() {
     let upstream = MockServer::start().await; // no mock yet: every exchange gets 404
     let app = spawn_app(&upstream).await;
 
-    assert_eq!(
-        app.get(format!("{}/healthz", app.public)).await.status(),
-        200
-    );
+    assert_eq!(app.public_status("/healthz").await, 200);
     let not_ready = app.get(format!("{}/readyz", app.public)).await;
     assert_eq!(not_ready.status(), 503);
     assert!(not_ready.headers().contains_key("retry-after"));
 
     mount_tokens(&upstream, 300).await;
     app.wait_ready().await;
-    assert_eq!(
-        app.get(format!("{}/readyz", app.internal)).await.status(),
-        200
-    );
+    assert_eq!(app.internal_status("/readyz").await, 200);
 }
 
 #[tokio::test]
@@ -124,18 +113,7 @@ async fn metrics_count_exchanges_by_set_and_outcome() {
 #[tokio::test]
 async fn readiness_survives_an_upstream_outage_once_tokens_were_obtained() {
     let upstream = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(FreshToken {
-            lifetime: 4,
-            delay: Default::default(),
-        })
-        .up_to_n_times(2)
-        .mount(&upstream)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(500))
-        .mount(&upstream)
-        .await;
+    mount_first_tokens_then_500(&upstream, 4).await;
     let app = spawn_app_with(&upstream, |s| {
         s.cache.refresh_ahead_secs = 2;
         s.cache.min_remaining_secs = 1;
@@ -154,8 +132,5 @@ async fn readiness_survives_an_upstream_outage_once_tokens_were_obtained() {
     }
     assert_eq!(status, 503);
     // ... but the replica stays in the Service, so they get that answer at all.
-    assert_eq!(
-        app.get(format!("{}/readyz", app.public)).await.status(),
-        200
-    );
+    assert_eq!(app.public_status("/readyz").await, 200);
 }

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use astrada_token_vendor::routes::{INTERNAL_PATHS, PUBLIC_PATHS};
+use astrada_token_vendor::http::{INTERNAL_PATHS, PUBLIC_PATHS};
 use wiremock::MockServer;
 
-use crate::helpers::*;
+use test_support::*;
 
 fn spec() -> serde_yaml_ng::Value {
     let text =

@@ -4,7 +4,7 @@
 use astrada_token_vendor::config::{CallerAuthMode, Settings};
 use wiremock::MockServer;
 
-use crate::helpers::*;
+use test_support::*;
 
 async fn limited_app(tweak: impl FnOnce(&mut Settings)) -> (TestApp, MockServer) {
     let upstream = MockServer::start().await;
@@ -25,7 +25,7 @@ fn trusted_gateway(s: &mut Settings) {
 }
 
 async fn as_user(app: &TestApp, user: Option<&str>) -> reqwest::Response {
-    let mut request = app.http.get(format!("{}/astrada-sdk-token", app.public));
+    let mut request = app.sdk_request();
     if let Some(user) = user {
         request = request.header("x-forwarded-user", user);
     }

@@ -3,7 +3,7 @@
 
 use wiremock::MockServer;
 
-use crate::helpers::*;
+use test_support::*;
 
 #[tokio::test]
 async fn a_get_with_a_body_over_the_limit_gets_413() {
@@ -12,8 +12,7 @@ async fn a_get_with_a_body_over_the_limit_gets_413() {
     let app = spawn_app(&upstream).await;
 
     let response = app
-        .http
-        .get(format!("{}/astrada-sdk-token", app.public))
+        .sdk_request()
         .body(vec![b'x'; 4096])
         .send()
         .await
@@ -31,8 +30,7 @@ async fn oversized_headers_get_431() {
     let app = spawn_app(&upstream).await;
 
     let response = app
-        .http
-        .get(format!("{}/astrada-sdk-token", app.public))
+        .sdk_request()
         .header("cookie", "a".repeat(20_000))
         .send()
         .await
@@ -41,8 +39,7 @@ async fn oversized_headers_get_431() {
     assert_eq!(response.status(), 431);
     assert_eq!(problem_type(response).await, "headers-too-large");
     let fine = app
-        .http
-        .get(format!("{}/astrada-sdk-token", app.public))
+        .sdk_request()
         .header("cookie", "a".repeat(4_000))
         .send()
         .await

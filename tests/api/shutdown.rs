@@ -5,7 +5,7 @@ use std::time::Duration;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer};
 
-use crate::helpers::*;
+use test_support::*;
 
 #[tokio::test]
 async fn shutdown_finishes_in_flight_requests_then_stops_accepting() {
@@ -18,12 +18,8 @@ async fn shutdown_finishes_in_flight_requests_then_stops_accepting() {
         .mount(&upstream)
         .await;
     let mut app = spawn_app_with(&upstream, |s| s.server.shutdown_timeout_secs = 5).await;
-    let public = app.public.clone();
-    let http = app.http.clone();
-
     // Cold cache: this request is still waiting on the exchange when shutdown starts.
-    let in_flight =
-        tokio::spawn(async move { http.get(format!("{public}/astrada-sdk-token")).send().await });
+    let in_flight = tokio::spawn(app.sdk_request().send());
     tokio::time::sleep(Duration::from_millis(300)).await;
     app.shutdown().await.expect("clean shutdown");
 

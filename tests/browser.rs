@@ -78,7 +78,7 @@ async fn the_example_page_gets_a_token_only_from_an_allowed_origin_with_a_sessio
     })
     .await;
     let token_url = app.sdk_url();
-    let session = key.sign(&session_claims("shopper-42", 600));
+    let session = key.session("shopper-42", 600);
     serve_example(&shop, &token_url, &session).await;
     serve_example(&elsewhere, &token_url, &session).await;
 

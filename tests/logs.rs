@@ -86,8 +86,8 @@ async fn no_secret_or_token_appears_in_trace_level_logs() {
     let key = TestKey::app_rsa("k1");
     let jwks = jwks_server(&[&key]).await;
     let guarded = spawn_app_with(&upstream, |s| use_jwt_callers(s, &jwks)).await;
-    let session = key.sign(&session_claims("user-7", 600));
-    let forged = TestKey::other_rsa("k1").sign(&session_claims("user-8", 600));
+    let session = key.session("user-7", 600);
+    let forged = TestKey::other_rsa("k1").session("user-8", 600);
     assert_eq!(guarded.sdk_token_as(&session).await.status(), 200);
     assert_eq!(guarded.sdk_token_as(&session).await.status(), 200);
     assert_eq!(guarded.sdk_token_as(&forged).await.status(), 401);

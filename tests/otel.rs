@@ -54,13 +54,11 @@ async fn request_spans_are_exported_over_otlp_in_the_callers_trace() {
 
     let upstream = MockServer::start().await;
     // The upstream sees a cold cache: the request's span is the exchange's parent.
-    Mock::given(method("POST"))
-        .respond_with(FreshToken {
-            lifetime: 300,
-            delay: Duration::from_millis(300),
-        })
-        .mount(&upstream)
-        .await;
+    mount_answers(
+        &upstream,
+        FreshToken::lasting(300).after(Duration::from_millis(300)),
+    )
+    .await;
     let app = spawn_app(&upstream).await;
     let response = app
         .sdk_request()

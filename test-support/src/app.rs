@@ -79,6 +79,16 @@ impl TestApp {
         send(self.http.get(self.api_url()).bearer_auth(token)).await
     }
 
+    /// `GET /astrada-sdk-token` through a gateway that names `user` in
+    /// `X-Forwarded-User` (or names nobody).
+    pub async fn sdk_token_for(&self, user: Option<&str>) -> reqwest::Response {
+        let mut request = self.sdk_request();
+        if let Some(user) = user {
+            request = request.header("x-forwarded-user", user);
+        }
+        send(request).await
+    }
+
     pub async fn get(&self, url: String) -> reqwest::Response {
         send(self.http.get(url)).await
     }
@@ -173,6 +183,52 @@ pub fn test_credentials() -> Arc<dyn CredentialSource> {
     }))
 }
 
+/// A token endpoint handing out 300-second tokens, and the service on it
+/// with `tweak`ed settings. Keep the endpoint as long as the service.
+pub async fn app_with_tokens(tweak: impl FnOnce(&mut Settings)) -> (TestApp, MockServer) {
+    let upstream = MockServer::start().await;
+    crate::mount_tokens(&upstream, 300).await;
+    let app = spawn_app_with(&upstream, tweak).await;
+    (app, upstream)
+}
+
+/// [`app_with_tokens`], once ready: both sets hold a token.
+pub async fn ready_app() -> (TestApp, MockServer) {
+    let upstream = MockServer::start().await;
+    crate::mount_tokens(&upstream, 300).await;
+    (spawn_ready(&upstream, |_| {}).await, upstream)
+}
+
+/// Callers identified by a gateway at `proxy` (an address or CIDR range).
+pub fn use_trusted_gateway(s: &mut Settings, proxy: &str) {
+    s.caller_auth.mode = CallerAuthMode::TrustedHeader;
+    s.caller_auth.allow_unauthenticated = false;
+    s.caller_auth.trusted_header.trusted_proxies = vec![proxy.into()];
+}
+
+/// Tokens refreshed `secs` before they expire and handed out down to 1 s
+/// before, for tests with tokens of a few seconds.
+pub fn refresh_ahead(secs: u64) -> impl FnOnce(&mut Settings) {
+    move |s| {
+        s.cache.refresh_ahead_secs = secs;
+        s.cache.min_remaining_secs = 1;
+    }
+}
+
+/// What every answer carries so that no cache keeps a token.
+pub const NO_STORE_HEADERS: &[(&str, &str)] = &[
+    ("cache-control", "no-store"),
+    ("pragma", "no-cache"),
+    ("x-content-type-options", "nosniff"),
+];
+
+/// Asserts each `(header, value)` of `response`.
+pub fn assert_headers(response: &reqwest::Response, expected: &[(&str, &str)]) {
+    for (name, value) in expected {
+        assert_eq!(response.headers()[*name], *value, "header {name}");
+    }
+}
+
 pub async fn spawn_app(upstream: &MockServer) -> TestApp {
     spawn_app_with(upstream, |_| {}).await
 }
@@ -181,6 +237,13 @@ pub async fn spawn_app_with(upstream: &MockServer, tweak: impl FnOnce(&mut Setti
     let mut settings = test_settings(upstream);
     tweak(&mut settings);
     spawn_with_settings(settings, test_credentials()).await
+}
+
+/// [`spawn_app_with`], once ready: both sets hold a token.
+pub async fn spawn_ready(upstream: &MockServer, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let app = spawn_app_with(upstream, tweak).await;
+    app.wait_ready().await;
+    app
 }
 
 /// Builds (which validates `settings`) and runs the service on `source`.

@@ -130,6 +130,13 @@ impl Moto {
         out.arn().expect("an ARN").to_owned()
     }
 
+    /// Creates `atv/api` and `atv/sdk`, one set each (see [`crate::pair`]);
+    /// returns their ARNs.
+    pub async fn create_secret_per_set(&self, api: &str, sdk: &str) -> (String, String) {
+        let api = self.create_secret("atv/api", &crate::pair(api)).await;
+        (api, self.create_secret("atv/sdk", &crate::pair(sdk)).await)
+    }
+
     /// Creates a secret holding `value` as binary (SecretBinary).
     pub async fn create_binary_secret(&self, name: &str, value: &[u8]) {
         self.client()

@@ -54,6 +54,11 @@ impl FreshToken {
             delay: Duration::ZERO,
         }
     }
+
+    /// The same tokens, each answered after `delay`.
+    pub fn after(self, delay: Duration) -> Self {
+        Self { delay, ..self }
+    }
 }
 
 impl Respond for FreshToken {
@@ -64,9 +69,14 @@ impl Respond for FreshToken {
 
 /// Mounts a token endpoint that always succeeds with `lifetime`-second tokens.
 pub async fn mount_tokens(upstream: &MockServer, lifetime: u64) {
+    mount_answers(upstream, FreshToken::lasting(lifetime)).await;
+}
+
+/// Mounts a token endpoint that always answers with `answer`.
+pub async fn mount_answers(upstream: &MockServer, answer: impl Respond + 'static) {
     Mock::given(method("POST"))
         .and(path("/oauth/token"))
-        .respond_with(FreshToken::lasting(lifetime))
+        .respond_with(answer)
         .mount(upstream)
         .await;
 }

@@ -70,6 +70,15 @@ async fn cluster() -> Cluster {
     }
 }
 
+impl Cluster {
+    /// Asks for the API token with a service-account token for `subject`
+    /// and `audience`, signed by the cluster.
+    async fn api_token_for(&self, subject: &str, audience: &str) -> reqwest::Response {
+        let token = self.key.sign(&sa_claims(subject, audience));
+        self.app.api_token_as(&token).await
+    }
+}
+
 /// A projected service-account token as the kubelet writes it.
 fn sa_claims(subject: &str, audience: &str) -> serde_json::Value {
     let (ns, name) = subject
@@ -94,10 +103,7 @@ fn sa_claims(subject: &str, audience: &str) -> serde_json::Value {
 async fn an_allowed_service_account_gets_the_api_token() {
     let c = cluster().await;
 
-    let response = c
-        .app
-        .api_token_as(&c.key.sign(&sa_claims(BILLING, AUDIENCE)))
-        .await;
+    let response = c.api_token_for(BILLING, AUDIENCE).await;
 
     assert_eq!(response.status(), 200);
     assert!(json(response).await["access_token"].is_string());
@@ -109,10 +115,7 @@ async fn a_service_account_not_in_the_allowlist_gets_403() {
     let c = cluster().await;
     let other = "system:serviceaccount:marketing:crawler";
 
-    let response = c
-        .app
-        .api_token_as(&c.key.sign(&sa_claims(other, AUDIENCE)))
-        .await;
+    let response = c.api_token_for(other, AUDIENCE).await;
 
     assert_eq!(response.status(), 403);
     assert_eq!(problem_type(response).await, "forbidden");
@@ -124,11 +127,7 @@ async fn a_token_for_another_audience_is_refused() {
 
     // A token meant for the API server must not be replayable here.
     let response = c
-        .app
-        .api_token_as(
-            &c.key
-                .sign(&sa_claims(BILLING, "https://kubernetes.default.svc")),
-        )
+        .api_token_for(BILLING, "https://kubernetes.default.svc")
         .await;
 
     assert_eq!(response.status(), 401);
@@ -180,9 +179,7 @@ async fn the_api_token_is_not_reachable_from_the_public_listener() {
 #[tokio::test]
 async fn a_static_key_whose_hash_is_configured_gets_the_api_token() {
     let key = "billing-service-key-4f9d2c";
-    let upstream = MockServer::start().await;
-    mount_tokens(&upstream, 300).await;
-    let app = spawn_app_with(&upstream, |s| {
+    let (app, _upstream) = app_with_tokens(|s| {
         s.internal_auth.mode = InternalAuthMode::StaticKeys;
         s.internal_auth.allow_unauthenticated = false;
         s.internal_auth.static_keys.key_hashes =

@@ -9,9 +9,7 @@ use test_support::*;
 
 #[tokio::test]
 async fn api_token_is_served_only_on_the_internal_listener() {
-    let upstream = MockServer::start().await;
-    mount_tokens(&upstream, 300).await;
-    let app = spawn_app(&upstream).await;
+    let (app, _upstream) = app_with_tokens(|_| {}).await;
 
     let internal = app.api_token().await;
     assert_eq!(internal.status(), 200);
@@ -37,18 +35,13 @@ async fn api_token_is_served_only_on_the_internal_listener() {
 
 #[tokio::test]
 async fn sdk_token_response_is_never_cacheable() {
-    let upstream = MockServer::start().await;
-    mount_tokens(&upstream, 300).await;
-    let app = spawn_app(&upstream).await;
+    let (app, _upstream) = app_with_tokens(|_| {}).await;
 
     let response = app.sdk_token().await;
 
     assert_eq!(response.status(), 200);
-    let h = response.headers();
-    assert_eq!(h["cache-control"], "no-store");
-    assert_eq!(h["pragma"], "no-cache");
-    assert_eq!(h["x-content-type-options"], "nosniff");
-    assert_eq!(h["content-type"], "application/json");
+    assert_headers(&response, NO_STORE_HEADERS);
+    assert_headers(&response, &[("content-type", "application/json")]);
     let body = json(response).await;
     assert_eq!(
         body.as_object().unwrap().len(),
@@ -59,9 +52,7 @@ async fn sdk_token_response_is_never_cacheable() {
 
 #[tokio::test]
 async fn other_methods_get_405_with_allow() {
-    let upstream = MockServer::start().await;
-    mount_tokens(&upstream, 300).await;
-    let app = spawn_app(&upstream).await;
+    let (app, _upstream) = app_with_tokens(|_| {}).await;
 
     let response = app.http.post(app.sdk_url()).send().await.unwrap();
 
@@ -91,10 +82,7 @@ async fn readiness_waits_for_tokens_and_liveness_does_not() {
 
 #[tokio::test]
 async fn metrics_count_exchanges_by_set_and_outcome() {
-    let upstream = MockServer::start().await;
-    mount_tokens(&upstream, 300).await;
-    let app = spawn_app(&upstream).await;
-    app.wait_ready().await;
+    let (app, _upstream) = ready_app().await;
     app.sdk_token().await;
 
     assert_eq!(
@@ -114,12 +102,7 @@ async fn metrics_count_exchanges_by_set_and_outcome() {
 async fn readiness_survives_an_upstream_outage_once_tokens_were_obtained() {
     let upstream = MockServer::start().await;
     mount_first_tokens_then_500(&upstream, 4).await;
-    let app = spawn_app_with(&upstream, |s| {
-        s.cache.refresh_ahead_secs = 2;
-        s.cache.min_remaining_secs = 1;
-    })
-    .await;
-    app.wait_ready().await;
+    let app = spawn_ready(&upstream, refresh_ahead(2)).await;
 
     // Once the token is too old to hand out, callers get fast 503s ...
     let mut status = 200;

@@ -25,8 +25,7 @@ async fn credentials_load_from_one_secret_holding_both_sets() {
 #[tokio::test]
 async fn credentials_load_from_one_secret_per_set_named_by_arn() {
     let (moto, astrada) = OnMoto::scene().no_secret().prepare().await;
-    let api = moto.create_secret("atv/api", &pair("api-v1")).await;
-    let sdk = moto.create_secret("atv/sdk", &pair("sdk-v1")).await;
+    let (api, sdk) = moto.create_secret_per_set("api-v1", "sdk-v1").await;
     assert!(api.starts_with("arn:aws:secretsmanager:"), "{api}");
 
     let app = spawn_on_moto(&moto, &astrada, SecretLayout::PerSet { api, sdk }, |_| {}).await;
@@ -39,10 +38,10 @@ async fn credentials_load_from_one_secret_per_set_named_by_arn() {
 #[tokio::test]
 async fn the_loaded_bundle_carries_the_current_version_id_and_no_secret_in_debug_output() {
     let (moto, _astrada) = OnMoto::scene().prepare().await;
+    let source = moto.source(SecretLayout::Bundle(SECRET_ID.into()));
     let current = moto
         .put_secret_value(SECRET_ID, &bundle("api-v1", "sdk-v2"))
         .await;
-    let source = moto.source(SecretLayout::Bundle(SECRET_ID.into()));
 
     let loaded = source.load().await.expect("the secret loads");
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use test_support::moto::{OnMoto, SECRET_ID, reloads};
-use test_support::{bundle, eventually, issued_to_of};
+use test_support::{bundle, eventually, issued_to_of, refresh_ahead};
 
 use crate::outages::reload_every_second;
 
@@ -119,8 +119,7 @@ async fn invalid_client_from_the_token_endpoint_re_reads_the_secret_at_once() {
         .settings(|s| {
             // Only invalid_client can cause a re-read within this test.
             s.credentials.reload_interval_secs = 3600;
-            s.cache.refresh_ahead_secs = 2;
-            s.cache.min_remaining_secs = 1;
+            refresh_ahead(2)(s);
         })
         .start()
         .await;

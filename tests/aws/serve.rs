@@ -11,7 +11,7 @@ use tokio::process::{Child, Command};
 
 use astrada_token_vendor::http::{API_TOKEN_PATH, SDK_TOKEN_PATH};
 use test_support::moto::{OnMoto, SECRET_ID};
-use test_support::{SECRET_MARK, bundle, eventually, issued_to_of, pair};
+use test_support::{SECRET_MARK, bundle, eventually, issued_to_of};
 
 struct Served {
     _child: Child,
@@ -141,8 +141,7 @@ async fn serve_reads_one_secret_through_aws_endpoint_url_secrets_manager() {
 #[tokio::test]
 async fn serve_reads_one_secret_per_set_through_aws_endpoint_url_and_aws_region_from_config() {
     let (moto, astrada) = OnMoto::scene().no_secret().prepare().await;
-    let api = moto.create_secret("atv/api", &pair("api-v1")).await;
-    let sdk = moto.create_secret("atv/sdk", &pair("sdk-v1")).await;
+    let (api, sdk) = moto.create_secret_per_set("api-v1", "sdk-v1").await;
     let token_url = astrada.token_url();
     let endpoint = moto.endpoint();
 

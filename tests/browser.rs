@@ -6,14 +6,10 @@
 //! Needs Debian's chromium and tests/browser/node_modules, which
 //! `./scripts/test.sh` installs (scripts/test-deps/browser.sh).
 
-#[path = "api/helpers.rs"]
-#[allow(dead_code)]
-mod helpers;
-
 use std::path::Path;
 use std::time::Duration;
 
-use helpers::*;
+use test_support::*;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -81,8 +77,8 @@ async fn the_example_page_gets_a_token_only_from_an_allowed_origin_with_a_sessio
         s.cors.allowed_origins = vec![shop.uri()];
     })
     .await;
-    let token_url = format!("{}/astrada-sdk-token", app.public);
-    let session = key.sign(&session_claims("shopper-42", 600));
+    let token_url = app.sdk_url();
+    let session = key.session("shopper-42", 600);
     serve_example(&shop, &token_url, &session).await;
     serve_example(&elsewhere, &token_url, &session).await;
 

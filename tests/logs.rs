@@ -3,28 +3,15 @@
 //! global subscriber; the tests here share it, and each looks for its own
 //! secrets in everything captured.
 
-#[path = "aws/astrada.rs"]
-#[allow(dead_code)]
-mod astrada;
-#[path = "api/helpers.rs"]
-#[allow(dead_code)]
-mod helpers;
-#[path = "aws/moto.rs"]
-#[allow(dead_code)]
-mod moto;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use astrada::{Astrada, SECRET_MARK, bundle, secret_of};
-use astrada_token_vendor::config::CredentialSourceKind;
-use astrada_token_vendor::credentials::{AwsSecretsManagerSource, SecretLayout};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use helpers::*;
-use moto::Moto;
 use sha2::{Digest, Sha256};
+use test_support::moto::OnMoto;
+use test_support::*;
 use wiremock::matchers::{body_partial_json, method};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -99,8 +86,8 @@ async fn no_secret_or_token_appears_in_trace_level_logs() {
     let key = TestKey::app_rsa("k1");
     let jwks = jwks_server(&[&key]).await;
     let guarded = spawn_app_with(&upstream, |s| use_jwt_callers(s, &jwks)).await;
-    let session = key.sign(&session_claims("user-7", 600));
-    let forged = TestKey::other_rsa("k1").sign(&session_claims("user-8", 600));
+    let session = key.session("user-7", 600);
+    let forged = TestKey::other_rsa("k1").session("user-8", 600);
     assert_eq!(guarded.sdk_token_as(&session).await.status(), 200);
     assert_eq!(guarded.sdk_token_as(&session).await.status(), 200);
     assert_eq!(guarded.sdk_token_as(&forged).await.status(), 401);
@@ -172,40 +159,27 @@ async fn logged(captured: &Captured, what: &str) {
 #[tokio::test]
 async fn no_secrets_manager_value_appears_in_trace_level_logs() {
     let captured = capture();
-    let mut moto = Moto::start().await;
-    let astrada = Astrada::start(300).await;
-    astrada.accept("log-api");
-    astrada.accept("log-sdk");
     // First a malformed value that still carries secrets, then a good one,
     // then an outage: every path that logs about the secret.
     let malformed = serde_json::json!({
         "api": {"client_id": "log-api", "client_secret": secret_of("log-api")},
         "sdk": {"client_id": "log-sdk", "clientSecret": secret_of("log-sdk")},
     });
-    moto.create_secret("atv/logged", &malformed.to_string())
+    let mut app = OnMoto::scene()
+        .accepting(&["log-api", "log-sdk"])
+        .secret("atv/logged", malformed.to_string())
+        .settings(|s| s.credentials.reload_interval_secs = 1)
+        .start()
         .await;
-    let mut settings = test_settings(&astrada.server);
-    settings.credentials.source = CredentialSourceKind::AwsSecretsManager;
-    settings.credentials.secret_id = "atv/logged".into();
-    settings.credentials.reload_interval_secs = 1;
-    let source = AwsSecretsManagerSource::new(
-        &moto.sdk_config(),
-        SecretLayout::Bundle("atv/logged".into()),
-    );
-    let app = spawn_with_settings(settings, Arc::new(source)).await;
 
     logged(&captured, "credentials cannot be loaded").await;
-    moto.put_secret_value("atv/logged", &bundle("log-api", "log-sdk"))
+    app.moto
+        .put_secret_value("atv/logged", &bundle("log-api", "log-sdk"))
         .await;
     logged(&captured, "credentials loaded").await;
-    for _ in 0..300 {
-        if app.get(format!("{}/readyz", app.public)).await.status() == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.eventually_ready("ready", Duration::from_secs(30)).await;
     assert_eq!(app.sdk_token().await.status(), 200);
-    moto.stop().await;
+    app.moto.stop().await;
     logged(&captured, "credential reload failed").await;
 
     let logs = captured.text();

@@ -2,15 +2,11 @@
 //! say so, join the caller's W3C trace, and carry no secret or token. Its own
 //! test binary, because it installs the global subscriber and tracer.
 
-#[path = "api/helpers.rs"]
-#[allow(dead_code)]
-mod helpers;
-
 use std::time::Duration;
 
 use astrada_token_vendor::config::{LogFormat, LogSettings};
-use astrada_token_vendor::telemetry;
-use helpers::*;
+use astrada_token_vendor::observability::telemetry;
+use test_support::*;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -58,17 +54,14 @@ async fn request_spans_are_exported_over_otlp_in_the_callers_trace() {
 
     let upstream = MockServer::start().await;
     // The upstream sees a cold cache: the request's span is the exchange's parent.
-    Mock::given(method("POST"))
-        .respond_with(FreshToken {
-            lifetime: 300,
-            delay: Duration::from_millis(300),
-        })
-        .mount(&upstream)
-        .await;
+    mount_answers(
+        &upstream,
+        FreshToken::lasting(300).after(Duration::from_millis(300)),
+    )
+    .await;
     let app = spawn_app(&upstream).await;
     let response = app
-        .http
-        .get(format!("{}/astrada-sdk-token", app.public))
+        .sdk_request()
         .header("traceparent", format!("00-{TRACE_ID}-00f067aa0ba902b7-01"))
         .header("x-request-id", "caller-chosen-id")
         .send()

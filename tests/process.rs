@@ -35,6 +35,12 @@ fn serve_with_a_bad_configuration_exits_non_zero_naming_the_key() {
     let out = Command::new(BIN)
         .arg("serve")
         .env("ATV_CACHE__WAIT_TIMEOUT_MS", "9000")
+        // Everything else valid: caller checks explicitly off (each part
+        // checks its own section, the callers' before the cache's).
+        .env("ATV_CALLER_AUTH__MODE", "none")
+        .env("ATV_CALLER_AUTH__ALLOW_UNAUTHENTICATED", "true")
+        .env("ATV_INTERNAL_AUTH__MODE", "none")
+        .env("ATV_INTERNAL_AUTH__ALLOW_UNAUTHENTICATED", "true")
         .env("ATV_CREDENTIALS__API__CLIENT_ID", "a")
         .env("ATV_CREDENTIALS__API__CLIENT_SECRET", "b")
         .env("ATV_CREDENTIALS__SDK__CLIENT_ID", "c")

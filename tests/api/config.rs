@@ -1,328 +1,369 @@
-//! Configuration layering and start-up validation.
+//! Configuration layering and start-up validation. Each case sets its
+//! environment (and files) in a `figment::Jail`, loads the settings, then
+//! builds every part of the service from them, as start-up does: that is
+//! where values are checked.
 
-// figment::Jail's closure signature is fixed by figment.
-#![allow(clippy::result_large_err)]
+use std::fmt::Display;
+use std::path::Path;
 
-use astrada_token_vendor::config::{ConfigError, Settings};
-use astrada_token_vendor::credentials::SecretLayout;
+use astrada_token_vendor::app::Parts;
+use astrada_token_vendor::client_tokens::credentials::SecretLayout;
+use astrada_token_vendor::config::{CallerAuthMode, InternalAuthMode, Settings};
 use figment::Jail;
 
-/// A complete production-style authentication set-up, through the environment
-/// (lists too), so that a test can focus on other keys.
-fn set_auth_env(jail: &mut Jail) {
-    jail.set_env(
-        "ATV_CALLER_AUTH__JWT__JWKS_URL",
-        "https://login.example.com/.well-known/jwks.json",
-    );
-    jail.set_env("ATV_CALLER_AUTH__JWT__ISSUER", "https://login.example.com/");
-    jail.set_env("ATV_CALLER_AUTH__JWT__AUDIENCE", "card-linking-app");
-    jail.set_env(
-        "ATV_INTERNAL_AUTH__KUBERNETES__ISSUER",
-        "https://kubernetes.default.svc",
-    );
-    jail.set_env(
-        "ATV_INTERNAL_AUTH__KUBERNETES__ALLOWED_SUBJECTS",
-        r#"["system:serviceaccount:payments:billing"]"#,
-    );
+/// One configuration: the environment and files of a jail (both gone when
+/// the case ends), and the file to load, if any.
+struct Case<'j> {
+    jail: &'j mut Jail,
+    file: Option<String>,
 }
 
-fn set_credentials_env(jail: &mut Jail) {
-    jail.set_env("ATV_CREDENTIALS__API__CLIENT_ID", "a");
-    jail.set_env("ATV_CREDENTIALS__API__CLIENT_SECRET", "s");
-    jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_ID", "a");
-    jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_SECRET", "s");
+/// Runs `check` on a fresh [`Case`]. AWS settings come only from the case
+/// (no profile files, no instance-metadata lookups), and there is no pod:
+/// no cluster CA bundle to read, as with the production overlay, whose
+/// Kubernetes JWKS is public.
+#[allow(clippy::result_large_err)] // figment::Jail fixes the closure's signature.
+fn case(check: impl FnOnce(&mut Case)) {
+    Jail::expect_with(|jail| {
+        jail.set_env("AWS_EC2_METADATA_DISABLED", "true");
+        jail.set_env("AWS_CONFIG_FILE", "/dev/null");
+        jail.set_env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+        jail.set_env("ATV_INTERNAL_AUTH__KUBERNETES__JWKS_CA_FILE", "");
+        check(&mut Case { jail, file: None });
+        Ok(())
+    });
 }
 
-fn error_text(result: Result<Settings, ConfigError>) -> String {
-    result
-        .expect_err("configuration must be refused")
-        .to_string()
+impl Case<'_> {
+    /// Sets environment variable `key`.
+    fn set(&mut self, key: &str, value: impl Display) -> &mut Self {
+        self.jail.set_env(key, value);
+        self
+    }
+
+    /// Writes `contents` to `name` in the jail and loads it as the config file.
+    fn file(&mut self, name: &str, contents: &str) -> &mut Self {
+        self.jail.create_file(name, contents).expect("file written");
+        self.load_file(name)
+    }
+
+    /// Loads `path` as the config file.
+    fn load_file(&mut self, path: &str) -> &mut Self {
+        self.file = Some(path.into());
+        self
+    }
+
+    /// A complete production-style authentication set-up, through the
+    /// environment (lists too), so that a case can focus on other keys.
+    fn with_auth(&mut self) -> &mut Self {
+        self.set(
+            "ATV_CALLER_AUTH__JWT__JWKS_URL",
+            "https://login.example.com/.well-known/jwks.json",
+        )
+        .set("ATV_CALLER_AUTH__JWT__ISSUER", "https://login.example.com/")
+        .set("ATV_CALLER_AUTH__JWT__AUDIENCE", "card-linking-app")
+        .set(
+            "ATV_INTERNAL_AUTH__KUBERNETES__ISSUER",
+            "https://kubernetes.default.svc",
+        )
+        .set(
+            "ATV_INTERNAL_AUTH__KUBERNETES__ALLOWED_SUBJECTS",
+            r#"["system:serviceaccount:payments:billing"]"#,
+        )
+    }
+
+    /// Inline credentials for both sets.
+    fn with_credentials(&mut self) -> &mut Self {
+        self.set("ATV_CREDENTIALS__API__CLIENT_ID", "a")
+            .set("ATV_CREDENTIALS__API__CLIENT_SECRET", "s")
+            .set("ATV_CREDENTIALS__SDK__CLIENT_ID", "a")
+            .set("ATV_CREDENTIALS__SDK__CLIENT_SECRET", "s")
+    }
+
+    /// Loads the settings and builds every part from them, as start-up does.
+    fn load(&self) -> Result<Settings, String> {
+        let settings = Settings::load(self.file.as_deref().map(Path::new)).map_err(text)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime
+            .block_on(async { Parts::from_settings(&settings).await.map(drop) })
+            .map_err(text)?;
+        Ok(settings)
+    }
+
+    /// The settings, which must be valid.
+    fn accepted(&self) -> Settings {
+        self.load()
+            .unwrap_or_else(|e| panic!("configuration must be accepted: {e}"))
+    }
+
+    /// `var` set to `bad` is refused naming `key`, and set to `good` accepted.
+    fn only_accepts(&mut self, var: &str, bad: &str, key: &str, good: &str) {
+        self.set(var, bad).refused_naming(key);
+        self.set(var, good);
+        assert!(self.load().is_ok());
+    }
+
+    /// Why the configuration is refused, which it must be.
+    fn refused(&self) -> String {
+        self.load().expect_err("configuration must be refused")
+    }
+
+    /// [`Case::refused`], which must name `key`.
+    fn refused_naming(&self, key: &str) -> String {
+        let text = self.refused();
+        assert!(text.contains(key), "{text}");
+        text
+    }
+}
+
+fn text(error: impl Display) -> String {
+    error.to_string()
 }
 
 #[test]
 fn environment_overrides_file_which_overrides_defaults() {
-    Jail::expect_with(|jail| {
-        jail.create_file(
+    case(|c| {
+        c.file(
             "atv.toml",
             "[cache]\nrefresh_ahead_secs = 100\nmin_remaining_secs = 20\n[credentials.sdk]\nclient_id = \"from-file\"\n",
-        )?;
-        set_auth_env(jail);
-        jail.set_env("ATV_CACHE__REFRESH_AHEAD_SECS", "90");
-        jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_SECRET", "s");
-        jail.set_env("ATV_CREDENTIALS__API__CLIENT_ID", "a");
-        jail.set_env("ATV_CREDENTIALS__API__CLIENT_SECRET", "s");
-        let s = Settings::load(Some("atv.toml".as_ref())).expect("valid");
+        );
+        c.with_auth()
+            .set("ATV_CACHE__REFRESH_AHEAD_SECS", "90")
+            .set("ATV_CREDENTIALS__SDK__CLIENT_SECRET", "s")
+            .set("ATV_CREDENTIALS__API__CLIENT_ID", "a")
+            .set("ATV_CREDENTIALS__API__CLIENT_SECRET", "s");
+        let s = c.accepted();
         assert_eq!(s.cache.refresh_ahead_secs, 90);
         assert_eq!(s.cache.min_remaining_secs, 20);
         assert_eq!(s.credentials.sdk.client_id, "from-file");
         assert_eq!(s.token_endpoint.url, "https://api.astrada.co/oauth/token");
-        Ok(())
     });
 }
 
 #[test]
 fn missing_credentials_name_the_key_and_the_variable() {
-    Jail::expect_with(|_| {
-        let text = error_text(Settings::load(None));
-        assert!(text.contains("credentials.api.client_id"), "{text}");
+    case(|c| {
+        let text = c.refused_naming("credentials.api.client_id");
         assert!(text.contains("ATV_CREDENTIALS__API__CLIENT_ID"), "{text}");
-        Ok(())
     });
 }
 
 #[test]
 fn a_mistyped_key_is_refused_by_name() {
-    Jail::expect_with(|jail| {
-        jail.create_file("atv.toml", "[cache]\nrefresh_ahaed_secs = 10\n")?;
-        let text = error_text(Settings::load(Some("atv.toml".as_ref())));
-        assert!(text.contains("refresh_ahaed_secs"), "{text}");
-        Ok(())
+    case(|c| {
+        c.file("atv.toml", "[cache]\nrefresh_ahaed_secs = 10\n")
+            .refused_naming("refresh_ahaed_secs");
     });
 }
 
 #[test]
 fn a_wrongly_typed_value_names_its_key_and_source() {
-    Jail::expect_with(|jail| {
-        jail.set_env("ATV_CACHE__MIN_REMAINING_SECS", "soon");
-        let text = error_text(Settings::load(None));
-        assert!(text.contains("min_remaining_secs"), "{text}");
+    case(|c| {
+        let text = c
+            .set("ATV_CACHE__MIN_REMAINING_SECS", "soon")
+            .refused_naming("min_remaining_secs");
         assert!(text.contains("ATV_CACHE__MIN_REMAINING_SECS"), "{text}");
-        Ok(())
     });
 }
 
 #[test]
 fn timing_rules_are_checked() {
-    Jail::expect_with(|jail| {
-        set_auth_env(jail);
-        set_credentials_env(jail);
-        jail.set_env("ATV_TOKEN_ENDPOINT__TIMEOUT_MS", "6000");
-        assert!(error_text(Settings::load(None)).contains("token_endpoint.timeout_ms"));
-        jail.set_env("ATV_TOKEN_ENDPOINT__TIMEOUT_MS", "2000");
-        jail.set_env("ATV_CACHE__REFRESH_AHEAD_SECS", "10");
-        assert!(error_text(Settings::load(None)).contains("cache.refresh_ahead_secs"));
-        jail.set_env("ATV_CACHE__REFRESH_AHEAD_SECS", "120");
-        jail.set_env(
+    case(|c| {
+        c.with_auth().with_credentials();
+        c.set("ATV_TOKEN_ENDPOINT__TIMEOUT_MS", "6000");
+        c.refused_naming("token_endpoint.timeout_ms");
+        c.set("ATV_TOKEN_ENDPOINT__TIMEOUT_MS", "2000");
+        c.set("ATV_CACHE__REFRESH_AHEAD_SECS", "10");
+        c.refused_naming("cache.refresh_ahead_secs");
+        c.set("ATV_CACHE__REFRESH_AHEAD_SECS", "120");
+        c.only_accepts(
             "ATV_TOKEN_ENDPOINT__URL",
             "http://api.astrada.co/oauth/token",
+            "token_endpoint.url",
+            "http://127.0.0.1:9/oauth/token",
         );
-        assert!(error_text(Settings::load(None)).contains("token_endpoint.url"));
-        jail.set_env("ATV_TOKEN_ENDPOINT__URL", "http://127.0.0.1:9/oauth/token");
-        assert!(Settings::load(None).is_ok());
-        Ok(())
     });
 }
 
 #[test]
 fn debug_output_of_settings_redacts_secrets() {
-    Jail::expect_with(|jail| {
-        set_auth_env(jail);
-        jail.set_env("ATV_CREDENTIALS__API__CLIENT_ID", "a");
-        jail.set_env("ATV_CREDENTIALS__API__CLIENT_SECRET", "very-secret-api");
-        jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_ID", "a");
-        jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_SECRET", "very-secret-sdk");
-        let s = Settings::load(None).expect("valid");
-        let debug = format!("{s:?}");
+    case(|c| {
+        c.with_auth()
+            .set("ATV_CREDENTIALS__API__CLIENT_ID", "a")
+            .set("ATV_CREDENTIALS__API__CLIENT_SECRET", "very-secret-api")
+            .set("ATV_CREDENTIALS__SDK__CLIENT_ID", "a")
+            .set("ATV_CREDENTIALS__SDK__CLIENT_SECRET", "very-secret-sdk");
+        let debug = format!("{:?}", c.accepted());
         assert!(!debug.contains("very-secret"), "{debug}");
-        Ok(())
     });
 }
 
 #[test]
 fn atv_config_names_the_file_and_is_not_taken_for_a_key() {
-    Jail::expect_with(|jail| {
-        set_auth_env(jail);
-        jail.create_file("atv.toml", "[cache]\nmin_remaining_secs = 25\n")?;
-        jail.set_env("ATV_CONFIG", "atv.toml");
-        set_credentials_env(jail);
-        let s =
-            Settings::load(Some("atv.toml".as_ref())).expect("ATV_CONFIG is not an unknown key");
+    case(|c| {
+        c.with_auth()
+            .file("atv.toml", "[cache]\nmin_remaining_secs = 25\n")
+            .set("ATV_CONFIG", "atv.toml")
+            .with_credentials();
+        let s = c.load().expect("ATV_CONFIG is not an unknown key");
         assert_eq!(s.cache.min_remaining_secs, 25);
-        Ok(())
     });
 }
 
 #[test]
 fn secrets_manager_source_is_configured_from_the_environment() {
-    Jail::expect_with(|jail| {
-        set_auth_env(jail);
+    case(|c| {
         let api = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:atv/api-AbCdEf";
-        jail.set_env("ATV_CREDENTIALS__SOURCE", "aws_secrets_manager");
-        jail.set_env("ATV_CREDENTIALS__API__SECRET_ID", api);
-        jail.set_env("ATV_CREDENTIALS__SDK__SECRET_ID", "atv/sdk");
-        jail.set_env("ATV_CREDENTIALS__AWS_REGION", "eu-west-1");
-        let s = Settings::load(None).expect("valid");
+        c.with_auth()
+            .set("ATV_CREDENTIALS__SOURCE", "aws_secrets_manager")
+            .set("ATV_CREDENTIALS__API__SECRET_ID", api)
+            .set("ATV_CREDENTIALS__SDK__SECRET_ID", "atv/sdk")
+            .set("ATV_CREDENTIALS__AWS_REGION", "eu-west-1");
+        let s = c.accepted();
         assert_eq!(
-            SecretLayout::from_settings(&s.credentials),
+            SecretLayout::from_settings(&s.credentials).expect("a valid layout"),
             SecretLayout::PerSet {
                 api: api.into(),
                 sdk: "atv/sdk".into()
             }
         );
         assert_eq!(s.credentials.aws_region, "eu-west-1");
-        Ok(())
     });
 }
 
 #[test]
 fn secrets_manager_source_needs_exactly_one_secret_layout() {
-    Jail::expect_with(|jail| {
-        set_auth_env(jail);
-        jail.set_env("ATV_CREDENTIALS__SOURCE", "aws_secrets_manager");
-        let text = error_text(Settings::load(None));
-        assert!(text.contains("`credentials.secret_id`"), "{text}");
+    case(|c| {
+        c.with_auth()
+            .set("ATV_CREDENTIALS__SOURCE", "aws_secrets_manager");
+        let text = c.refused_naming("`credentials.secret_id`");
         assert!(text.contains("ATV_CREDENTIALS__SECRET_ID"), "{text}");
 
-        jail.set_env("ATV_CREDENTIALS__API__SECRET_ID", "atv/api");
-        let text = error_text(Settings::load(None));
-        assert!(text.contains("`credentials.sdk.secret_id`"), "{text}");
+        let text = c
+            .set("ATV_CREDENTIALS__API__SECRET_ID", "atv/api")
+            .refused_naming("`credentials.sdk.secret_id`");
         assert!(text.contains("ATV_CREDENTIALS__SDK__SECRET_ID"), "{text}");
 
-        jail.set_env("ATV_CREDENTIALS__SECRET_ID", "atv/both");
-        let text = error_text(Settings::load(None));
-        assert!(text.contains("`credentials.secret_id`"), "{text}");
+        let text = c
+            .set("ATV_CREDENTIALS__SECRET_ID", "atv/both")
+            .refused_naming("`credentials.secret_id`");
         assert!(text.contains("not both"), "{text}");
 
-        jail.set_env("ATV_CREDENTIALS__API__SECRET_ID", "");
-        let s = Settings::load(None).expect("one secret for both sets is valid");
+        // Building the source also needs a region (see the aws tests).
+        c.set("ATV_CREDENTIALS__API__SECRET_ID", "")
+            .set("ATV_CREDENTIALS__AWS_REGION", "eu-west-1");
+        let s = c.load().expect("one secret for both sets is valid");
         assert_eq!(
-            SecretLayout::from_settings(&s.credentials),
+            SecretLayout::from_settings(&s.credentials).expect("a valid layout"),
             SecretLayout::Bundle("atv/both".into())
         );
-        Ok(())
     });
 }
 
 #[test]
 fn secrets_manager_keys_under_another_source_are_refused() {
-    Jail::expect_with(|jail| {
-        set_credentials_env(jail);
-        jail.set_env("ATV_CREDENTIALS__SECRET_ID", "atv/credentials");
-        let text = error_text(Settings::load(None));
-        assert!(text.contains("`credentials.secret_id`"), "{text}");
+    case(|c| {
+        let text = c
+            .with_credentials()
+            .set("ATV_CREDENTIALS__SECRET_ID", "atv/credentials")
+            .refused_naming("`credentials.secret_id`");
         assert!(
             text.contains("ATV_CREDENTIALS__SOURCE=aws_secrets_manager"),
             "{text}"
         );
-        Ok(())
     });
 }
 
 #[test]
 fn secure_defaults_refuse_to_serve_without_a_key_source_or_issuer() {
-    Jail::expect_with(|jail| {
-        set_credentials_env(jail);
-        let text = error_text(Settings::load(None));
-        assert!(text.contains("caller_auth.jwt.jwks_url"), "{text}");
-        jail.set_env(
+    case(|c| {
+        c.with_credentials()
+            .refused_naming("caller_auth.jwt.jwks_url");
+        c.set(
             "ATV_CALLER_AUTH__JWT__JWKS_URL",
             "https://login.example.com/jwks",
         );
-        let text = error_text(Settings::load(None));
-        assert!(text.contains("caller_auth.jwt.issuer"), "{text}");
+        let text = c.refused_naming("caller_auth.jwt.issuer");
         assert!(text.contains("ATV_CALLER_AUTH__JWT__ISSUER"), "{text}");
-        jail.set_env("ATV_CALLER_AUTH__JWT__ISSUER", "https://login.example.com/");
-        let text = error_text(Settings::load(None));
-        assert!(text.contains("caller_auth.jwt.audience"), "{text}");
-        jail.set_env("ATV_CALLER_AUTH__JWT__AUDIENCE", "app");
-        let text = error_text(Settings::load(None));
-        assert!(text.contains("internal_auth.kubernetes.issuer"), "{text}");
-        jail.set_env(
+        c.set("ATV_CALLER_AUTH__JWT__ISSUER", "https://login.example.com/");
+        c.refused_naming("caller_auth.jwt.audience");
+        c.set("ATV_CALLER_AUTH__JWT__AUDIENCE", "app")
+            .refused_naming("internal_auth.kubernetes.issuer");
+        c.set(
             "ATV_INTERNAL_AUTH__KUBERNETES__ISSUER",
             "https://k8s.example",
         );
-        let text = error_text(Settings::load(None));
-        assert!(
-            text.contains("internal_auth.kubernetes.allowed_subjects"),
-            "{text}"
-        );
-        jail.set_env(
+        c.refused_naming("internal_auth.kubernetes.allowed_subjects");
+        c.set(
             "ATV_INTERNAL_AUTH__KUBERNETES__ALLOWED_SUBJECTS",
             r#"["payments/billing"]"#,
         );
-        let text = error_text(Settings::load(None));
-        assert!(
-            text.contains("system:serviceaccount:NAMESPACE:NAME"),
-            "{text}"
-        );
-        jail.set_env(
+        c.refused_naming("system:serviceaccount:NAMESPACE:NAME");
+        c.set(
             "ATV_INTERNAL_AUTH__KUBERNETES__ALLOWED_SUBJECTS",
             r#"["system:serviceaccount:payments:billing"]"#,
         );
-        assert!(Settings::load(None).is_ok());
-        Ok(())
+        assert!(c.load().is_ok());
     });
 }
 
 #[test]
 fn prefixed_variables_outside_any_section_are_not_settings() {
-    Jail::expect_with(|jail| {
-        set_auth_env(jail);
-        set_credentials_env(jail);
+    case(|c| {
+        c.with_auth().with_credentials();
         // What scripts/test.sh and scripts/test-deps/*.sh export.
-        jail.set_env("ATV_CI_CACHE", "/tmp/ci-cache");
-        jail.set_env("ATV_MOTO_SERVER", "/tmp/ci-cache/venv-moto/bin/moto_server");
-        assert!(Settings::load(None).is_ok());
+        c.set("ATV_CI_CACHE", "/tmp/ci-cache")
+            .set("ATV_MOTO_SERVER", "/tmp/ci-cache/venv-moto/bin/moto_server");
+        assert!(c.load().is_ok());
 
-        jail.set_env("ATV_CACH__REFRESH_AHEAD_SECS", "90");
-        let text = error_text(Settings::load(None));
-        assert!(text.contains("unknown field: found `cach`"), "{text}");
-        Ok(())
+        c.set("ATV_CACH__REFRESH_AHEAD_SECS", "90")
+            .refused_naming("unknown field: found `cach`");
     });
 }
 
 #[test]
 fn mode_none_needs_the_explicit_flag() {
-    Jail::expect_with(|jail| {
-        set_credentials_env(jail);
-        set_auth_env(jail);
-        jail.set_env("ATV_CALLER_AUTH__MODE", "none");
-        let text = error_text(Settings::load(None));
-        assert!(text.contains("caller_auth.allow_unauthenticated"), "{text}");
-        jail.set_env("ATV_CALLER_AUTH__ALLOW_UNAUTHENTICATED", "true");
-        jail.set_env("ATV_INTERNAL_AUTH__MODE", "none");
-        let text = error_text(Settings::load(None));
-        assert!(
-            text.contains("internal_auth.allow_unauthenticated"),
-            "{text}"
-        );
-        jail.set_env("ATV_INTERNAL_AUTH__ALLOW_UNAUTHENTICATED", "true");
-        assert!(Settings::load(None).is_ok());
-        Ok(())
+    case(|c| {
+        c.with_credentials().with_auth();
+        c.set("ATV_CALLER_AUTH__MODE", "none")
+            .refused_naming("caller_auth.allow_unauthenticated");
+        c.set("ATV_CALLER_AUTH__ALLOW_UNAUTHENTICATED", "true");
+        c.set("ATV_INTERNAL_AUTH__MODE", "none")
+            .refused_naming("internal_auth.allow_unauthenticated");
+        c.set("ATV_INTERNAL_AUTH__ALLOW_UNAUTHENTICATED", "true");
+        assert!(c.load().is_ok());
     });
 }
 
 #[test]
 fn symmetric_and_none_algorithms_are_refused() {
     for algorithms in [r#"["HS256"]"#, r#"["none"]"#, r#"["RS256", "HS512"]"#, "[]"] {
-        Jail::expect_with(|jail| {
-            set_credentials_env(jail);
-            set_auth_env(jail);
-            jail.set_env("ATV_CALLER_AUTH__JWT__ALGORITHMS", algorithms);
-            let text = error_text(Settings::load(None));
+        case(|c| {
+            c.with_credentials().with_auth();
+            let text = c
+                .set("ATV_CALLER_AUTH__JWT__ALGORITHMS", algorithms)
+                .refused();
             assert!(
                 text.contains("caller_auth.jwt.algorithms"),
                 "{algorithms}: {text}"
             );
-            Ok(())
         });
     }
 }
 
 #[test]
 fn a_plain_http_jwks_url_is_refused_unless_loopback() {
-    Jail::expect_with(|jail| {
-        set_credentials_env(jail);
-        set_auth_env(jail);
-        jail.set_env(
+    case(|c| {
+        c.with_credentials().with_auth();
+        c.only_accepts(
             "ATV_CALLER_AUTH__JWT__JWKS_URL",
             "http://login.example.com/jwks",
+            "caller_auth.jwt.jwks_url",
+            "http://127.0.0.1:9/jwks",
         );
-        let text = error_text(Settings::load(None));
-        assert!(text.contains("caller_auth.jwt.jwks_url"), "{text}");
-        jail.set_env("ATV_CALLER_AUTH__JWT__JWKS_URL", "http://127.0.0.1:9/jwks");
-        assert!(Settings::load(None).is_ok());
-        Ok(())
     });
 }
 
@@ -335,92 +376,59 @@ fn cors_origins_must_be_exact() {
         r#"["app.example.com"]"#,
         r#"["null"]"#,
     ] {
-        Jail::expect_with(|jail| {
-            set_credentials_env(jail);
-            set_auth_env(jail);
-            jail.set_env("ATV_CORS__ALLOWED_ORIGINS", origins);
-            let text = error_text(Settings::load(None));
+        case(|c| {
+            c.with_credentials().with_auth();
+            let text = c.set("ATV_CORS__ALLOWED_ORIGINS", origins).refused();
             assert!(text.contains("cors.allowed_origins"), "{origins}: {text}");
-            Ok(())
         });
     }
 }
 
 #[test]
 fn trusted_header_mode_needs_proxy_addresses() {
-    Jail::expect_with(|jail| {
-        set_credentials_env(jail);
-        set_auth_env(jail);
-        jail.set_env("ATV_CALLER_AUTH__MODE", "trusted_header");
-        let text = error_text(Settings::load(None));
-        assert!(
-            text.contains("caller_auth.trusted_header.trusted_proxies"),
-            "{text}"
-        );
-        jail.set_env(
-            "ATV_CALLER_AUTH__TRUSTED_HEADER__TRUSTED_PROXIES",
-            r#"["10.0.0.0/33"]"#,
-        );
-        let text = error_text(Settings::load(None));
-        assert!(
-            text.contains("caller_auth.trusted_header.trusted_proxies"),
-            "{text}"
-        );
-        jail.set_env(
-            "ATV_CALLER_AUTH__TRUSTED_HEADER__TRUSTED_PROXIES",
-            r#"["10.0.0.0/8", "192.0.2.7"]"#,
-        );
-        assert!(Settings::load(None).is_ok());
-        Ok(())
+    const PROXIES: &str = "ATV_CALLER_AUTH__TRUSTED_HEADER__TRUSTED_PROXIES";
+    case(|c| {
+        c.with_credentials().with_auth();
+        c.set("ATV_CALLER_AUTH__MODE", "trusted_header")
+            .refused_naming("caller_auth.trusted_header.trusted_proxies");
+        c.set(PROXIES, r#"["10.0.0.0/33"]"#)
+            .refused_naming("caller_auth.trusted_header.trusted_proxies");
+        c.set(PROXIES, r#"["10.0.0.0/8", "192.0.2.7"]"#);
+        assert!(c.load().is_ok());
     });
 }
 
 #[test]
 fn static_keys_must_be_stored_as_sha256_hashes() {
-    Jail::expect_with(|jail| {
-        set_credentials_env(jail);
-        set_auth_env(jail);
-        jail.set_env("ATV_INTERNAL_AUTH__MODE", "static_keys");
-        let text = error_text(Settings::load(None));
-        assert!(
-            text.contains("internal_auth.static_keys.key_hashes"),
-            "{text}"
-        );
-        jail.set_env(
-            "ATV_INTERNAL_AUTH__STATIC_KEYS__KEY_HASHES",
-            r#"["my-plain-text-key"]"#,
-        );
-        let text = error_text(Settings::load(None));
-        assert!(
-            text.contains("internal_auth.static_keys.key_hashes"),
-            "{text}"
-        );
+    const HASHES: &str = "ATV_INTERNAL_AUTH__STATIC_KEYS__KEY_HASHES";
+    case(|c| {
+        c.with_credentials().with_auth();
+        c.set("ATV_INTERNAL_AUTH__MODE", "static_keys")
+            .refused_naming("internal_auth.static_keys.key_hashes");
+        let text = c
+            .set(HASHES, r#"["my-plain-text-key"]"#)
+            .refused_naming("internal_auth.static_keys.key_hashes");
         assert!(
             !text.contains("my-plain-text-key"),
             "the value is not echoed: {text}"
         );
-        jail.set_env(
-            "ATV_INTERNAL_AUTH__STATIC_KEYS__KEY_HASHES",
-            format!("[\"{}\"]", "ab".repeat(32)),
-        );
-        assert!(Settings::load(None).is_ok());
-        Ok(())
+        c.set(HASHES, format!("[\"{}\"]", "ab".repeat(32)));
+        assert!(c.load().is_ok());
     });
 }
 
 #[test]
 fn the_shipped_production_configuration_is_valid() {
-    use astrada_token_vendor::config::{CallerAuthMode, InternalAuthMode};
-
-    Jail::expect_with(|_| {
-        let file = concat!(
+    case(|c| {
+        c.load_file(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/deploy/overlays/production/config.toml"
-        );
-        let s = Settings::load(Some(file.as_ref())).expect("production config.toml is valid");
+        ));
+        // On EKS the pod identity webhook sets AWS_REGION next to the role.
+        c.set("AWS_REGION", "us-east-1");
+        let s = c.load().expect("production config.toml is valid");
         assert_eq!(s.caller_auth.mode, CallerAuthMode::Jwt);
         assert_eq!(s.internal_auth.mode, InternalAuthMode::Kubernetes);
         assert!(!s.cors.allowed_origins.is_empty());
-        Ok(())
     });
 }

@@ -2,27 +2,29 @@
 //! origin echoed back with credentials; any other origin gets no CORS header
 //! at all (so the browser blocks the page) and no token.
 
+use astrada_token_vendor::http::problem::PROBLEM_BASE;
 use wiremock::MockServer;
 
-use crate::helpers::*;
+use test_support::*;
 
 const ALLOWED: &str = "https://shop.example.com";
 const EVIL: &str = "https://evil.example.net";
+/// What an allowed origin's page gets: its own origin back, with credentials.
+const ALLOWED_WITH_CREDENTIALS: &[(&str, &str)] = &[
+    ("access-control-allow-origin", ALLOWED),
+    ("access-control-allow-credentials", "true"),
+];
 
 async fn cors_app() -> (TestApp, MockServer) {
-    let upstream = MockServer::start().await;
-    mount_tokens(&upstream, 300).await;
-    let app = spawn_app_with(&upstream, |s| {
+    app_with_tokens(|s| {
         // Configured as written by hand: trailing slash, upper case.
         s.cors.allowed_origins = vec!["HTTPS://Shop.Example.com/".into()];
     })
-    .await;
-    (app, upstream)
+    .await
 }
 
 async fn get_from(app: &TestApp, origin: &str) -> reqwest::Response {
-    app.http
-        .get(format!("{}/astrada-sdk-token", app.public))
+    app.sdk_request()
         .header("origin", origin)
         .send()
         .await
@@ -31,10 +33,7 @@ async fn get_from(app: &TestApp, origin: &str) -> reqwest::Response {
 
 async fn preflight_from(app: &TestApp, origin: &str) -> reqwest::Response {
     app.http
-        .request(
-            reqwest::Method::OPTIONS,
-            format!("{}/astrada-sdk-token", app.public),
-        )
+        .request(reqwest::Method::OPTIONS, app.sdk_url())
         .header("origin", origin)
         .header("access-control-request-method", "GET")
         .header("access-control-request-headers", "authorization")
@@ -59,10 +58,8 @@ async fn an_allowed_origin_gets_its_own_origin_back_with_credentials() {
     let response = get_from(&app, ALLOWED).await;
 
     assert_eq!(response.status(), 200);
-    let h = response.headers();
-    assert_eq!(h["access-control-allow-origin"], ALLOWED);
-    assert_eq!(h["access-control-allow-credentials"], "true");
-    assert_eq!(h["vary"], "Origin");
+    assert_headers(&response, ALLOWED_WITH_CREDENTIALS);
+    assert_headers(&response, &[("vary", "Origin")]);
     assert!(json(response).await["access_token"].is_string());
 }
 
@@ -74,11 +71,10 @@ async fn a_preflight_from_an_allowed_origin_is_answered() {
 
     assert_eq!(response.status(), 204);
     let h = response.headers();
-    assert_eq!(h["access-control-allow-origin"], ALLOWED);
     assert_eq!(h["access-control-allow-methods"], "GET");
     assert_eq!(h["access-control-allow-headers"], "authorization");
-    assert_eq!(h["access-control-allow-credentials"], "true");
     assert_eq!(h["access-control-max-age"], "600");
+    assert_headers(&response, ALLOWED_WITH_CREDENTIALS);
 }
 
 #[tokio::test]
@@ -89,10 +85,7 @@ async fn a_disallowed_origin_gets_no_cors_headers_and_no_token() {
         assert_eq!(response.status(), 403);
         assert_eq!(cors_headers(&response), Vec::<String>::new());
         let body = json(response).await;
-        assert_eq!(
-            body["type"],
-            "urn:astrada-token-vendor:problem:origin-not-allowed"
-        );
+        assert_eq!(body["type"], format!("{PROBLEM_BASE}origin-not-allowed"));
         assert!(body.get("access_token").is_none());
     }
     // Near misses are other origins too.
@@ -122,9 +115,7 @@ async fn a_request_without_origin_is_not_a_cors_request() {
 async fn refusals_to_allowed_origins_are_readable_by_the_page() {
     let key = TestKey::app_rsa("k1");
     let jwks = jwks_server(&[&key]).await;
-    let upstream = MockServer::start().await;
-    mount_tokens(&upstream, 300).await;
-    let app = spawn_app_with(&upstream, |s| {
+    let (app, _upstream) = app_with_tokens(|s| {
         use_jwt_callers(s, &jwks);
         s.cors.allowed_origins = vec![ALLOWED.into()];
     })
@@ -143,10 +134,7 @@ async fn a_plain_options_request_lists_the_methods() {
 
     let response = app
         .http
-        .request(
-            reqwest::Method::OPTIONS,
-            format!("{}/astrada-sdk-token", app.public),
-        )
+        .request(reqwest::Method::OPTIONS, app.sdk_url())
         .send()
         .await
         .unwrap();

@@ -2,11 +2,12 @@
 //! service accounts on the allowlist, or holders of a configured static key.
 
 use astrada_token_vendor::config::{InternalAuthMode, Settings};
+use astrada_token_vendor::http::API_TOKEN_PATH;
 use sha2::{Digest, Sha256};
 use wiremock::matchers::{header, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer};
 
-use crate::helpers::*;
+use test_support::*;
 
 const CLUSTER_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 const AUDIENCE: &str = "astrada-token-vendor";
@@ -38,7 +39,7 @@ async fn cluster() -> Cluster {
     Mock::given(method("GET"))
         .and(path("/openid/v1/jwks"))
         .and(header("authorization", format!("Bearer {OWN_TOKEN}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(crate::helpers::jwks(&[&key])))
+        .respond_with(jwks_answer(&[&key]))
         .mount(&jwks)
         .await;
     let dir = std::env::temp_dir().join(format!("atv-sa-{}", fastrand::u64(..)));
@@ -69,6 +70,15 @@ async fn cluster() -> Cluster {
     }
 }
 
+impl Cluster {
+    /// Asks for the API token with a service-account token for `subject`
+    /// and `audience`, signed by the cluster.
+    async fn api_token_for(&self, subject: &str, audience: &str) -> reqwest::Response {
+        let token = self.key.sign(&sa_claims(subject, audience));
+        self.app.api_token_as(&token).await
+    }
+}
+
 /// A projected service-account token as the kubelet writes it.
 fn sa_claims(subject: &str, audience: &str) -> serde_json::Value {
     let (ns, name) = subject
@@ -93,10 +103,7 @@ fn sa_claims(subject: &str, audience: &str) -> serde_json::Value {
 async fn an_allowed_service_account_gets_the_api_token() {
     let c = cluster().await;
 
-    let response = c
-        .app
-        .api_token_as(&c.key.sign(&sa_claims(BILLING, AUDIENCE)))
-        .await;
+    let response = c.api_token_for(BILLING, AUDIENCE).await;
 
     assert_eq!(response.status(), 200);
     assert!(json(response).await["access_token"].is_string());
@@ -108,10 +115,7 @@ async fn a_service_account_not_in_the_allowlist_gets_403() {
     let c = cluster().await;
     let other = "system:serviceaccount:marketing:crawler";
 
-    let response = c
-        .app
-        .api_token_as(&c.key.sign(&sa_claims(other, AUDIENCE)))
-        .await;
+    let response = c.api_token_for(other, AUDIENCE).await;
 
     assert_eq!(response.status(), 403);
     assert_eq!(problem_type(response).await, "forbidden");
@@ -123,11 +127,7 @@ async fn a_token_for_another_audience_is_refused() {
 
     // A token meant for the API server must not be replayable here.
     let response = c
-        .app
-        .api_token_as(
-            &c.key
-                .sign(&sa_claims(BILLING, "https://kubernetes.default.svc")),
-        )
+        .api_token_for(BILLING, "https://kubernetes.default.svc")
         .await;
 
     assert_eq!(response.status(), 401);
@@ -166,7 +166,7 @@ async fn the_api_token_is_not_reachable_from_the_public_listener() {
     let response = c
         .app
         .http
-        .get(format!("{}/astrada-api-token", c.app.public))
+        .get(format!("{}{API_TOKEN_PATH}", c.app.public))
         .bearer_auth(&token)
         .send()
         .await
@@ -179,9 +179,7 @@ async fn the_api_token_is_not_reachable_from_the_public_listener() {
 #[tokio::test]
 async fn a_static_key_whose_hash_is_configured_gets_the_api_token() {
     let key = "billing-service-key-4f9d2c";
-    let upstream = MockServer::start().await;
-    mount_tokens(&upstream, 300).await;
-    let app = spawn_app_with(&upstream, |s| {
+    let (app, _upstream) = app_with_tokens(|s| {
         s.internal_auth.mode = InternalAuthMode::StaticKeys;
         s.internal_auth.allow_unauthenticated = false;
         s.internal_auth.static_keys.key_hashes =

@@ -2,26 +2,24 @@
 
 use std::time::Duration;
 
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use astrada_token_vendor::http::{API_TOKEN_PATH, SDK_TOKEN_PATH};
+use wiremock::MockServer;
 
-use crate::helpers::*;
+use test_support::*;
 
 #[tokio::test]
 async fn api_token_is_served_only_on_the_internal_listener() {
-    let upstream = MockServer::start().await;
-    mount_tokens(&upstream, 300).await;
-    let app = spawn_app(&upstream).await;
+    let (app, _upstream) = app_with_tokens(|_| {}).await;
 
     let internal = app.api_token().await;
     assert_eq!(internal.status(), 200);
     assert_eq!(internal.headers()["cache-control"], "no-store");
 
     for path in [
-        "/astrada-api-token",
-        "/metrics",
-        "/astrada-api-token/",
-        "/ASTRADA-API-TOKEN",
+        API_TOKEN_PATH.to_owned(),
+        "/metrics".to_owned(),
+        format!("{API_TOKEN_PATH}/"),
+        API_TOKEN_PATH.to_uppercase(),
     ] {
         let public = app.get(format!("{}{path}", app.public)).await;
         assert_eq!(
@@ -31,24 +29,19 @@ async fn api_token_is_served_only_on_the_internal_listener() {
         );
         assert_eq!(public.headers()["content-type"], "application/problem+json");
     }
-    let sdk_on_internal = app.get(format!("{}/astrada-sdk-token", app.internal)).await;
+    let sdk_on_internal = app.get(format!("{}{SDK_TOKEN_PATH}", app.internal)).await;
     assert_eq!(sdk_on_internal.status(), 404);
 }
 
 #[tokio::test]
 async fn sdk_token_response_is_never_cacheable() {
-    let upstream = MockServer::start().await;
-    mount_tokens(&upstream, 300).await;
-    let app = spawn_app(&upstream).await;
+    let (app, _upstream) = app_with_tokens(|_| {}).await;
 
     let response = app.sdk_token().await;
 
     assert_eq!(response.status(), 200);
-    let h = response.headers();
-    assert_eq!(h["cache-control"], "no-store");
-    assert_eq!(h["pragma"], "no-cache");
-    assert_eq!(h["x-content-type-options"], "nosniff");
-    assert_eq!(h["content-type"], "application/json");
+    assert_headers(&response, NO_STORE_HEADERS);
+    assert_headers(&response, &[("content-type", "application/json")]);
     let body = json(response).await;
     assert_eq!(
         body.as_object().unwrap().len(),
@@ -59,16 +52,9 @@ async fn sdk_token_response_is_never_cacheable() {
 
 #[tokio::test]
 async fn other_methods_get_405_with_allow() {
-    let upstream = MockServer::start().await;
-    mount_tokens(&upstream, 300).await;
-    let app = spawn_app(&upstream).await;
+    let (app, _upstream) = app_with_tokens(|_| {}).await;
 
-    let response = app
-        .http
-        .post(format!("{}/astrada-sdk-token", app.public))
-        .send()
-        .await
-        .unwrap();
+    let response = app.http.post(app.sdk_url()).send().await.unwrap();
 
     assert_eq!(response.status(), 405);
     // OPTIONS is there for CORS preflights (tests/api/cors.rs).
@@ -84,28 +70,19 @@ async fn readiness_waits_for_tokens_and_liveness_does_not() {
     let upstream = MockServer::start().await; // no mock yet: every exchange gets 404
     let app = spawn_app(&upstream).await;
 
-    assert_eq!(
-        app.get(format!("{}/healthz", app.public)).await.status(),
-        200
-    );
+    assert_eq!(app.public_status("/healthz").await, 200);
     let not_ready = app.get(format!("{}/readyz", app.public)).await;
     assert_eq!(not_ready.status(), 503);
     assert!(not_ready.headers().contains_key("retry-after"));
 
     mount_tokens(&upstream, 300).await;
     app.wait_ready().await;
-    assert_eq!(
-        app.get(format!("{}/readyz", app.internal)).await.status(),
-        200
-    );
+    assert_eq!(app.internal_status("/readyz").await, 200);
 }
 
 #[tokio::test]
 async fn metrics_count_exchanges_by_set_and_outcome() {
-    let upstream = MockServer::start().await;
-    mount_tokens(&upstream, 300).await;
-    let app = spawn_app(&upstream).await;
-    app.wait_ready().await;
+    let (app, _upstream) = ready_app().await;
     app.sdk_token().await;
 
     assert_eq!(
@@ -124,24 +101,8 @@ async fn metrics_count_exchanges_by_set_and_outcome() {
 #[tokio::test]
 async fn readiness_survives_an_upstream_outage_once_tokens_were_obtained() {
     let upstream = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(FreshToken {
-            lifetime: 4,
-            delay: Default::default(),
-        })
-        .up_to_n_times(2)
-        .mount(&upstream)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(500))
-        .mount(&upstream)
-        .await;
-    let app = spawn_app_with(&upstream, |s| {
-        s.cache.refresh_ahead_secs = 2;
-        s.cache.min_remaining_secs = 1;
-    })
-    .await;
-    app.wait_ready().await;
+    mount_first_tokens_then_500(&upstream, 4).await;
+    let app = spawn_ready(&upstream, refresh_ahead(2)).await;
 
     // Once the token is too old to hand out, callers get fast 503s ...
     let mut status = 200;
@@ -154,8 +115,5 @@ async fn readiness_survives_an_upstream_outage_once_tokens_were_obtained() {
     }
     assert_eq!(status, 503);
     // ... but the replica stays in the Service, so they get that answer at all.
-    assert_eq!(
-        app.get(format!("{}/readyz", app.public)).await.status(),
-        200
-    );
+    assert_eq!(app.public_status("/readyz").await, 200);
 }

@@ -4,7 +4,6 @@ mod auth_styles;
 mod caller_auth;
 mod config;
 mod cors;
-mod helpers;
 mod internal_auth;
 mod listeners;
 mod openapi;

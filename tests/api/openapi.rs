@@ -3,10 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use astrada_token_vendor::routes::{INTERNAL_PATHS, PUBLIC_PATHS};
-use wiremock::MockServer;
+use astrada_token_vendor::http::{INTERNAL_PATHS, PUBLIC_PATHS};
 
-use crate::helpers::*;
+use test_support::*;
 
 fn spec() -> serde_yaml_ng::Value {
     let text =
@@ -57,10 +56,7 @@ fn every_documented_operation_is_a_get() {
 
 #[tokio::test]
 async fn the_running_listeners_serve_exactly_the_documented_paths() {
-    let upstream = MockServer::start().await;
-    mount_tokens(&upstream, 300).await;
-    let app = spawn_app(&upstream).await;
-    app.wait_ready().await;
+    let (app, _upstream) = ready_app().await;
 
     for (base, mine, other) in [
         (&app.public, documented("public"), documented("internal")),

@@ -1,35 +1,22 @@
 //! One caller cannot mint tokens without bound: per-caller buckets, per
 //! address for anonymous callers and for failed authentication attempts.
 
-use astrada_token_vendor::config::{CallerAuthMode, Settings};
+use astrada_token_vendor::config::Settings;
 use wiremock::MockServer;
 
-use crate::helpers::*;
+use test_support::*;
 
 async fn limited_app(tweak: impl FnOnce(&mut Settings)) -> (TestApp, MockServer) {
-    let upstream = MockServer::start().await;
-    mount_tokens(&upstream, 300).await;
-    let app = spawn_app_with(&upstream, |s| {
+    app_with_tokens(|s| {
         s.rate_limit.per_caller_per_minute = 6;
         s.rate_limit.burst = 3;
         tweak(s);
     })
-    .await;
-    (app, upstream)
+    .await
 }
 
 fn trusted_gateway(s: &mut Settings) {
-    s.caller_auth.mode = CallerAuthMode::TrustedHeader;
-    s.caller_auth.allow_unauthenticated = false;
-    s.caller_auth.trusted_header.trusted_proxies = vec!["127.0.0.1".into()];
-}
-
-async fn as_user(app: &TestApp, user: Option<&str>) -> reqwest::Response {
-    let mut request = app.http.get(format!("{}/astrada-sdk-token", app.public));
-    if let Some(user) = user {
-        request = request.header("x-forwarded-user", user);
-    }
-    request.send().await.unwrap()
+    use_trusted_gateway(s, "127.0.0.1");
 }
 
 #[tokio::test]
@@ -37,9 +24,9 @@ async fn a_caller_over_its_limit_gets_429_with_retry_after() {
     let (app, _upstream) = limited_app(trusted_gateway).await;
 
     for _ in 0..3 {
-        assert_eq!(as_user(&app, Some("alice")).await.status(), 200);
+        assert_eq!(app.sdk_token_for(Some("alice")).await.status(), 200);
     }
-    let limited = as_user(&app, Some("alice")).await;
+    let limited = app.sdk_token_for(Some("alice")).await;
 
     assert_eq!(limited.status(), 429);
     let retry_after: u64 = limited.headers()["retry-after"]
@@ -50,7 +37,7 @@ async fn a_caller_over_its_limit_gets_429_with_retry_after() {
     assert!((1..=10).contains(&retry_after), "{retry_after}");
     assert_eq!(problem_type(limited).await, "rate-limited");
     assert_eq!(
-        as_user(&app, Some("bob")).await.status(),
+        app.sdk_token_for(Some("bob")).await.status(),
         200,
         "another caller from the same address has its own bucket"
     );
@@ -75,8 +62,8 @@ async fn failed_authentication_attempts_are_limited_per_address() {
     let (app, _upstream) = limited_app(trusted_gateway).await;
 
     for _ in 0..3 {
-        assert_eq!(as_user(&app, None).await.status(), 401);
+        assert_eq!(app.sdk_token_for(None).await.status(), 401);
     }
 
-    assert_eq!(as_user(&app, None).await.status(), 429);
+    assert_eq!(app.sdk_token_for(None).await.status(), 429);
 }

@@ -3,21 +3,14 @@
 
 use wiremock::MockServer;
 
-use crate::helpers::*;
+use test_support::*;
 
 #[tokio::test]
 async fn a_get_with_a_body_over_the_limit_gets_413() {
-    let upstream = MockServer::start().await;
-    mount_tokens(&upstream, 300).await;
-    let app = spawn_app(&upstream).await;
+    let (app, _upstream) = app_with_tokens(|_| {}).await;
 
-    let response = app
-        .http
-        .get(format!("{}/astrada-sdk-token", app.public))
-        .body(vec![b'x'; 4096])
-        .send()
-        .await
-        .unwrap();
+    let response = app.sdk_request().body(vec![b'x'; 4096]).send().await;
+    let response = response.unwrap();
 
     assert_eq!(response.status(), 413);
     assert_eq!(response.headers()["cache-control"], "no-store");
@@ -26,27 +19,15 @@ async fn a_get_with_a_body_over_the_limit_gets_413() {
 
 #[tokio::test]
 async fn oversized_headers_get_431() {
-    let upstream = MockServer::start().await;
-    mount_tokens(&upstream, 300).await;
-    let app = spawn_app(&upstream).await;
+    let (app, _upstream) = app_with_tokens(|_| {}).await;
 
-    let response = app
-        .http
-        .get(format!("{}/astrada-sdk-token", app.public))
-        .header("cookie", "a".repeat(20_000))
-        .send()
-        .await
-        .unwrap();
+    let with_cookie = |size: usize| app.sdk_request().header("cookie", "a".repeat(size)).send();
+
+    let response = with_cookie(20_000).await.unwrap();
 
     assert_eq!(response.status(), 431);
     assert_eq!(problem_type(response).await, "headers-too-large");
-    let fine = app
-        .http
-        .get(format!("{}/astrada-sdk-token", app.public))
-        .header("cookie", "a".repeat(4_000))
-        .send()
-        .await
-        .unwrap();
+    let fine = with_cookie(4_000).await.unwrap();
     assert_eq!(fine.status(), 200, "a session-sized header passes");
 }
 
@@ -60,9 +41,6 @@ async fn refusals_carry_the_security_headers() {
     let response = app.sdk_token().await;
 
     assert_eq!(response.status(), 401);
-    let h = response.headers();
-    assert_eq!(h["cache-control"], "no-store");
-    assert_eq!(h["pragma"], "no-cache");
-    assert_eq!(h["x-content-type-options"], "nosniff");
-    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert_headers(&response, NO_STORE_HEADERS);
+    assert_headers(&response, &[("referrer-policy", "no-referrer")]);
 }

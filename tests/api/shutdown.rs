@@ -2,28 +2,21 @@
 
 use std::time::Duration;
 
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer};
+use wiremock::MockServer;
 
-use crate::helpers::*;
+use test_support::*;
 
 #[tokio::test]
 async fn shutdown_finishes_in_flight_requests_then_stops_accepting() {
     let upstream = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(FreshToken {
-            lifetime: 300,
-            delay: Duration::from_millis(800),
-        })
-        .mount(&upstream)
-        .await;
+    mount_answers(
+        &upstream,
+        FreshToken::lasting(300).after(Duration::from_millis(800)),
+    )
+    .await;
     let mut app = spawn_app_with(&upstream, |s| s.server.shutdown_timeout_secs = 5).await;
-    let public = app.public.clone();
-    let http = app.http.clone();
-
     // Cold cache: this request is still waiting on the exchange when shutdown starts.
-    let in_flight =
-        tokio::spawn(async move { http.get(format!("{public}/astrada-sdk-token")).send().await });
+    let in_flight = tokio::spawn(app.sdk_request().send());
     tokio::time::sleep(Duration::from_millis(300)).await;
     app.shutdown().await.expect("clean shutdown");
 

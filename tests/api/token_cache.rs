@@ -8,7 +8,7 @@ use futures::future::join_all;
 use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::*;
+use test_support::*;
 
 #[tokio::test]
 async fn sdk_token_is_fetched_once_for_1000_concurrent_callers() {
@@ -31,10 +31,7 @@ async fn sdk_token_is_fetched_once_for_1000_concurrent_callers() {
         .and(body_partial_json(
             serde_json::json!({"client_id": API_CLIENT_ID}),
         ))
-        .respond_with(FreshToken {
-            lifetime: 300,
-            delay: Duration::ZERO,
-        })
+        .respond_with(FreshToken::lasting(300))
         .mount(&upstream)
         .await;
     let app = spawn_app(&upstream).await;
@@ -58,12 +55,7 @@ async fn sdk_token_is_fetched_once_for_1000_concurrent_callers() {
 async fn refresh_ahead_replaces_the_token_before_expiry_without_callers_waiting() {
     let upstream = MockServer::start().await;
     mount_tokens(&upstream, 4).await;
-    let app = spawn_app_with(&upstream, |s| {
-        s.cache.refresh_ahead_secs = 2;
-        s.cache.min_remaining_secs = 1;
-    })
-    .await;
-    app.wait_ready().await;
+    let app = spawn_ready(&upstream, refresh_ahead(2)).await;
     let misses_before = app
         .metric(
             "atv_token_cache_lookups_total",
@@ -109,10 +101,7 @@ async fn refresh_ahead_replaces_the_token_before_expiry_without_callers_waiting(
 
 #[tokio::test]
 async fn expires_in_is_the_true_remaining_life() {
-    let upstream = MockServer::start().await;
-    mount_tokens(&upstream, 300).await;
-    let app = spawn_app(&upstream).await;
-    app.wait_ready().await;
+    let (app, _upstream) = ready_app().await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
     let body = json(app.sdk_token().await).await;
@@ -146,24 +135,8 @@ async fn an_earlier_jwt_exp_caps_expires_in() {
 #[tokio::test]
 async fn a_valid_cached_token_is_served_through_an_upstream_outage() {
     let upstream = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(FreshToken {
-            lifetime: 6,
-            delay: Duration::ZERO,
-        })
-        .up_to_n_times(2) // the first token of each set
-        .mount(&upstream)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(500))
-        .mount(&upstream)
-        .await;
-    let app = spawn_app_with(&upstream, |s| {
-        s.cache.refresh_ahead_secs = 3;
-        s.cache.min_remaining_secs = 1;
-    })
-    .await;
-    app.wait_ready().await;
+    mount_first_tokens_then_500(&upstream, 6).await;
+    let app = spawn_ready(&upstream, refresh_ahead(3)).await;
     let first = json(app.sdk_token().await).await["access_token"].clone();
 
     // Wait until refresh-ahead has hit the failing endpoint.

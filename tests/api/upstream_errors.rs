@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use astrada_token_vendor::http::problem::PROBLEM_BASE;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::*;
+use test_support::*;
 
 async fn answer_for(
     upstream_answer: ResponseTemplate,
@@ -46,10 +47,7 @@ fn assert_problem(answer: (u16, Option<String>, String, serde_json::Value), slug
     assert_eq!(content_type, "application/problem+json");
     let secs: u64 = retry_after.expect("Retry-After is set").parse().unwrap();
     assert!(secs >= 1);
-    assert_eq!(
-        body["type"],
-        format!("urn:astrada-token-vendor:problem:{slug}")
-    );
+    assert_eq!(body["type"], format!("{PROBLEM_BASE}{slug}"));
     assert_eq!(body["status"], 503);
     assert!(body["title"].is_string() && body["detail"].is_string());
 }
@@ -118,8 +116,5 @@ async fn unreachable_upstream_gives_503_unreachable() {
     let response = app.sdk_token().await;
     assert_eq!(response.status(), 503);
     let body = json(response).await;
-    assert_eq!(
-        body["type"],
-        "urn:astrada-token-vendor:problem:upstream-unreachable"
-    );
+    assert_eq!(body["type"], format!("{PROBLEM_BASE}upstream-unreachable"));
 }

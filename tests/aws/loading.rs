@@ -3,80 +3,52 @@
 
 use std::time::Duration;
 
-use astrada_token_vendor::credentials::{
-    AwsSecretsManagerSource, CredentialError, CredentialSource, SecretLayout,
+use astrada_token_vendor::client_tokens::credentials::{
+    CredentialError, CredentialSource, SecretLayout,
 };
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use crate::astrada::{Astrada, SECRET_MARK, bundle, issued_to, pair, secret_of};
-use crate::helpers::json;
-use crate::moto::Moto;
-use crate::{eventually, reloads, spawn_on_moto};
+use test_support::moto::{Moto, OnMoto, SECRET_ID, failed_load, reloads, spawn_on_moto};
+use test_support::{SECRET_MARK, bundle, issued_to_of, json, pair, secret_of};
 
 #[tokio::test]
 async fn credentials_load_from_one_secret_holding_both_sets() {
-    let moto = Moto::start().await;
-    let astrada = Astrada::start(300).await;
-    astrada.accept("api-v1");
-    astrada.accept("sdk-v1");
-    moto.create_secret("atv/credentials", &bundle("api-v1", "sdk-v1"))
-        .await;
-
-    let app = spawn_on_moto(
-        &moto,
-        &astrada,
-        SecretLayout::Bundle("atv/credentials".into()),
-        |_| {},
-    )
-    .await;
+    let app = OnMoto::scene().start().await;
 
     app.wait_ready().await;
-    let sdk = json(app.sdk_token().await).await;
-    assert_eq!(issued_to(sdk["access_token"].as_str().unwrap()), "sdk-v1");
-    let api = json(app.api_token().await).await;
-    assert_eq!(issued_to(api["access_token"].as_str().unwrap()), "api-v1");
+    assert_eq!(issued_to_of(app.sdk_token().await).await, "sdk-v1");
+    assert_eq!(issued_to_of(app.api_token().await).await, "api-v1");
     assert_eq!(reloads(&app, "changed").await, 1.0);
 }
 
 #[tokio::test]
 async fn credentials_load_from_one_secret_per_set_named_by_arn() {
-    let moto = Moto::start().await;
-    let astrada = Astrada::start(300).await;
-    astrada.accept("api-v1");
-    astrada.accept("sdk-v1");
-    let api = moto.create_secret("atv/api", &pair("api-v1")).await;
-    let sdk = moto.create_secret("atv/sdk", &pair("sdk-v1")).await;
+    let (moto, astrada) = OnMoto::scene().no_secret().prepare().await;
+    let (api, sdk) = moto.create_secret_per_set("api-v1", "sdk-v1").await;
     assert!(api.starts_with("arn:aws:secretsmanager:"), "{api}");
 
     let app = spawn_on_moto(&moto, &astrada, SecretLayout::PerSet { api, sdk }, |_| {}).await;
 
     app.wait_ready().await;
-    let sdk = json(app.sdk_token().await).await;
-    assert_eq!(issued_to(sdk["access_token"].as_str().unwrap()), "sdk-v1");
-    let api = json(app.api_token().await).await;
-    assert_eq!(issued_to(api["access_token"].as_str().unwrap()), "api-v1");
+    assert_eq!(issued_to_of(app.sdk_token().await).await, "sdk-v1");
+    assert_eq!(issued_to_of(app.api_token().await).await, "api-v1");
 }
 
 #[tokio::test]
 async fn the_loaded_bundle_carries_the_current_version_id_and_no_secret_in_debug_output() {
-    let moto = Moto::start().await;
-    moto.create_secret("atv/credentials", &bundle("api-v1", "sdk-v1"))
-        .await;
+    let (moto, _astrada) = OnMoto::scene().prepare().await;
+    let source = moto.source(SecretLayout::Bundle(SECRET_ID.into()));
     let current = moto
-        .put_secret_value("atv/credentials", &bundle("api-v1", "sdk-v2"))
+        .put_secret_value(SECRET_ID, &bundle("api-v1", "sdk-v2"))
         .await;
-    let source = AwsSecretsManagerSource::new(
-        &moto.sdk_config(),
-        SecretLayout::Bundle("atv/credentials".into()),
-    );
 
     let loaded = source.load().await.expect("the secret loads");
 
     assert_eq!(loaded.version.as_deref(), Some(current.as_str()));
-    assert_eq!(loaded.sdk.client_id, "sdk-v2");
+    assert_eq!(loaded.sets.sdk.client_id, "sdk-v2");
     assert_eq!(
-        loaded.sdk.client_secret.expose_secret(),
+        loaded.sets.sdk.client_secret.expose_secret(),
         secret_of("sdk-v2")
     );
     let debug = format!("{loaded:?}");
@@ -87,8 +59,11 @@ async fn the_loaded_bundle_carries_the_current_version_id_and_no_secret_in_debug
 /// Loads `layout` from `moto` and returns the error, checking on the way
 /// that its text never carries a secret value.
 async fn load_error(moto: &Moto, layout: SecretLayout) -> CredentialError {
-    let source = AwsSecretsManagerSource::new(&moto.sdk_config(), layout);
-    let error = source.load().await.expect_err("the secret must be refused");
+    let error = moto
+        .source(layout)
+        .load()
+        .await
+        .expect_err("the secret must be refused");
     for text in [error.to_string(), format!("{error:?}")] {
         assert!(!text.contains(SECRET_MARK), "a secret value leaked: {text}");
     }
@@ -181,35 +156,15 @@ async fn a_missing_secret_is_reported_as_not_found_by_name() {
 
 #[tokio::test]
 async fn a_malformed_secret_keeps_the_service_alive_and_unready_until_it_is_fixed_in_place() {
-    let moto = Moto::start().await;
-    let astrada = Astrada::start(300).await;
-    astrada.accept("api-v1");
-    astrada.accept("sdk-v1");
     let incomplete = json!({"api": {"client_id": "api-v1", "client_secret": secret_of("api-v1")}});
-    moto.create_secret("atv/credentials", &incomplete.to_string())
+    let app = OnMoto::scene()
+        .secret(SECRET_ID, incomplete.to_string())
+        .start()
         .await;
-    let app = spawn_on_moto(
-        &moto,
-        &astrada,
-        SecretLayout::Bundle("atv/credentials".into()),
-        |_| {},
-    )
-    .await;
 
-    eventually(
-        "the first load has failed",
-        Duration::from_secs(10),
-        || async { reloads(&app, "error").await >= 1.0 },
-    )
-    .await;
-    assert_eq!(
-        app.get(format!("{}/healthz", app.public)).await.status(),
-        200
-    );
-    assert_eq!(
-        app.get(format!("{}/readyz", app.public)).await.status(),
-        503
-    );
+    failed_load(&app, "the first load has failed", Duration::from_secs(10)).await;
+    assert_eq!(app.public_status("/healthz").await, 200);
+    assert_eq!(app.public_status("/readyz").await, 503);
     let refused = app.sdk_token().await;
     assert_eq!(refused.status(), 503);
     assert!(
@@ -219,56 +174,28 @@ async fn a_malformed_secret_keeps_the_service_alive_and_unready_until_it_is_fixe
             .ends_with("credentials-unavailable")
     );
 
-    moto.put_secret_value("atv/credentials", &bundle("api-v1", "sdk-v1"))
+    app.moto
+        .put_secret_value(SECRET_ID, &bundle("api-v1", "sdk-v1"))
         .await;
 
-    eventually(
-        "ready without a restart",
-        Duration::from_secs(30),
-        || async { app.get(format!("{}/readyz", app.public)).await.status() == 200 },
-    )
-    .await;
-    let sdk = json(app.sdk_token().await).await;
-    assert_eq!(issued_to(sdk["access_token"].as_str().unwrap()), "sdk-v1");
+    app.eventually_ready("ready without a restart", Duration::from_secs(30))
+        .await;
+    assert_eq!(issued_to_of(app.sdk_token().await).await, "sdk-v1");
 }
 
 #[tokio::test]
 async fn a_missing_secret_keeps_the_service_unready_until_it_is_created() {
-    let moto = Moto::start().await;
-    let astrada = Astrada::start(300).await;
-    astrada.accept("api-v1");
-    astrada.accept("sdk-v1");
-    let app = spawn_on_moto(
-        &moto,
-        &astrada,
-        SecretLayout::Bundle("atv/credentials".into()),
-        |_| {},
-    )
-    .await;
+    let app = OnMoto::scene().no_secret().start().await;
 
-    eventually(
-        "the first load has failed",
-        Duration::from_secs(10),
-        || async { reloads(&app, "error").await >= 1.0 },
-    )
-    .await;
-    assert_eq!(
-        app.get(format!("{}/healthz", app.public)).await.status(),
-        200
-    );
-    assert_eq!(
-        app.get(format!("{}/readyz", app.public)).await.status(),
-        503
-    );
+    failed_load(&app, "the first load has failed", Duration::from_secs(10)).await;
+    assert_eq!(app.public_status("/healthz").await, 200);
+    assert_eq!(app.public_status("/readyz").await, 503);
 
-    moto.create_secret("atv/credentials", &bundle("api-v1", "sdk-v1"))
+    app.moto
+        .create_secret(SECRET_ID, &bundle("api-v1", "sdk-v1"))
         .await;
 
-    eventually(
-        "ready without a restart",
-        Duration::from_secs(30),
-        || async { app.get(format!("{}/readyz", app.public)).await.status() == 200 },
-    )
-    .await;
+    app.eventually_ready("ready without a restart", Duration::from_secs(30))
+        .await;
     assert_eq!(app.api_token().await.status(), 200);
 }

@@ -6,13 +6,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use astrada_token_vendor::credentials::SecretLayout;
 use futures::future::join_all;
+use test_support::moto::{OnMoto, SECRET_ID, reloads};
+use test_support::{bundle, eventually, issued_to_of, refresh_ahead};
 
-use crate::astrada::{Astrada, bundle, issued_to};
-use crate::helpers::json;
-use crate::moto::Moto;
-use crate::{eventually, reloads, spawn_on_moto};
+use crate::outages::reload_every_second;
 
 /// `ids` switches from `old` to `new` once and never goes back.
 fn assert_switched_once(ids: &[String], old: &str, new: &str) {
@@ -34,24 +32,12 @@ fn assert_switched_once(ids: &[String], old: &str, new: &str) {
 #[tokio::test]
 async fn rotation_under_200_concurrent_callers_fails_no_request_and_the_next_exchange_uses_the_new_client_id()
  {
-    let moto = Moto::start().await;
     // Short-lived tokens, so that exchanges keep happening during the test.
-    let astrada = Astrada::start(4).await;
-    astrada.accept("api-v1");
-    astrada.accept("sdk-v1");
-    moto.create_secret("atv/credentials", &bundle("api-v1", "sdk-v1"))
+    let app = OnMoto::scene()
+        .token_lifetime(4)
+        .settings(reload_every_second)
+        .start()
         .await;
-    let app = spawn_on_moto(
-        &moto,
-        &astrada,
-        SecretLayout::Bundle("atv/credentials".into()),
-        |s| {
-            s.credentials.reload_interval_secs = 1;
-            s.cache.refresh_ahead_secs = 2;
-            s.cache.min_remaining_secs = 1;
-        },
-    )
-    .await;
     app.wait_ready().await;
     // Keep-alive connections: 200 callers, not 200 new connections a round.
     let http = reqwest::Client::builder()
@@ -66,15 +52,14 @@ async fn rotation_under_200_concurrent_callers_fails_no_request_and_the_next_exc
         let (http, app, done, answered, failures) = (&http, &app, &done, &answered, &failures);
         async move {
             let url = if caller % 2 == 0 {
-                format!("{}/astrada-sdk-token", app.public)
+                app.sdk_url()
             } else {
-                format!("{}/astrada-api-token", app.internal)
+                app.api_url()
             };
             while !done.load(Ordering::Relaxed) {
                 match http.get(&url).send().await {
                     Ok(r) if r.status() == 200 => {
-                        let body: serde_json::Value = r.json().await.expect("a JSON body");
-                        if issued_to(body["access_token"].as_str().unwrap()) == "sdk-v2" {
+                        if issued_to_of(r).await == "sdk-v2" {
                             done.store(true, Ordering::Relaxed);
                         }
                     }
@@ -95,8 +80,9 @@ async fn rotation_under_200_concurrent_callers_fails_no_request_and_the_next_exc
         .await;
         // Astrada issues the new credentials first; the old ones stay valid
         // for a while, as in a real rotation.
-        astrada.accept("sdk-v2");
-        moto.put_secret_value("atv/credentials", &bundle("api-v1", "sdk-v2"))
+        app.astrada.accept("sdk-v2");
+        app.moto
+            .put_secret_value(SECRET_ID, &bundle("api-v1", "sdk-v2"))
             .await;
         eventually(
             "a caller receives a token issued to sdk-v2",
@@ -115,9 +101,9 @@ async fn rotation_under_200_concurrent_callers_fails_no_request_and_the_next_exc
         answered.load(Ordering::Relaxed),
         &failures[..failures.len().min(5)]
     );
-    assert_switched_once(&astrada.client_ids_of("sdk-").await, "sdk-v1", "sdk-v2");
+    assert_switched_once(&app.astrada.client_ids_of("sdk-").await, "sdk-v1", "sdk-v2");
     assert!(
-        astrada
+        app.astrada
             .client_ids_of("api-")
             .await
             .iter()
@@ -128,32 +114,24 @@ async fn rotation_under_200_concurrent_callers_fails_no_request_and_the_next_exc
 
 #[tokio::test]
 async fn invalid_client_from_the_token_endpoint_re_reads_the_secret_at_once() {
-    let moto = Moto::start().await;
-    let astrada = Astrada::start(4).await;
-    astrada.accept("api-v1");
-    astrada.accept("sdk-v1");
-    moto.create_secret("atv/credentials", &bundle("api-v1", "sdk-v1"))
-        .await;
-    let app = spawn_on_moto(
-        &moto,
-        &astrada,
-        SecretLayout::Bundle("atv/credentials".into()),
-        |s| {
+    let app = OnMoto::scene()
+        .token_lifetime(4)
+        .settings(|s| {
             // Only invalid_client can cause a re-read within this test.
             s.credentials.reload_interval_secs = 3600;
-            s.cache.refresh_ahead_secs = 2;
-            s.cache.min_remaining_secs = 1;
-        },
-    )
-    .await;
+            refresh_ahead(2)(s);
+        })
+        .start()
+        .await;
     app.wait_ready().await;
 
     // Rotated in Secrets Manager and at Astrada, which revoked the old secret
     // at once; the service has not seen the new version yet.
-    moto.put_secret_value("atv/credentials", &bundle("api-v1", "sdk-v2"))
+    app.moto
+        .put_secret_value(SECRET_ID, &bundle("api-v1", "sdk-v2"))
         .await;
-    astrada.accept("sdk-v2");
-    astrada.revoke("sdk-v1");
+    app.astrada.accept("sdk-v2");
+    app.astrada.revoke("sdk-v1");
 
     // Ask every 100 ms until the new credentials' token arrives: every
     // answer meanwhile is the still-valid cached token.
@@ -162,13 +140,11 @@ async fn invalid_client_from_the_token_endpoint_re_reads_the_secret_at_once() {
         assert!(served.len() < 200, "sdk-v2 was never used: {served:?}");
         let response = app.sdk_token().await;
         assert_eq!(response.status(), 200, "after {served:?}");
-        served.push(issued_to(
-            json(response).await["access_token"].as_str().unwrap(),
-        ));
+        served.push(issued_to_of(response).await);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let sdk = astrada.client_ids_of("sdk-").await;
+    let sdk = app.astrada.client_ids_of("sdk-").await;
     assert_switched_once(&sdk, "sdk-v1", "sdk-v2");
     assert!(
         app.metric(
@@ -183,23 +159,16 @@ async fn invalid_client_from_the_token_endpoint_re_reads_the_secret_at_once() {
 
 #[tokio::test]
 async fn an_invalid_client_storm_re_reads_the_secret_at_most_once_per_backoff_window() {
-    let moto = Moto::start().await;
-    let astrada = Astrada::start(300).await;
-    astrada.accept("api-v1"); // sdk-v1 is never accepted
-    moto.create_secret("atv/credentials", &bundle("api-v1", "sdk-v1"))
-        .await;
-    let app = spawn_on_moto(
-        &moto,
-        &astrada,
-        SecretLayout::Bundle("atv/credentials".into()),
-        |s| {
+    let app = OnMoto::scene()
+        .accepting(&["api-v1"]) // sdk-v1 is never accepted
+        .settings(|s| {
             s.credentials.reload_interval_secs = 3600;
             s.cache.backoff_initial_ms = 100;
             // The forced re-read window; far longer than this test.
             s.cache.backoff_max_ms = 600_000;
-        },
-    )
-    .await;
+        })
+        .start()
+        .await;
 
     let invalid_client = || async {
         app.metric(

@@ -9,9 +9,9 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::astrada::{Astrada, SECRET_MARK, bundle, issued_to, pair};
-use crate::eventually;
-use crate::moto::Moto;
+use astrada_token_vendor::http::{API_TOKEN_PATH, SDK_TOKEN_PATH};
+use test_support::moto::{OnMoto, SECRET_ID};
+use test_support::{SECRET_MARK, bundle, eventually, issued_to_of};
 
 struct Served {
     _child: Child,
@@ -91,11 +91,13 @@ impl Served {
         .await;
     }
 
-    async fn token(&self, url: String) -> String {
-        let response = reqwest::get(url).await.expect("serve answers");
+    /// The client the token at `base` + `path` was issued to.
+    async fn token(&self, base: &str, path: &str) -> String {
+        let response = reqwest::get(format!("{base}{path}"))
+            .await
+            .expect("serve answers");
         assert_eq!(response.status(), 200);
-        let body: serde_json::Value = response.json().await.unwrap();
-        issued_to(body["access_token"].as_str().unwrap())
+        issued_to_of(response).await
     }
 
     fn logs(&self) -> String {
@@ -105,21 +107,16 @@ impl Served {
 
 #[tokio::test]
 async fn serve_reads_one_secret_through_aws_endpoint_url_secrets_manager() {
-    let moto = Moto::start().await;
-    let astrada = Astrada::start(300).await;
-    astrada.accept("api-v1");
-    astrada.accept("sdk-v1");
-    moto.create_secret("atv/credentials", &bundle("api-v1", "sdk-v1"))
-        .await;
+    let (moto, astrada) = OnMoto::scene().prepare().await;
     let version = moto
-        .put_secret_value("atv/credentials", &bundle("api-v1", "sdk-v1"))
+        .put_secret_value(SECRET_ID, &bundle("api-v1", "sdk-v1"))
         .await;
-    let token_url = format!("{}/oauth/token", astrada.server.uri());
+    let token_url = astrada.token_url();
     let endpoint = moto.endpoint();
 
     let served = serve(&[
         ("ATV_CREDENTIALS__SOURCE", "aws_secrets_manager"),
-        ("ATV_CREDENTIALS__SECRET_ID", "atv/credentials"),
+        ("ATV_CREDENTIALS__SECRET_ID", SECRET_ID),
         ("ATV_TOKEN_ENDPOINT__URL", &token_url),
         ("AWS_ENDPOINT_URL_SECRETS_MANAGER", &endpoint),
         ("AWS_REGION", "us-east-1"),
@@ -129,14 +126,12 @@ async fn serve_reads_one_secret_through_aws_endpoint_url_secrets_manager() {
     .await;
     served.wait_ready().await;
 
-    let sdk = served
-        .token(format!("{}/astrada-sdk-token", served.public))
-        .await;
+    let sdk = served.token(&served.public, SDK_TOKEN_PATH).await;
     assert_eq!(sdk, "sdk-v1");
     let logs = served.logs();
     assert!(
         logs.lines().any(|l| l.contains("credentials loaded")
-            && l.contains("atv/credentials")
+            && l.contains(SECRET_ID)
             && l.contains(&version)),
         "the load is logged with the secret's VersionId: {logs}"
     );
@@ -145,13 +140,9 @@ async fn serve_reads_one_secret_through_aws_endpoint_url_secrets_manager() {
 
 #[tokio::test]
 async fn serve_reads_one_secret_per_set_through_aws_endpoint_url_and_aws_region_from_config() {
-    let moto = Moto::start().await;
-    let astrada = Astrada::start(300).await;
-    astrada.accept("api-v1");
-    astrada.accept("sdk-v1");
-    let api = moto.create_secret("atv/api", &pair("api-v1")).await;
-    let sdk = moto.create_secret("atv/sdk", &pair("sdk-v1")).await;
-    let token_url = format!("{}/oauth/token", astrada.server.uri());
+    let (moto, astrada) = OnMoto::scene().no_secret().prepare().await;
+    let (api, sdk) = moto.create_secret_per_set("api-v1", "sdk-v1").await;
+    let token_url = astrada.token_url();
     let endpoint = moto.endpoint();
 
     let served = serve(&[
@@ -168,17 +159,10 @@ async fn serve_reads_one_secret_per_set_through_aws_endpoint_url_and_aws_region_
     served.wait_ready().await;
 
     assert_eq!(
-        served
-            .token(format!("{}/astrada-api-token", served.internal))
-            .await,
+        served.token(&served.internal, API_TOKEN_PATH).await,
         "api-v1"
     );
-    assert_eq!(
-        served
-            .token(format!("{}/astrada-sdk-token", served.public))
-            .await,
-        "sdk-v1"
-    );
+    assert_eq!(served.token(&served.public, SDK_TOKEN_PATH).await, "sdk-v1");
 }
 
 #[tokio::test]
@@ -187,7 +171,7 @@ async fn serve_refuses_to_start_without_an_aws_region() {
         Duration::from_secs(30),
         serve_command(&[
             ("ATV_CREDENTIALS__SOURCE", "aws_secrets_manager"),
-            ("ATV_CREDENTIALS__SECRET_ID", "atv/credentials"),
+            ("ATV_CREDENTIALS__SECRET_ID", SECRET_ID),
         ])
         .output(),
     )

@@ -1,0 +1,40 @@
+//! What every test binary of `astrada-token-vendor` shares, so that each
+//! helper exists once: the service on free loopback ports ([`app`]), the
+//! mock Astrada token endpoint ([`upstream`]), the app's session JWTs and
+//! JWKS ([`session`]), and Secrets Manager on moto ([`moto`]).
+//!
+//! Paths and problem types come from the crate's own exports
+//! (`http::SDK_TOKEN_PATH`, `http::problem::PROBLEM_BASE`, ...), never copies.
+
+pub mod app;
+pub mod moto;
+pub mod session;
+pub mod upstream;
+
+use std::future::Future;
+use std::time::Duration;
+
+pub use app::*;
+pub use session::*;
+pub use upstream::*;
+
+/// Seconds since the Unix epoch, for JWT claims.
+pub fn unix_now() -> i64 {
+    astrada_token_vendor::core::unix_now().as_secs() as i64
+}
+
+/// Polls `condition` every 100 ms until it holds; fails after `limit`.
+pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -3,12 +3,6 @@
 //! failure paths alike. Its own binary, because it installs the one global
 //! subscriber.
 
-#[path = "support/postgres.rs"]
-mod postgres_support;
-
-#[path = "astra/harness.rs"]
-mod harness;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,9 +10,9 @@ use std::time::Duration;
 use astrada_token_vendor::app::dev::fake_astra::FakeAstraFault;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use harness::{CLIENT_SECRET, KEY_1, Store, World};
 use secrecy::SecretString;
 use serde_json::json;
+use test_support::astra::{CLIENT_SECRET, KEY_1, Store, World};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

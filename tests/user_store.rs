@@ -3,9 +3,6 @@
 //! same `UserStore` trait the service uses; raw SQL is used only to look
 //! at or tamper with what is actually stored.
 
-#[path = "support/postgres.rs"]
-mod postgres_support;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -59,7 +56,7 @@ impl Backend {
     }
 
     async fn postgres() -> Self {
-        let url = postgres_support::fresh_database().await;
+        let url = test_support::postgres::fresh_database().await;
         let store = connect(&url, &StoreOptions::default()).await.unwrap();
         let raw = Raw::Pg(sqlx::PgPool::connect(&url).await.unwrap());
         Self {
@@ -1027,7 +1024,7 @@ async fn ping_answers(b: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn migrations_run_once_when_replicas_start_together() {
-    let url = postgres_support::fresh_database().await;
+    let url = test_support::postgres::fresh_database().await;
     let starts = (0..3).map(|_| {
         let url = url.clone();
         tokio::spawn(async move { connect(&url, &StoreOptions::default()).await })

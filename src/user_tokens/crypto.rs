@@ -282,6 +282,13 @@ fn aad(field: Field, key_id: &str, user: &UserRef) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Fills `buf` from the operating system's CSPRNG (for `state` values).
+pub fn fill_random(buf: &mut [u8]) -> Result<(), CryptoError> {
+    SystemRandom::new()
+        .fill(buf)
+        .map_err(|_| CryptoError::SealFailed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,11 +455,4 @@ mod tests {
         assert!(!debug.contains(&STANDARD.encode([1u8; KEY_LEN])), "{debug}");
         assert!(!debug.contains("blob"), "{debug}");
     }
-}
-
-/// Fills `buf` from the operating system's CSPRNG (for `state` values).
-pub fn fill_random(buf: &mut [u8]) -> Result<(), CryptoError> {
-    SystemRandom::new()
-        .fill(buf)
-        .map_err(|_| CryptoError::SealFailed)
 }

@@ -1,13 +1,16 @@
 //! What every test binary of `astrada-token-vendor` shares, so that each
 //! helper exists once: the service on free loopback ports ([`app`]), the
 //! mock Astrada token endpoint ([`upstream`]), the app's session JWTs and
-//! JWKS ([`session`]), and Secrets Manager on moto ([`moto`]).
+//! JWKS ([`session`]), Secrets Manager on moto ([`moto`]), a throw-away
+//! PostgreSQL cluster ([`postgres`]) and the per-user Astra world ([`astra`]).
 //!
 //! Paths and problem types come from the crate's own exports
 //! (`http::SDK_TOKEN_PATH`, `http::problem::PROBLEM_BASE`, ...), never copies.
 
 pub mod app;
+pub mod astra;
 pub mod moto;
+pub mod postgres;
 pub mod session;
 pub mod upstream;
 

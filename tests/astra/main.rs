@@ -2,11 +2,6 @@
 //! against the fake Astra, on SQLite and on a real PostgreSQL. Every test
 //! runs on both stores.
 
-#[path = "../support/postgres.rs"]
-mod postgres_support;
-
-mod harness;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +15,7 @@ use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use harness::{KEY_1, KEY_2, Store, World, cipher, keys, user_ref};
+use test_support::astra::{KEY_1, KEY_2, Store, World, cipher, keys, user_ref};
 
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {

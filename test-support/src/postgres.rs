@@ -12,9 +12,6 @@
 //! `/usr/lib/postgresql/*/bin`. `initdb` and `postgres` refuse to run as
 //! root, so under root they run as the `postgres` user.
 //!
-//! Include it with `#[path = "support/postgres.rs"] mod postgres_support;`.
-
-#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -1,26 +1,20 @@
-//! One world per test: a fake Astra, a store (SQLite file or a fresh
+//! Per-user Astra tests: one world per test, a fake Astra, a store (SQLite file or a fresh
 //! PostgreSQL database), and services or whole apps built on them.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use astrada_token_vendor::app::Application;
 use astrada_token_vendor::app::dev::fake_astra::{FakeAstra, FakeAstraConfig};
-use astrada_token_vendor::app::dev::fake_astrada::{FakeAstrada, FakeAstradaConfig};
-use astrada_token_vendor::client_tokens::credentials::{
-    ClientCredentials, CredentialBundle, InlineSource,
-};
-use astrada_token_vendor::config::{AstraSettings, CallerAuthMode, InternalAuthMode, Settings};
-use astrada_token_vendor::core::PerSet;
+use astrada_token_vendor::config::{AstraSettings, Settings};
 use astrada_token_vendor::observability::Metrics;
 use astrada_token_vendor::user_tokens::{TokenCipher, UserRef, UserTokens};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use secrecy::SecretString;
-use tokio::sync::oneshot;
+use wiremock::MockServer;
 
-use crate::postgres_support;
+use crate::postgres;
 
 pub const CLIENT_ID: &str = "test-astra-client";
 pub const CLIENT_SECRET: &str = "test-astra-secret-0123456789";
@@ -56,7 +50,7 @@ impl Store {
 
     pub async fn postgres() -> Self {
         Store::Postgres {
-            url: postgres_support::fresh_database().await,
+            url: postgres::fresh_database().await,
         }
     }
 
@@ -207,69 +201,37 @@ pub fn cipher(active: (&str, [u8; 32])) -> TokenCipher {
     .unwrap()
 }
 
-/// A running app and a client for both listeners.
+/// A running app with Astra on, a client that does not follow redirects,
+/// and the mock Astrada endpoint it also needs.
 pub struct TestApp {
-    pub public: String,
-    pub internal: String,
+    app: crate::TestApp,
+    _astrada: MockServer,
     pub http: reqwest::Client,
-    _astrada: FakeAstrada,
-    stop: Option<oneshot::Sender<()>>,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = crate::TestApp;
+
+    fn deref(&self) -> &crate::TestApp {
+        &self.app
+    }
 }
 
 impl TestApp {
     async fn spawn(astra: AstraSettings) -> Self {
-        let astrada = FakeAstrada::start(
-            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            FakeAstradaConfig {
-                clients: vec![("api".into(), "s".into()), ("sdk".into(), "s".into())],
-                lifetime: Duration::from_secs(300),
-                latency: Duration::ZERO,
-            },
-        )
-        .unwrap();
-        let mut s = Settings::defaults().unwrap();
-        s.server.public_addr = "127.0.0.1:0".parse().unwrap();
-        s.server.internal_addr = "127.0.0.1:0".parse().unwrap();
-        s.server.workers = 2;
-        s.server.shutdown_timeout_secs = 1;
-        s.token_endpoint.url = astrada.token_url.clone();
-        s.caller_auth.mode = CallerAuthMode::None;
-        s.caller_auth.allow_unauthenticated = true;
-        s.internal_auth.mode = InternalAuthMode::None;
-        s.internal_auth.allow_unauthenticated = true;
-        s.astra = astra;
-        let pair = || ClientCredentials {
-            client_id: "api".into(),
-            client_secret: SecretString::from("s"),
-        };
-        let mut sets = PerSet {
-            api: pair(),
-            sdk: pair(),
-        };
-        sets.sdk.client_id = "sdk".into();
-        let source = Arc::new(InlineSource::new(CredentialBundle {
-            sets,
-            version: None,
-        }));
-        let app = Application::build_with_source(s, source)
-            .await
-            .expect("app builds");
-        let public = format!("http://127.0.0.1:{}", app.public_port());
-        let internal = format!("http://127.0.0.1:{}", app.internal_port());
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(app.run_until(async {
-            let _ = stopped.await;
-        }));
+        let (app, astrada) = crate::app_with_tokens(|s| {
+            s.server.workers = 2;
+            s.astra = astra;
+        })
+        .await;
         Self {
-            public,
-            internal,
+            app,
+            _astrada: astrada,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(Duration::from_secs(15))
                 .build()
                 .unwrap(),
-            _astrada: astrada,
-            stop: Some(stop),
         }
     }
 
@@ -294,13 +256,5 @@ impl TestApp {
             .await
             .unwrap();
         (r.status().as_u16(), r.json().await.unwrap_or_default())
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }

@@ -1,20 +1,15 @@
 # Caller auth for the "auth on" rows: sourced by bench/run.sh.
+# shellcheck shell=bash disable=SC2034  # sets variables for the scripts that source it
 # Turns on [caller_auth] mode = "jwt" with a throw-away RSA key and mints a
-# valid session token. The key names follow issue 4's design; if they change,
-# only the ATV_* names below need fixing (or set BENCH_AUTH_ENV_FILE to a file
-# of NAME=value lines to use instead).
+# valid session token. BENCH_AUTH_ENV_FILE may name a file of NAME=value lines
+# to use instead of the ATV_* settings below.
 
 BENCH_AUTH_ALG="${BENCH_AUTH_ALG:-RS256}"
 BENCH_AUTH_ISSUER="${BENCH_AUTH_ISSUER:-https://login.bench.invalid}"
 BENCH_AUTH_AUDIENCE="${BENCH_AUTH_AUDIENCE:-astrada-token-vendor-bench}"
 
-# auth_setup: sets AUTH_ENV (array of NAME=value) and AUTH_HEADER, or returns
-# 1 with AUTH_SKIP_REASON when this build has no caller auth.
+# auth_setup: sets AUTH_ENV (array of NAME=value) and AUTH_HEADER.
 auth_setup() {
-  if ! "$VENDOR" --help 2>/dev/null | grep -q '^\[caller_auth'; then
-    AUTH_SKIP_REASON="this build has no [caller_auth] section (issue 4 not merged)"
-    return 1
-  fi
   local key="$BENCH_TMP/session-key.pem" pub="$BENCH_TMP/session-pub.pem"
   if [ "$BENCH_AUTH_ALG" = ES256 ]; then
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$key" 2>/dev/null

@@ -1,13 +1,17 @@
 # Shared helpers for bench/run.sh and bench/drills/*.sh. Sourced, not run.
+# shellcheck shell=bash disable=SC2034  # sets variables for the scripts that source it
 # Everything listens on 127.0.0.1 on free ports; every process started here is
-# remembered by PID and stopped on exit (never by name).
+# remembered by PID and stopped on exit (never by name). Scripts only start
+# and stop processes: measuring, reading JSON and metrics, the cache's timing
+# rules and every verdict are the bench program's (`probe`, examples/probe/).
 
 set -euo pipefail
 
 BENCH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="${BENCH_TARGET_DIR:-$BENCH_ROOT/target}/release"
+BIN="${BENCH_TARGET_DIR:-${CARGO_TARGET_DIR:-$BENCH_ROOT/target}}/release"
 VENDOR="$BIN/astrada-token-vendor"
 EX="$BIN/examples"
+PROBE="$EX/probe"
 BENCH_TMP="$(mktemp -d "${TMPDIR:-/tmp}/atv-bench.XXXXXX")"
 STARTED_PIDS=()
 
@@ -67,19 +71,7 @@ build_release() {
   [ -x "$VENDOR" ] || { echo "missing $VENDOR: build first" >&2; exit 2; }
 }
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# json EXPR: evaluates a Python expression over the JSON document on stdin,
-# bound to `j`; prints the result (JSON for dicts/lists).
-json() {
-  python3 -c '
-import json, sys
-j = json.load(sys.stdin)
-r = eval(sys.argv[1])
-print(json.dumps(r) if isinstance(r, (dict, list)) else r)' "$1"
-}
+free_port() { "$PROBE" free-port; }
 
 # Polls URL until it answers 200 (bounded: $2 ms, default 10 s).
 wait_http_ok() {
@@ -121,13 +113,15 @@ start_fake() {
   wait_http_ok "http://127.0.0.1:$port/_control"
 }
 
-fake_stats() { curl -fsS --max-time 2 "http://127.0.0.1:$1/_control"; }
+# The fake's counters (GET) and mode switch (POST) on PORT.
+fake_control() { echo "http://127.0.0.1:$1/_control"; }
 fake_mode() {
-  curl -fsS --max-time 2 -H 'content-type: application/json' -d "$2" \
-    "http://127.0.0.1:$1/_control" >/dev/null
+  curl -fsS --max-time 2 -H 'content-type: application/json' -d "$2" "$(fake_control "$1")" >/dev/null
 }
+# fake_stat PORT POINTER: one of its counters, e.g. /requests (0 when absent).
+fake_stat() { "$PROBE" get "$(fake_control "$1")" "$2" --default 0; }
 # Tokens the fake issued to one client id.
-fake_issued() { fake_stats "$1" | json "j['issued_by_client'].get('$2', 0)"; }
+fake_issued() { fake_stat "$1" "/issued_by_client/$2"; }
 
 # vendor_env UPSTREAM_PORT PUBLIC_PORT INTERNAL_PORT: the service's settings
 # for a bench run, into the array VENDOR_ENV (caller-auth and source tweaks
@@ -164,23 +158,26 @@ start_vendor() {
   VENDOR_PID=$LAST_PID
 }
 
+# The service's metrics on its internal PORT.
+metrics_url() { echo "http://127.0.0.1:$1/metrics"; }
 # A vendor metric sample: metric PORT NAME LABELS (0 when absent).
-metric() {
-  curl -fsS --max-time 2 "http://127.0.0.1:$1/metrics" |
-    awk -v p="$2{$3} " 'index($0, p) == 1 { print $NF; found = 1 } END { if (!found) print 0 }'
-}
+metric() { "$PROBE" metric "$(metrics_url "$1")" "$2" "$3"; }
 
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status"; }
 
 # probe ARGS...: runs the accounting load probe on the load CPU; JSON on stdout.
-probe() { "${ON_LOAD_CPU[@]}" "$EX/probe" "$@"; }
+probe() { "${ON_LOAD_CPU[@]}" "$PROBE" load "$@"; }
 
-# verdict NAME OK DETAILS: the one line a drill is judged by.
-verdict() {
-  if [ "$2" = 1 ]; then
-    echo "PASS $1: $3"
-  else
-    echo "FAIL $1: $3"
-  fi
+# start_stack LIFETIME LATENCY_MS [fake args]: a fake upstream and the
+# service on free ports UP, PUB and INT (settings from VENDOR_EXTRA_ENV too);
+# returns once the service is ready.
+start_stack() {
+  UP=$(free_port); PUB=$(free_port); INT=$(free_port)
+  start_fake "$UP" "$@"
+  start_vendor "$UP" "$PUB" "$INT"
+  wait_http_ok "http://127.0.0.1:$PUB/readyz"
 }
+
+# judge DRILL ARGS...: the drill's one PASS/FAIL line; exits 1 on FAIL.
+judge() { "$PROBE" verdict "$@"; }

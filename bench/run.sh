@@ -9,8 +9,8 @@
 # Knobs: BENCH_SECS (per wrk run, default 10), BENCH_CONNS ("1 64 256"),
 # BENCH_WORKERS (server workers, default 1: one core for the servers, one for
 # wrk), SOAK_SECS (600), SOAK_RATE (500 req/s), COLD_N (10000),
-# BENCH_AUTH (auto|on|off: the caller-auth-on row; auto = when this build has
-# [caller_auth]), BENCH_NO_BUILD=1 (reuse target/release), SOAK_JSON (an
+# BENCH_AUTH (auto|on|off: the caller-auth-on row; auto = measured when the
+# service starts with it, else noted in the results), BENCH_NO_BUILD=1 (reuse target/release), SOAK_JSON (an
 # earlier bench/soak.sh output to use instead of soaking again).
 source "$(dirname "$0")/lib.sh"
 
@@ -28,8 +28,12 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2
 build_release
 raise_nofile 30000
 
-# record KIND JSON: one result line for the report.
-record() { python3 -c 'import json,sys; d=json.loads(sys.argv[2]); d["kind"]=sys.argv[1]; print(json.dumps(d))' "$1" "$2" >>"$OUT"; }
+# record KIND JSON [key=string | key:=json ...]: one result line for the report.
+record() {
+  local kind="$1" json="$2"
+  shift 2
+  "$PROBE" merge "$json" kind="$kind" "$@" >>"$OUT"
+}
 
 # wrk_run LABEL CONNS URL: one measured wrk run (after a short warm-up).
 wrk_run() {
@@ -38,33 +42,15 @@ wrk_run() {
   line=$("${ON_LOAD_CPU[@]}" wrk -t1 -c"$conns" -d"${BENCH_SECS}s" --timeout 10s --latency \
     -s "$BENCH_ROOT/bench/wrk-report.lua" "$url" | sed -n 's/^WRKJSON //p')
   log "$label c=$conns: $line"
-  record wrk "$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(target=sys.argv[2], conns=int(sys.argv[3])); print(json.dumps(d))' "$line" "$label" "$conns")"
+  record wrk "$line" target="$label" conns:="$conns"
 }
 
 # ---------------------------------------------------------------- machine
-python3 - "$BENCH_ROOT" >"$BENCH_TMP/machine.json" <<'PY'
-import json, platform, subprocess, sys, os
-root = sys.argv[1]
-def sh(c):
-    try: return subprocess.run(c, shell=True, capture_output=True, text=True, cwd=root).stdout.strip()
-    except Exception: return ""
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-mem = next((l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")), "0")
-print(json.dumps({
-  "date": sh("date -u +%Y-%m-%dT%H:%M:%SZ"), "commit": sh("git rev-parse --short HEAD") + (" (dirty)" if sh("git status --porcelain --untracked-files=no") else ""),
-  "nproc": os.cpu_count(), "cpu": cpu, "mem_gib": round(int(mem) / 1048576, 1),
-  "kernel": platform.release(), "rustc": sh("rustc --version"), "wrk": sh("wrk -v 2>&1 | head -1"),
-  "loadavg": open("/proc/loadavg").read().split()[:3],
-}))
-PY
+"$PROBE" machine "$BENCH_ROOT" >"$BENCH_TMP/machine.json"
 
 # ---------------------------------------------------------------- servers
-UP=$(free_port)
-start_fake "$UP" 300 "$UPSTREAM_LATENCY_MS"
-PUB=$(free_port); INT=$(free_port)
-start_vendor "$UP" "$PUB" "$INT"
+start_stack 300 "$UPSTREAM_LATENCY_MS"
 VENDOR_OFF_PID=$VENDOR_PID
-wait_http_ok "http://127.0.0.1:$PUB/readyz"
 SDK_URL="http://127.0.0.1:$PUB/astrada-sdk-token"
 BODY_BYTES=$(curl -fsS "$SDK_URL" | wc -c)
 CEIL=$(free_port)
@@ -84,30 +70,27 @@ AUTH_URL=""
 AUTH_NOTE=""
 if [ "$BENCH_AUTH" != off ]; then
   source "$BENCH_ROOT/bench/auth.sh"
-  if auth_setup; then
-    APUB=$(free_port); AINT=$(free_port)
-    VENDOR_EXTRA_ENV=("${AUTH_ENV[@]}")
-    start_vendor "$UP" "$APUB" "$AINT"
-    VENDOR_EXTRA_ENV=()
-    VENDOR_AUTH_PID=$VENDOR_PID
-    if wait_http_ok "http://127.0.0.1:$APUB/readyz" 5000 &&
-      [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $AUTH_HEADER" "http://127.0.0.1:$APUB/astrada-sdk-token")" = 200 ] &&
-      [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$APUB/astrada-sdk-token")" = 401 ]; then
-      AUTH_URL="http://127.0.0.1:$APUB/astrada-sdk-token"
-    else
-      AUTH_NOTE="the service did not start with caller auth on, or did not answer 200 with / 401 without a session token: $(tail -c 400 "$BENCH_TMP/vendor-$APUB.log" | tr '\n' ' ')"
-      stop_pid "$VENDOR_AUTH_PID"
-    fi
+  auth_setup
+  APUB=$(free_port); AINT=$(free_port)
+  VENDOR_EXTRA_ENV=("${AUTH_ENV[@]}")
+  start_vendor "$UP" "$APUB" "$AINT"
+  VENDOR_EXTRA_ENV=()
+  VENDOR_AUTH_PID=$VENDOR_PID
+  if wait_http_ok "http://127.0.0.1:$APUB/readyz" 5000 &&
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $AUTH_HEADER" "http://127.0.0.1:$APUB/astrada-sdk-token")" = 200 ] &&
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$APUB/astrada-sdk-token")" = 401 ]; then
+    AUTH_URL="http://127.0.0.1:$APUB/astrada-sdk-token"
   else
-    AUTH_NOTE="$AUTH_SKIP_REASON"
+    AUTH_NOTE="the service did not start with caller auth on, or did not answer 200 with / 401 without a session token: $(tail -c 400 "$BENCH_TMP/vendor-$APUB.log" | tr '\n' ' ')"
+    stop_pid "$VENDOR_AUTH_PID"
   fi
   [ -z "$AUTH_NOTE" ] || log "caller auth on: not measured: $AUTH_NOTE"
   [ "$BENCH_AUTH" != on ] || [ -n "$AUTH_URL" ] || { echo "BENCH_AUTH=on but: $AUTH_NOTE" >&2; exit 1; }
 fi
-record auth "$(python3 -c 'import json,sys; print(json.dumps({"measured": bool(sys.argv[1]), "note": sys.argv[2]}))' "$AUTH_URL" "$AUTH_NOTE")"
+record auth '{}' measured:="$([ -n "$AUTH_URL" ] && echo true || echo false)" note="$AUTH_NOTE"
 
 # ---------------------------------------------------------------- memory at idle
-record memory_idle "{\"rss_kb\": $(rss_kb "$VENDOR_OFF_PID"), \"ceiling_rss_kb\": $(rss_kb "$CEIL_PID")}"
+record memory_idle '{}' rss_kb:="$(rss_kb "$VENDOR_OFF_PID")" ceiling_rss_kb:="$(rss_kb "$CEIL_PID")"
 
 # ---------------------------------------------------------------- throughput
 for c in $BENCH_CONNS; do
@@ -119,10 +102,12 @@ for c in $BENCH_CONNS; do
   before=$(fake_issued "$UP" "$SDK_ID")
   wrk_run naive "$c" "http://127.0.0.1:$NAIVE/"
   after=$(fake_issued "$UP" "$SDK_ID")
-  record naive_exchanges "{\"conns\": $c, \"exchanges\": $((after - before))}"
+  record naive_exchanges '{}' conns:="$c" exchanges:="$((after - before))"
 done
-record memory_load "{\"rss_kb\": $(rss_kb "$VENDOR_OFF_PID"), \"peak_kb\": $(hwm_kb "$VENDOR_OFF_PID")}"
-record vendor_exchanges "{\"sdk\": $(metric "$INT" atv_token_exchanges_total 'set="sdk",outcome="ok"'), \"misses\": $(metric "$INT" atv_token_cache_lookups_total 'set="sdk",result="miss"'), \"hits\": $(metric "$INT" atv_token_cache_lookups_total 'set="sdk",result="hit"')}"
+record memory_load '{}' rss_kb:="$(rss_kb "$VENDOR_OFF_PID")" peak_kb:="$(hwm_kb "$VENDOR_OFF_PID")"
+record vendor_exchanges '{}' sdk:="$(metric "$INT" atv_token_exchanges_total 'set="sdk",outcome="ok"')" \
+  misses:="$(metric "$INT" atv_token_cache_lookups_total 'set="sdk",result="miss"')" \
+  hits:="$(metric "$INT" atv_token_cache_lookups_total 'set="sdk",result="hit"')"
 stop_pid "$VENDOR_OFF_PID"
 [ -z "$AUTH_URL" ] || stop_pid "$VENDOR_AUTH_PID"
 
@@ -138,7 +123,8 @@ for _ in 1 2 3 4 5; do
   STATS+=("[$listening, $ready]")
   stop_pid "$VENDOR_PID"
 done
-record startup "{\"runs\": [$(IFS=,; echo "${STATS[*]}")], \"upstream_latency_ms\": $UPSTREAM_LATENCY_MS, \"binary_bytes\": $(stat -c %s "$VENDOR")}"
+record startup '{}' runs:="[$(IFS=,; echo "${STATS[*]}")]" upstream_latency_ms:="$UPSTREAM_LATENCY_MS" \
+  binary_bytes:="$(stat -c %s "$VENDOR")"
 
 # ---------------------------------------------------------------- cold start
 cold_start() {
@@ -147,18 +133,14 @@ cold_start() {
   start_fake "$up" 300 "$latency"
   local fake=$FAKE_PID
   start_vendor "$up" "$pub" "$int"
-  out=$("${ON_LOAD_CPU[@]}" "$EX/cold_start" --url "http://127.0.0.1:$pub/astrada-sdk-token" \
+  out=$("${ON_LOAD_CPU[@]}" "$PROBE" cold-start --url "http://127.0.0.1:$pub/astrada-sdk-token" \
     --addr "127.0.0.1:$pub" -n "$COLD_N" --t0-unix-ms "$VENDOR_T0")
   log "cold start (upstream ${latency} ms): $out"
-  record cold_start "$(python3 -c '
-import json, sys
-d = json.loads(sys.argv[1]); f = json.loads(sys.argv[2])
-d.update(upstream_latency_ms=int(sys.argv[3]), sdk_exchanges=f["issued_by_client"].get(sys.argv[4], 0),
-         api_exchanges=f["issued_by_client"].get(sys.argv[5], 0), upstream_requests=f["requests"],
-         misses=float(sys.argv[6]), coalesced=float(sys.argv[7]))
-print(json.dumps(d))' "$out" "$(fake_stats "$up")" "$latency" "$SDK_ID" "$API_ID" \
-    "$(metric "$int" atv_token_cache_lookups_total 'set="sdk",result="miss"')" \
-    "$(metric "$int" atv_token_coalesced_waiters_total 'set="sdk"')")"
+  record cold_start "$out" upstream_latency_ms:="$latency" \
+    sdk_exchanges:="$(fake_issued "$up" "$SDK_ID")" api_exchanges:="$(fake_issued "$up" "$API_ID")" \
+    upstream_requests:="$(fake_stat "$up" /requests)" \
+    misses:="$(metric "$int" atv_token_cache_lookups_total 'set="sdk",result="miss"')" \
+    coalesced:="$(metric "$int" atv_token_coalesced_waiters_total 'set="sdk"')"
   stop_pid "$VENDOR_PID"
   stop_pid "$fake"
 }

@@ -3,10 +3,12 @@
 //! the same worker count. Whatever the vendor loses against this is the cost
 //! of its own work (cache lookup, middleware, metrics, serialization).
 
+#[path = "common/serve.rs"]
+mod serve;
+
 use std::net::SocketAddr;
 
-use actix_web::{App, HttpResponse, HttpServer, web};
-use anyhow::Context;
+use actix_web::{HttpResponse, web};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -29,6 +31,12 @@ fn body(size: usize) -> String {
     format!(r#"{{"access_token":"{token}","expires_in":299,"token_type":"Bearer"}}"#)
 }
 
+async fn constant(body: web::Data<web::Bytes>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body.get_ref().clone())
+}
+
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -38,21 +46,5 @@ async fn main() -> anyhow::Result<()> {
         args.addr,
         body.len()
     );
-    HttpServer::new(move || {
-        let body = body.clone();
-        App::new().default_service(web::to(move || {
-            let body = body.clone();
-            async move {
-                HttpResponse::Ok()
-                    .content_type("application/json")
-                    .body(body)
-            }
-        }))
-    })
-    .workers(args.workers)
-    .bind(args.addr)
-    .with_context(|| format!("cannot listen on {}", args.addr))?
-    .run()
-    .await
-    .context("server failed")
+    serve::serve(args.addr, args.workers, web::Data::new(body), constant).await
 }

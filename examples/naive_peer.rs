@@ -2,10 +2,13 @@
 //! cache — one upstream exchange per request. Run against the same fake
 //! upstream (with a realistic latency) to show what the cache saves.
 
+#[path = "common/serve.rs"]
+mod serve;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{HttpResponse, web};
 use anyhow::Context;
 use clap::Parser;
 
@@ -74,15 +77,5 @@ async fn main() -> anyhow::Result<()> {
         "naive_peer ready: http://{}/ -> {}",
         args.addr, args.token_url
     );
-    HttpServer::new(move || {
-        App::new()
-            .app_data(upstream.clone())
-            .default_service(web::to(token))
-    })
-    .workers(args.workers)
-    .bind(args.addr)
-    .with_context(|| format!("cannot listen on {}", args.addr))?
-    .run()
-    .await
-    .context("server failed")
+    serve::serve(args.addr, args.workers, upstream, token).await
 }

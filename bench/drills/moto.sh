@@ -1,4 +1,5 @@
 # Secrets Manager (moto) helpers for the credential drills. Sourced.
+# shellcheck shell=bash disable=SC2034  # sets variables for the scripts that source it
 # Uses the moto venv that scripts/test-deps/moto.sh installs (issue 3); the
 # credential keys follow issue 3's design: credentials.source =
 # "aws_secrets_manager" and credentials.secret_id holding a JSON secret of
@@ -16,11 +17,7 @@ moto_available() {
       source scripts/test-deps/moto.sh) >&2 || true
   fi
   if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
-    MOTO_SKIP_REASON="moto is not installed ($MOTO_VENV; scripts/test-deps/moto.sh comes with issue 3)"
-    return 1
-  fi
-  if ! "$VENDOR" --help 2>/dev/null | grep -q 'aws_secrets_manager'; then
-    MOTO_SKIP_REASON="this build has no aws_secrets_manager credential source (issue 3 not merged)"
+    MOTO_SKIP_REASON="moto is not installed ($MOTO_VENV; scripts/test-deps/moto.sh installs it)"
     return 1
   fi
 }
@@ -35,17 +32,8 @@ start_moto() {
 # put_secret PORT API_SECRET SDK_SECRET: creates the secret or adds a version.
 put_secret() {
   AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
-    "$MOTO_VENV/bin/python" - "$1" "$SECRET_ID" "$API_ID" "$2" "$SDK_ID" "$3" <<'PY'
-import json, sys, boto3
-port, sid, api_id, api_secret, sdk_id, sdk_secret = sys.argv[1:]
-sm = boto3.client("secretsmanager", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1")
-value = json.dumps({"api": {"client_id": api_id, "client_secret": api_secret},
-                    "sdk": {"client_id": sdk_id, "client_secret": sdk_secret}})
-try:
-    sm.put_secret_value(SecretId=sid, SecretString=value)
-except sm.exceptions.ResourceNotFoundException:
-    sm.create_secret(Name=sid, SecretString=value)
-PY
+    AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$1" AWS_EC2_METADATA_DISABLED=true \
+    "$PROBE" put-secret --secret-id "$SECRET_ID" --api "$API_ID:$2" --sdk "$SDK_ID:$3"
 }
 
 # The vendor's settings for credentials from moto at PORT.
@@ -58,6 +46,17 @@ moto_vendor_env() {
     "AWS_ACCESS_KEY_ID=test" "AWS_SECRET_ACCESS_KEY=test" "AWS_REGION=us-east-1"
     "AWS_EC2_METADATA_DISABLED=true"
   )
+}
+
+# start_moto_stack [fake args]: moto on MOTO holding the current secrets,
+# then a fake upstream (20 s tokens) and the service reading its credentials
+# from moto (see start_stack).
+start_moto_stack() {
+  MOTO=$(free_port)
+  start_moto "$MOTO"
+  put_secret "$MOTO" "$API_SECRET" "$SDK_SECRET"
+  moto_vendor_env "$MOTO"
+  start_stack 20 80 "$@"
 }
 
 reloads() { metric "$1" atv_credential_reloads_total "outcome=\"$2\""; }

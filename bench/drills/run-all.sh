@@ -2,7 +2,7 @@
 # Runs every fault drill, prints each PASS/FAIL/SKIP line, then a summary.
 # Shorter runs: DOWN_SECS=10 FAULT_SECS=8 bench/drills/run-all.sh
 set -uo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")" || exit 2
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
   (cd ../.. && cargo build --locked --release --bins --examples) || exit 2
 fi

@@ -1,4 +1,4 @@
-//! Cold-start probe for `bench/run.sh`: as soon as the service accepts
+//! `probe cold-start`, for `bench/run.sh`: as soon as the service accepts
 //! connections, fires N concurrent first requests (each on its own
 //! connection) and reports how they were answered and how long after the
 //! process start the first token arrived. The upstream exchange count comes
@@ -7,16 +7,16 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::Parser;
 use serde_json::json;
 use tokio::sync::Barrier;
 
-#[derive(Parser)]
-#[command(about = "N concurrent first requests against a just-started service")]
-struct Args {
+use crate::load::{Latency, unix_ms};
+
+#[derive(clap::Args)]
+pub struct Args {
     /// The token URL to GET.
     #[arg(long)]
     url: String,
@@ -34,15 +34,7 @@ struct Args {
     timeout_ms: u64,
 }
 
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+pub async fn run(args: Args) -> anyhow::Result<()> {
     let t0 = args.t0_unix_ms.unwrap_or_else(unix_ms);
     // Bounded wait for the listener: 10 s at 2 ms steps.
     let mut listening = false;
@@ -96,7 +88,7 @@ async fn main() -> anyhow::Result<()> {
     let mut latencies = Vec::with_capacity(results.len());
     for result in results {
         let (outcome, done, latency) = result.context("request task panicked")?;
-        latencies.push(latency);
+        latencies.push(latency.as_micros() as u64);
         match outcome {
             Ok(status) => {
                 *statuses.entry(status.to_string()).or_default() += 1;
@@ -108,10 +100,6 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     latencies.sort_unstable();
-    let pct = |p: f64| {
-        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        latencies[i].as_secs_f64() * 1000.0
-    };
     let answered: u64 = statuses.values().sum();
     println!(
         "{}",
@@ -123,7 +111,7 @@ async fn main() -> anyhow::Result<()> {
             "listening_after_ms": listening_ms,
             "first_token_after_ms": first_ok.map(|f| f - t0),
             "burst_duration_ms": started.elapsed().as_secs_f64() * 1000.0,
-            "latency_ms": {"p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0)},
+            "latency_ms": Latency::of(&latencies),
         })
     );
     Ok(())

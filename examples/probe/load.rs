@@ -5,7 +5,7 @@
 //! on 503s, token rotations seen, and how the service behaved around the
 //! moments listed in a marks file (outage start, endpoint back, SIGTERM).
 //!
-//! Prints one JSON object on stdout; the drill scripts judge it.
+//! Prints one JSON object ([`Summary`]) on stdout; `probe verdict` judges it.
 
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -14,12 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use clap::Parser;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-#[derive(Parser)]
-#[command(about = "Fixed-rate HTTP probe that accounts for every request")]
-struct Args {
+#[derive(clap::Args)]
+pub struct Args {
     /// The URL to GET.
     #[arg(long)]
     url: String,
@@ -63,7 +61,7 @@ struct Record {
     outcome: Outcome,
 }
 
-fn unix_ms() -> u64 {
+pub fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -98,7 +96,8 @@ async fn one(client: &reqwest::Client, url: &str) -> Outcome {
     }
 }
 
-fn percentile(sorted: &[u64], p: f64) -> f64 {
+/// The `p` quantile of sorted microseconds, in milliseconds.
+pub fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -106,9 +105,91 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[idx] as f64 / 1000.0
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+/// What one probe run saw; `probe verdict` reads it back.
+#[derive(Serialize, Deserialize)]
+pub struct Summary {
+    pub url: String,
+    pub connections: usize,
+    pub target_rate: f64,
+    pub duration_secs: f64,
+    pub sent: u64,
+    pub answered: u64,
+    pub statuses: BTreeMap<String, u64>,
+    pub errors: BTreeMap<String, u64>,
+    pub hung: u64,
+    pub all_tasks_finished: bool,
+    pub rate: f64,
+    pub latency_ms: Latency,
+    pub max_ok_ms: f64,
+    pub max_non_ok_ms: f64,
+    pub status_503_without_retry_after: u64,
+    pub tokens_seen: usize,
+    pub rotations: usize,
+    pub rotation_window_max_ms: f64,
+    pub marks: Vec<Mark>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Latency {
+    pub fn of(sorted_us: &[u64]) -> Self {
+        Self {
+            p50: percentile(sorted_us, 0.50),
+            p99: percentile(sorted_us, 0.99),
+            max: percentile(sorted_us, 1.0),
+        }
+    }
+}
+
+/// How the service behaved around one moment of the marks file.
+#[derive(Serialize, Deserialize)]
+pub struct Mark {
+    pub label: String,
+    pub unix_ms: u64,
+    pub first_ok_after_ms: Option<u64>,
+    pub sent_before: usize,
+    pub failed_sent_before: usize,
+}
+
+impl Summary {
+    pub fn count(&self, status: &str) -> u64 {
+        self.statuses.get(status).copied().unwrap_or(0)
+    }
+
+    /// Requests sent that did not get a 200.
+    pub fn failed(&self) -> u64 {
+        self.sent - self.count("200")
+    }
+
+    pub fn transport_errors(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    pub fn mark(&self, label: &str) -> anyhow::Result<&Mark> {
+        self.marks
+            .iter()
+            .find(|m| m.label == label)
+            .with_context(|| format!("the probe saw no `{label}` mark"))
+    }
+
+    /// The counts every drill line starts with.
+    pub fn counts(&self) -> String {
+        format!(
+            "{} sent, {} answered, {} failed, {} hung",
+            self.sent,
+            self.answered,
+            self.failed(),
+            self.hung
+        )
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut headers = reqwest::header::HeaderMap::new();
     for h in &args.headers {
         let (name, value) = h
@@ -232,7 +313,7 @@ async fn main() -> anyhow::Result<()> {
         .max()
         .unwrap_or(0);
 
-    let marks: Vec<serde_json::Value> = match &args.marks {
+    let marks: Vec<Mark> = match &args.marks {
         Some(path) => std::fs::read_to_string(path)
             .unwrap_or_default()
             .lines()
@@ -248,40 +329,44 @@ async fn main() -> anyhow::Result<()> {
                     .min();
                 let before: Vec<&Record> = records.iter().filter(|r| r.sent_ms < at).collect();
                 let failed_sent_before = before.iter().filter(|r| !ok(r)).count();
-                Some(json!({
-                    "label": label,
-                    "unix_ms": at,
-                    "first_ok_after_ms": first_ok_after_ms,
-                    "sent_before": before.len(),
-                    "failed_sent_before": failed_sent_before,
-                }))
+                Some(Mark {
+                    label: label.to_owned(),
+                    unix_ms: at,
+                    first_ok_after_ms,
+                    sent_before: before.len(),
+                    failed_sent_before,
+                })
             })
             .collect(),
         None => Vec::new(),
     };
 
     let elapsed = start.elapsed().as_secs_f64();
-    let summary = json!({
-        "url": args.url,
-        "connections": args.connections,
-        "target_rate": args.rate,
-        "duration_secs": elapsed,
-        "sent": sent,
-        "answered": lat.len(),
-        "statuses": statuses,
-        "errors": {"connect": connect, "timeout": timeout, "other": other},
-        "hung": unfinished + timeout,
-        "all_tasks_finished": finished.is_ok(),
-        "rate": records.len() as f64 / elapsed,
-        "latency_ms": {"p50": percentile(&lat, 0.50), "p99": percentile(&lat, 0.99), "max": percentile(&lat, 1.0)},
-        "max_ok_ms": max_ok_us as f64 / 1000.0,
-        "max_non_ok_ms": max_non_ok_us as f64 / 1000.0,
-        "status_503_without_retry_after": no_retry_after,
-        "tokens_seen": distinct.len(),
-        "rotations": rotations.len(),
-        "rotation_window_max_ms": rotation_max_us as f64 / 1000.0,
-        "marks": marks,
-    });
-    println!("{summary}");
+    let summary = Summary {
+        url: args.url,
+        connections: args.connections,
+        target_rate: args.rate,
+        duration_secs: elapsed,
+        sent,
+        answered: lat.len() as u64,
+        statuses,
+        errors: BTreeMap::from([
+            ("connect".to_owned(), connect),
+            ("timeout".to_owned(), timeout),
+            ("other".to_owned(), other),
+        ]),
+        hung: unfinished + timeout,
+        all_tasks_finished: finished.is_ok(),
+        rate: records.len() as f64 / elapsed,
+        latency_ms: Latency::of(&lat),
+        max_ok_ms: max_ok_us as f64 / 1000.0,
+        max_non_ok_ms: max_non_ok_us as f64 / 1000.0,
+        status_503_without_retry_after: no_retry_after,
+        tokens_seen: distinct.len(),
+        rotations: rotations.len(),
+        rotation_window_max_ms: rotation_max_us as f64 / 1000.0,
+        marks,
+    };
+    println!("{}", serde_json::to_string(&summary)?);
     Ok(())
 }

@@ -1,0 +1,86 @@
+//! The one bench program behind `bench/`: the load probe, the cold-start
+//! burst, every drill's verdict and the rules those verdicts share, plus the
+//! small JSON and metrics look-ups the scripts need. The shell scripts only
+//! start and stop processes and call this.
+//!
+//! ```sh
+//! probe load --url http://127.0.0.1:8080/astrada-sdk-token --rate 200 --duration-secs 30
+//! probe cold-start --url … --addr 127.0.0.1:8080 -n 10000
+//! probe verdict fault --name upstream-slow --expect expire --probe probe.json …
+//! probe rule down-valid-plan --down-secs 60      # token lifetime and fault start
+//! probe get http://127.0.0.1:7070/_control /requests
+//! probe metric http://127.0.0.1:9090/metrics atv_token_exchanges_total 'set="sdk",outcome="ok"'
+//! ```
+
+mod cold_start;
+mod load;
+mod lookup;
+mod machine;
+mod rules;
+mod secrets;
+mod verdict;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Load probe, drill verdicts and helpers for bench/")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fixed-rate load that accounts for every request; JSON on stdout.
+    Load(load::Args),
+    /// N concurrent first requests against a just-started service; JSON on stdout.
+    ColdStart(cold_start::Args),
+    /// Judges a drill: prints its one `PASS name: …` or `FAIL name: …` line
+    /// and exits 1 on FAIL.
+    Verdict {
+        #[command(subcommand)]
+        drill: verdict::Drill,
+    },
+    /// The cache's timing rules, as numbers for the drill scripts.
+    Rule {
+        #[command(subcommand)]
+        rule: rules::Rule,
+    },
+    /// One value of a JSON document (URL, file, or `-` for stdin) by JSON pointer.
+    Get(lookup::GetArgs),
+    /// One Prometheus sample from a metrics URL (0 when absent).
+    Metric(lookup::MetricArgs),
+    /// A JSON object plus fields: `key=string` or `key:=json`.
+    Merge(lookup::MergeArgs),
+    /// A free loopback TCP port.
+    FreePort,
+    /// The machine a benchmark ran on, as JSON.
+    Machine(machine::Args),
+    /// Creates a Secrets Manager secret with both credential sets, or adds a version.
+    PutSecret(secrets::Args),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Load(args) => load::run(args).await,
+        Command::ColdStart(args) => cold_start::run(args).await,
+        Command::Verdict { drill } => {
+            if !drill.judge().await? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Rule { rule } => rule.print(),
+        Command::Get(args) => lookup::get(args).await,
+        Command::Metric(args) => lookup::metric(args).await,
+        Command::Merge(args) => lookup::merge(args),
+        Command::FreePort => {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            println!("{}", listener.local_addr()?.port());
+            Ok(())
+        }
+        Command::Machine(args) => machine::run(args),
+        Command::PutSecret(args) => secrets::run(args).await,
+    }
+}

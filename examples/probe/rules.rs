@@ -35,27 +35,16 @@ impl Timing {
         })
     }
 
-    // Both margins shrink for short-lived tokens, as the cache does
-    // (`CachePolicy::refresh_ahead_for` / `min_remaining_for`, which are not
-    // public): a refresh at mid-life, handed out until a quarter is left.
-    fn refresh_ahead(&self, lifetime: Duration) -> Duration {
-        self.policy.refresh_ahead.min(lifetime / 2)
-    }
-
-    fn min_remaining(&self, lifetime: Duration) -> Duration {
-        self.policy.min_remaining.min(lifetime / 4)
-    }
-
     /// After an exchange, when the refresh-ahead loop makes the next one.
     pub fn refresh_after(&self, lifetime: Duration) -> Duration {
-        lifetime - self.refresh_ahead(lifetime)
+        lifetime - self.policy.refresh_ahead_for(lifetime)
     }
 
     /// How long after it was fetched a token is still handed out, less the
     /// `exp` rounding and half a second for the exchange itself.
     pub fn handed_out_for(&self, lifetime: Duration) -> Duration {
         lifetime
-            .saturating_sub(self.min_remaining(lifetime))
+            .saturating_sub(self.policy.min_remaining_for(lifetime))
             .saturating_sub(EXP_ROUNDING + Duration::from_millis(500))
     }
 
@@ -78,7 +67,9 @@ impl Timing {
         let needed = down + Duration::from_secs(10);
         let lifetime = (8..)
             .map(Duration::from_secs)
-            .find(|&l| self.refresh_ahead(l) - self.min_remaining(l) >= needed)
+            .find(|&l| {
+                self.policy.refresh_ahead_for(l) - self.policy.min_remaining_for(l) >= needed
+            })
             .expect("some lifetime is long enough");
         let fault_at = self
             .refresh_after(lifetime)

@@ -124,14 +124,16 @@ impl CachePolicy {
         })
     }
 
-    // Both margins shrink for short-lived tokens, so a token that lives less
-    // than the configured margins is still served and refreshed at mid-life
-    // rather than refreshed in a loop.
-    fn refresh_ahead_for(&self, lifetime: Duration) -> Duration {
+    /// How long before expiry a token of `lifetime` is refreshed. Both margins
+    /// shrink for short-lived tokens, so a token that lives less than the
+    /// configured margins is still served and refreshed at mid-life rather
+    /// than refreshed in a loop (benchmarks derive their expectations here).
+    pub fn refresh_ahead_for(&self, lifetime: Duration) -> Duration {
         self.refresh_ahead.min(lifetime / 2)
     }
 
-    fn min_remaining_for(&self, lifetime: Duration) -> Duration {
+    /// The least life a token of `lifetime` must have left to be handed out.
+    pub fn min_remaining_for(&self, lifetime: Duration) -> Duration {
         self.min_remaining.min(lifetime / 4)
     }
 }

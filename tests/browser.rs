@@ -158,3 +158,198 @@ async fn the_example_page_gets_a_token_only_from_an_allowed_origin_with_a_sessio
         );
     }
 }
+
+/// The binary, for the Astra scenario: it runs `dev` mode as a user would.
+const BIN: &str = env!("CARGO_BIN_EXE_astrada-token-vendor");
+
+fn free_loopback_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The Astra walkthrough of the README ("Astra per-user tokens in dev mode")
+/// in a real browser: the test starts an authorization on the internal
+/// listener (as a backend would), Chromium follows `authorize_url` to the
+/// fake Astra's OAuth module, clicks Authorize, goes through the public
+/// `/astra/callback` and lands on examples/browser/astra.html
+/// (`astra.completion_url`); then the backend gets the user's token.
+#[tokio::test]
+async fn the_astra_example_page_completes_an_authorization_in_dev_mode() {
+    let chromium = std::env::var("ATV_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} is missing: run ./scripts/test.sh, which installs Debian's chromium"
+    );
+    assert!(
+        Path::new(DRIVER)
+            .join("node_modules/playwright-core")
+            .exists(),
+        "tests/browser/node_modules is missing: run ./scripts/test.sh (npm ci in tests/browser)"
+    );
+
+    // The completion page, on its own origin (the app's).
+    let site = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/astra.html"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            std::fs::read_to_string(format!("{EXAMPLE}/astra.html")).unwrap(),
+            "text/html",
+        ))
+        .mount(&site)
+        .await;
+    let completion = format!("{}/astra.html", site.uri());
+
+    // Dev mode on free ports; its redirect URI follows the public address.
+    let (public_port, internal_port) = (free_loopback_port(), free_loopback_port());
+    let public = format!("http://127.0.0.1:{public_port}");
+    let internal = format!("http://127.0.0.1:{internal_port}");
+    let log_path = std::env::temp_dir().join(format!(
+        "atv-browser-astra-{}-{public_port}.log",
+        std::process::id()
+    ));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut service = tokio::process::Command::new(BIN)
+        .arg("dev")
+        .env(
+            "ATV_SERVER__PUBLIC_ADDR",
+            format!("127.0.0.1:{public_port}"),
+        )
+        .env(
+            "ATV_SERVER__INTERNAL_ADDR",
+            format!("127.0.0.1:{internal_port}"),
+        )
+        .env("ATV_ASTRA__COMPLETION_URL", &completion)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the service starts");
+    let service_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+
+    let http = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..300 {
+        if let Ok(r) = http.get(format!("{public}/readyz")).send().await
+            && r.status() == 200
+        {
+            ready = true;
+            break;
+        }
+        assert!(
+            service.try_wait().unwrap().is_none(),
+            "dev mode exited early:\n{}",
+            service_log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "dev mode never became ready:\n{}", service_log());
+
+    // Step 1, the backend's part: start an authorization (internal listener).
+    let user = "browser-user-1";
+    let started = http
+        .post(format!("{internal}/astra/users/{user}/authorization"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 201);
+    let started: serde_json::Value = started.json().await.unwrap();
+    let authorize_url = started["authorize_url"].as_str().unwrap().to_owned();
+    assert!(started["state"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(started["expires_in"].as_u64().unwrap() > 0);
+
+    // Steps 2 and 3, the browser's part.
+    let config = serde_json::json!({
+        "chromium": chromium,
+        "scenarios": [
+            {"name": "astra_authorize", "astra": true,
+             "authorize_url": authorize_url, "completion": completion},
+        ],
+    });
+    let run = tokio::process::Command::new("node")
+        .arg("run.mjs")
+        .arg(config.to_string())
+        .current_dir(DRIVER)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the browser run ends within 2 minutes")
+        .expect("node starts");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "browser driver failed: {stderr}\nservice log:\n{}",
+        service_log()
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("driver printed no JSON ({e}): {stderr}"));
+    let astra = &report["astra_authorize"];
+
+    assert_eq!(astra["state"], "authorized", "{astra}");
+    assert!(
+        astra["text"].as_str().unwrap().contains(user),
+        "the page names the user: {astra}"
+    );
+    assert_eq!(
+        astra["callbackStatuses"],
+        serde_json::json!([303]),
+        "the callback redirected once to the completion page: {astra}"
+    );
+    assert_eq!(
+        astra["callbackOrigins"],
+        serde_json::json!([public]),
+        "the browser went through the service's own callback: {astra}"
+    );
+    let landed = url::Url::parse(astra["finalUrl"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        format!("{}{}", landed.origin().ascii_serialization(), landed.path()),
+        completion
+    );
+    let query: std::collections::HashMap<String, String> =
+        landed.query_pairs().into_owned().collect();
+    assert_eq!(query.get("user_ref").map(String::as_str), Some(user));
+    assert_eq!(query.get("outcome").map(String::as_str), Some("authorized"));
+    assert!(
+        !query.contains_key("code") && !query.contains_key("state"),
+        "neither the code nor the state reaches the app's page: {landed}"
+    );
+
+    // Step 4, the backend again: the user's access token.
+    let token = http
+        .get(format!("{internal}/astra/users/{user}/token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), 200);
+    let token: serde_json::Value = token.json().await.unwrap();
+    let access_token = token["access_token"].as_str().unwrap();
+    assert!(!access_token.is_empty(), "{token}");
+    assert_eq!(token["token_type"], "Bearer");
+    assert!(token["expires_in"].as_u64().unwrap() > 0, "{token}");
+    assert_eq!(token["generation"], 1, "{token}");
+    for (i, seen) in astra["seen"].as_array().unwrap().iter().enumerate() {
+        assert!(
+            !seen.as_str().unwrap().contains(access_token),
+            "the browser saw the access token (item {i})"
+        );
+    }
+    // The summary never carries a token either.
+    let summary = http
+        .get(format!("{internal}/astra/users/{user}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(summary.status(), 200);
+    let summary = summary.text().await.unwrap();
+    assert!(summary.contains("\"status\":\"active\""), "{summary}");
+    assert!(!summary.contains(access_token));
+
+    service.start_kill().unwrap();
+    let _ = service.wait().await;
+    let _ = std::fs::remove_file(&log_path);
+}

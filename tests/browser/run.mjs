@@ -21,6 +21,7 @@ const ARGS = [
 ];
 
 async function runScenario(scenario) {
+  if (scenario.astra) return runAstraScenario(scenario);
   console.error(`browser: ${scenario.name}`);
   const profile = await mkdtemp(join(tmpdir(), "atv-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
@@ -78,6 +79,77 @@ async function runScenario(scenario) {
     }
     for (const secret of config.forbidden) {
       if (seen.some((s) => s.includes(secret))) report.leaks.push(`forbidden[${config.forbidden.indexOf(secret)}]`);
+    }
+  } finally {
+    await context.close();
+    await rm(profile, { recursive: true, force: true });
+  }
+  return report;
+}
+
+// The Astra authorization in the browser: `authorize_url` (started by the
+// test on the internal listener) -> the OAuth module's Authorize button ->
+// the service's /astra/callback -> `completion` (examples/browser/astra.html).
+//   {"name", "astra": true, "authorize_url", "completion"}
+// Reports every committed main-frame URL, the callback's status and origin, the page's result and
+// everything the browser saw (`seen`), so the test can check that no token
+// or code reached the page.
+async function runAstraScenario(scenario) {
+  console.error(`browser: ${scenario.name}`);
+  const profile = await mkdtemp(join(tmpdir(), "atv-chromium-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: config.chromium,
+    headless: true,
+    args: ARGS,
+    timeout: 30000,
+  });
+  const report = {
+    state: null,
+    problem: null,
+    text: null,
+    finalUrl: null,
+    navigations: [],
+    callbackStatuses: [],
+    callbackOrigins: [],
+    consoleErrors: [],
+    failedRequests: [],
+    seen: [],
+  };
+  const bodies = [];
+  try {
+    const page = context.pages()[0] ?? (await context.newPage());
+    page.on("console", (m) => {
+      if (m.type() === "error") report.consoleErrors.push(m.text());
+    });
+    page.on("requestfailed", (r) => {
+      report.failedRequests.push({ url: r.url(), error: r.failure()?.errorText ?? "" });
+    });
+    page.on("framenavigated", (frame) => {
+      if (frame === page.mainFrame()) report.navigations.push(frame.url());
+    });
+    page.on("response", (r) => {
+      const at = new URL(r.url());
+      if (at.pathname === "/astra/callback") {
+        report.callbackStatuses.push(r.status());
+        report.callbackOrigins.push(at.origin);
+      }
+      const gaveUp = new Promise((resolve) => setTimeout(() => resolve(null), 3000));
+      bodies.push(Promise.race([r.text().catch(() => null), gaveUp]));
+    });
+
+    await page.goto(scenario.authorize_url);
+    await page.getByRole("button", { name: "Authorize" }).click();
+    await page.waitForURL((url) => url.href.startsWith(scenario.completion), { timeout: 15000 });
+    const result = page.locator("#astra-result[data-state=authorized], #astra-result[data-state=failed]");
+    await result.waitFor({ timeout: 10000 });
+    report.state = await page.locator("#astra-result").getAttribute("data-state");
+    report.problem = await page.locator("#astra-result").getAttribute("data-problem");
+    report.text = await page.locator("#astra-result").textContent();
+    report.finalUrl = page.url();
+    report.seen.push(await page.content());
+    report.seen.push(await page.evaluate(() => document.cookie + JSON.stringify({ ...localStorage })));
+    for (const body of await Promise.all(bodies)) {
+      if (body !== null) report.seen.push(body);
     }
   } finally {
     await context.close();

@@ -154,7 +154,7 @@ impl From<HttpError> for Problem {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload-too-large",
                 "Request body too large",
-                format!("Requests here carry no body; at most {limit} bytes are accepted."),
+                format!("Request bodies may be at most {limit} bytes."),
             ),
             HttpError::HeadersTooLarge { limit } => Problem::new(
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,

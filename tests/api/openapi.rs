@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 
 use astrada_token_vendor::http::{INTERNAL_PATHS, PUBLIC_PATHS};
 
-use test_support::*;
+use astrada_token_vendor::http::problem::PROBLEM_BASE;
+use test_support::astra;
 
 fn spec() -> serde_yaml_ng::Value {
     let text =
@@ -39,36 +40,68 @@ fn every_routed_path_is_documented_and_every_documented_path_is_routed() {
     assert_eq!(documented("internal"), routed(INTERNAL_PATHS));
 }
 
-#[test]
-fn every_documented_operation_is_a_get() {
+/// Every `(path, method)` the spec documents for `listener`, with
+/// `{user_ref}` filled in.
+fn operations(listener: &str) -> Vec<(String, reqwest::Method)> {
     let spec = spec();
-    for (path, item) in spec["paths"].as_mapping().unwrap() {
-        let methods: Vec<_> = item
-            .as_mapping()
-            .unwrap()
-            .keys()
-            .filter_map(|k| k.as_str())
-            .filter(|k| !k.starts_with("x-"))
-            .collect();
-        assert!(methods.contains(&"get"), "{path:?} documents {methods:?}");
+    let mut operations = Vec::new();
+    for path in documented(listener) {
+        let item = &spec["paths"][path.as_str()];
+        const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch"];
+        for method in item.as_mapping().unwrap().keys().filter_map(|k| k.as_str()) {
+            if METHODS.contains(&method) {
+                let method = method.to_ascii_uppercase().parse().unwrap();
+                operations.push((path.replace("{user_ref}", "probe-user"), method));
+            }
+        }
     }
+    operations
 }
 
 #[tokio::test]
-async fn the_running_listeners_serve_exactly_the_documented_paths() {
-    let (app, _upstream) = ready_app().await;
+async fn the_running_listeners_serve_exactly_the_documented_operations() {
+    let world = astra::World::new(astra::Store::sqlite().await).await;
+    let app = world.app(|_| {}).await;
+    app.wait_ready().await;
+    let not_found = format!("{PROBLEM_BASE}not-found");
 
     for (base, mine, other) in [
-        (&app.public, documented("public"), documented("internal")),
-        (&app.internal, documented("internal"), documented("public")),
+        (&app.public, "public", "internal"),
+        (&app.internal, "internal", "public"),
     ] {
-        for path in &mine {
-            let status = app.get(format!("{base}{path}")).await.status();
-            assert_eq!(status, 200, "{base}{path}");
+        let served = operations(mine);
+        for (path, method) in &served {
+            let r = app
+                .http
+                .request(method.clone(), format!("{base}{path}"))
+                .json(&serde_json::json!({}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            assert_ne!(status, 405, "{method} {base}{path} is documented");
+            assert_ne!(
+                body["type"],
+                not_found.as_str(),
+                "{method} {base}{path} is routed"
+            );
         }
-        for path in other.difference(&mine) {
-            let status = app.get(format!("{base}{path}")).await.status();
-            assert_eq!(status, 404, "{base}{path} must not be served here");
+        for (path, method) in operations(other) {
+            if served.iter().any(|(p, _)| *p == path) {
+                continue;
+            }
+            let r = app
+                .http
+                .request(method.clone(), format!("{base}{path}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                r.status(),
+                404,
+                "{method} {base}{path} must not be served here"
+            );
         }
     }
 }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use astrada_token_vendor::config::Settings;
 use astrada_token_vendor::app::dev;
+use astrada_token_vendor::config::Settings;
 use astrada_token_vendor::observability::telemetry;
 use clap::{Parser, Subcommand};
 

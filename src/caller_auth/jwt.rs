@@ -195,7 +195,6 @@ impl JwtVerifier {
     }
 }
 
-
 /// A closed set of reasons, safe for logs and answers: never token contents.
 fn reason(kind: &jsonwebtoken::errors::ErrorKind) -> &'static str {
     use jsonwebtoken::errors::ErrorKind as K;

@@ -22,40 +22,40 @@ impl ServiceAccountAuth {
     /// Checks `[internal_auth.kubernetes]` and builds the verifier (reading
     /// the CA bundle).
     pub fn from_settings(k: &KubernetesAuthSettings) -> Result<Self, ConfigError> {
-    required(
-        "internal_auth.kubernetes.issuer",
-        &k.issuer,
-        "your cluster's service-account issuer \
+        required(
+            "internal_auth.kubernetes.issuer",
+            &k.issuer,
+            "your cluster's service-account issuer \
          (kubectl get --raw /.well-known/openid-configuration)",
-    )?;
-    required(
-        "internal_auth.kubernetes.jwks_url",
-        &k.jwks_url,
-        "the cluster's JWKS, e.g. https://kubernetes.default.svc/openid/v1/jwks",
-    )?;
-    required(
-        "internal_auth.kubernetes.audience",
-        &k.audience,
-        "the audience your callers' projected tokens request",
-    )?;
-    if k.allowed_subjects.is_empty() {
-        return invalid(
-            "internal_auth.kubernetes.allowed_subjects",
-            "is empty, so no workload could get the API token".into(),
-            "list the callers, e.g. [\"system:serviceaccount:payments:billing\"]",
-        );
-    }
-    for subject in &k.allowed_subjects {
-        let parts: Vec<&str> = subject.split(':').collect();
-        if !matches!(parts.as_slice(), ["system", "serviceaccount", ns, name] if !ns.is_empty() && !name.is_empty())
-        {
+        )?;
+        required(
+            "internal_auth.kubernetes.jwks_url",
+            &k.jwks_url,
+            "the cluster's JWKS, e.g. https://kubernetes.default.svc/openid/v1/jwks",
+        )?;
+        required(
+            "internal_auth.kubernetes.audience",
+            &k.audience,
+            "the audience your callers' projected tokens request",
+        )?;
+        if k.allowed_subjects.is_empty() {
             return invalid(
                 "internal_auth.kubernetes.allowed_subjects",
-                format!("`{subject}` is not system:serviceaccount:NAMESPACE:NAME"),
-                "use e.g. \"system:serviceaccount:payments:billing\"",
+                "is empty, so no workload could get the API token".into(),
+                "list the callers, e.g. [\"system:serviceaccount:payments:billing\"]",
             );
         }
-    }
+        for subject in &k.allowed_subjects {
+            let parts: Vec<&str> = subject.split(':').collect();
+            if !matches!(parts.as_slice(), ["system", "serviceaccount", ns, name] if !ns.is_empty() && !name.is_empty())
+            {
+                return invalid(
+                    "internal_auth.kubernetes.allowed_subjects",
+                    format!("`{subject}` is not system:serviceaccount:NAMESPACE:NAME"),
+                    "use e.g. \"system:serviceaccount:payments:billing\"",
+                );
+            }
+        }
         let keys = jwks_source(JwksKeys {
             url_key: "internal_auth.kubernetes.jwks_url",
             timing_keys: (

@@ -233,4 +233,3 @@ pub enum LogFormat {
     Json,
     Pretty,
 }
-

@@ -10,7 +10,10 @@ pub const CALLER_BUDGET: Duration = Duration::from_millis(4500);
 
 /// The environment variable that sets `key` (`a.b_c` → `ATV_A__B_C`).
 pub fn env_var(key: &str) -> String {
-    format!("{ENV_PREFIX}{}", key.replace('.', "__").to_ascii_uppercase())
+    format!(
+        "{ENV_PREFIX}{}",
+        key.replace('.', "__").to_ascii_uppercase()
+    )
 }
 
 /// The error for `key` with `problem` and `fix`, as a `Result` so that

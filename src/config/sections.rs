@@ -5,7 +5,61 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
+
+/// Keys (in config-file form) whose values are secrets: taken as text
+/// whatever they look like, read raw from the environment, and never shown
+/// in an error message.
+pub const SECRET_KEYS: &[&str] = &[
+    "credentials.api.client_secret",
+    "credentials.sdk.client_secret",
+];
+
+/// Whether `key` (config-file form, any case) holds a secret.
+pub fn is_secret_key(key: &str) -> bool {
+    SECRET_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key))
+}
+
+/// A secret given as any scalar is taken as its text: an all-digit secret
+/// in a TOML file or environment variable is a secret, not a type error
+/// that would print it. The error for a non-scalar never contains the value.
+fn secret_from_scalar<'de, D: Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
+    struct Scalar;
+    impl serde::de::Visitor<'_> for Scalar {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a secret as text")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+        fn visit_string<E: serde::de::Error>(self, v: String) -> Result<String, E> {
+            Ok(v)
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_char<E: serde::de::Error>(self, v: char) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+    }
+    d.deserialize_any(Scalar).map(SecretString::from)
+}
 
 /// Everything the service needs to run.
 #[derive(Debug, Clone, Deserialize)]
@@ -87,6 +141,7 @@ pub struct CredentialSettings {
 #[serde(deny_unknown_fields)]
 pub struct ClientSettings {
     pub client_id: String,
+    #[serde(deserialize_with = "secret_from_scalar")]
     pub client_secret: SecretString,
     /// This set's own Secrets Manager secret (name or ARN), instead of `credentials.secret_id`.
     pub secret_id: String,

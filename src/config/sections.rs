@@ -86,6 +86,9 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     pub max_body_bytes: u64,
     pub max_header_bytes: usize,
+    /// Proxies (addresses or CIDR ranges) whose forwarding headers and
+    /// request ids are believed on the public listener.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// Where tokens come from and how long we are willing to wait for them.
@@ -223,6 +226,9 @@ pub struct CorsSettings {
 pub struct RateLimitSettings {
     pub per_caller_per_minute: u32,
     pub burst: u32,
+    /// Refused requests (no or bad credentials) per client address and minute.
+    pub pre_auth_per_minute: u32,
+    pub pre_auth_burst: u32,
     pub max_tracked_callers: u64,
 }
 

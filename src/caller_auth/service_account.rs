@@ -78,6 +78,7 @@ impl ServiceAccountAuth {
                 algorithms: algorithms("internal_auth.kubernetes.algorithms", &k.algorithms)?,
                 leeway: Duration::from_secs(k.leeway_secs),
                 cache_ttl: Duration::from_secs(k.cache_ttl_secs),
+                max_age: Some(Duration::from_secs(k.max_token_age_secs)),
             },
         );
         Ok(Self {

@@ -197,6 +197,8 @@ pub struct JwtSettings {
     pub audience: String,
     pub algorithms: Vec<String>,
     pub leeway_secs: u64,
+    /// Largest `iat` age and `exp - iat` lifetime accepted; 0 = no bound.
+    pub max_token_age_secs: u64,
     pub cookie_name: String,
     pub cache_ttl_secs: u64,
     pub jwks_timeout_ms: u64,
@@ -266,6 +268,8 @@ pub struct KubernetesAuthSettings {
     pub allowed_subjects: Vec<String>,
     pub algorithms: Vec<String>,
     pub leeway_secs: u64,
+    /// Largest `iat` age and `exp - iat` lifetime accepted; 0 = no bound.
+    pub max_token_age_secs: u64,
     pub cache_ttl_secs: u64,
     pub jwks_timeout_ms: u64,
     pub jwks_cache_secs: u64,

@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use super::AuthError;
-use crate::core::unix_now;
+use crate::core::{has_controls, unix_now};
 
 /// Longer tokens are refused before any parsing: session and service-account
 /// tokens are a few KiB at most.
@@ -189,6 +189,9 @@ impl JwtVerifier {
             .map_err(|e| AuthError::Invalid(reason(e.kind())))?;
         if data.claims.sub.is_empty() {
             return Err(AuthError::Invalid("missing or malformed claim"));
+        }
+        if has_controls(&data.claims.sub) {
+            return Err(AuthError::Invalid("subject contains control characters"));
         }
         if !data.claims.iss.is_string() {
             return Err(AuthError::Invalid("issuer must be a single string"));
@@ -722,6 +725,18 @@ mod tests {
         );
         // Off (0): the same long-lived token without iat is fine.
         assert!(verifier(0).verify(&no_iat).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_subject_with_control_characters_is_refused() {
+        let now = unix_now().as_secs();
+        let mut c = claims("https://login.example".into(), Some(now), now + 300);
+        c["sub"] = "alice\n2026-01-01 INFO audit: token issued subject=admin\u{1b}[2K".into();
+        let token = signed(serde_json::json!({"alg": "RS256"}), c);
+        assert_eq!(
+            refusal(verifier(0).verify(&token).await),
+            "subject contains control characters"
+        );
     }
 
     #[test]

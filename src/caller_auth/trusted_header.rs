@@ -10,6 +10,7 @@ use ipnet::IpNet;
 
 use super::{AuthError, Caller};
 use crate::config::{ConfigError, TrustedHeaderSettings, invalid};
+use crate::core::has_controls;
 
 /// Longest subject accepted from the header; longer values are refused.
 const MAX_SUBJECT_BYTES: usize = 256;
@@ -76,6 +77,9 @@ impl TrustedHeader {
             return Err(AuthError::Invalid("more than one identity header"));
         }
         match value.to_str().map(str::trim) {
+            Ok(subject) if has_controls(subject) => Err(AuthError::Invalid(
+                "identity header contains control characters",
+            )),
             Ok(subject) if !subject.is_empty() && subject.len() <= MAX_SUBJECT_BYTES => {
                 Ok(Caller {
                     subject: subject.to_owned(),
@@ -84,5 +88,45 @@ impl TrustedHeader {
             }
             _ => Err(AuthError::Invalid("malformed identity header")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::header::HeaderValue;
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    #[test]
+    fn an_identity_with_control_characters_is_refused() {
+        let trusted = TrustedHeader::from_settings(&TrustedHeaderSettings {
+            header: "X-Forwarded-User".into(),
+            trusted_proxies: vec!["127.0.0.1".into()],
+        })
+        .expect("valid settings");
+        let req = |value: &'static [u8]| {
+            TestRequest::default()
+                .peer_addr("127.0.0.1:4711".parse().expect("addr"))
+                .insert_header((
+                    "x-forwarded-user",
+                    HeaderValue::from_bytes(value).expect("header value"),
+                ))
+                .to_http_request()
+        };
+        assert_eq!(
+            trusted
+                .authenticate(&req(b"alice"))
+                .expect("plain name")
+                .subject,
+            "alice"
+        );
+        let refused = trusted
+            .authenticate(&req(b"alice\tadmin"))
+            .expect_err("tab");
+        assert!(matches!(
+            refused,
+            AuthError::Invalid("identity header contains control characters")
+        ));
     }
 }

@@ -60,7 +60,7 @@ impl TrustedHeader {
                         invalid(
                             "caller_auth.trusted_header.trusted_proxies",
                             format!("`{p}` is neither an IP address nor a CIDR range"),
-                            "use e.g. \"10.0.0.0/8\" or \"192.0.2.7\"",
+                            "use e.g. \"10.12.34.0/26\" or \"192.0.2.7\"",
                         )
                     })
             })

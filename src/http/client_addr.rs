@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use actix_web::http::header::{HeaderMap, HeaderName};
 use ipnet::IpNet;
 
+use crate::caller_auth::trusted_header::wider_than_slash_16;
 use crate::config::{ConfigError, ServerSettings, invalid};
 
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
@@ -37,9 +38,15 @@ pub struct TrustedProxies {
 impl TrustedProxies {
     /// Parses `server.trusted_proxies`, naming the key on error.
     pub fn from_settings(settings: &ServerSettings) -> Result<Self, ConfigError> {
-        Ok(Self {
-            nets: parse_nets("server.trusted_proxies", &settings.trusted_proxies)?,
-        })
+        let nets = parse_nets("server.trusted_proxies", &settings.trusted_proxies)?;
+        for net in wider_than_slash_16(&nets) {
+            tracing::warn!(
+                range = %net,
+                "server.trusted_proxies holds a range wider than a /16: every host in it can \
+                 choose its client address and request id; list only the proxies' addresses"
+            );
+        }
+        Ok(Self { nets })
     }
 
     /// Trusts `nets` (tests).
@@ -93,7 +100,7 @@ pub fn parse_nets(key: &'static str, values: &[String]) -> Result<Vec<IpNet>, Co
                     invalid(
                         key,
                         format!("`{p}` is neither an IP address nor a CIDR range"),
-                        "use e.g. \"10.12.0.0/24\" or \"192.0.2.7\"",
+                        "use e.g. \"10.12.34.0/26\" or \"192.0.2.7\"",
                     )
                 })
         })

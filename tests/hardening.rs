@@ -89,6 +89,27 @@ mod hardening_rate_limits {
         port
     }
 
+    async fn echoed_request_id(port: u16) -> String {
+        let answer = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .header("x-request-id", "planted-id-1")
+            .send()
+            .await
+            .expect("answer");
+        answer.headers()["x-request-id"]
+            .to_str()
+            .expect("ascii")
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn public_request_ids_are_kept_only_from_trusted_proxies() {
+        let untrusted = start(&[], 20).await;
+        assert_ne!(echoed_request_id(untrusted).await, "planted-id-1");
+        let behind_proxy = start(&["127.0.0.1"], 20).await;
+        assert_eq!(echoed_request_id(behind_proxy).await, "planted-id-1");
+    }
+
     async fn status(port: u16, forwarded_for: Option<&str>) -> u16 {
         let mut req =
             reqwest::Client::new().get(format!("http://127.0.0.1:{port}{SDK_TOKEN_PATH}"));

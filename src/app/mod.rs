@@ -18,6 +18,7 @@ use crate::client_tokens::credentials::{
 };
 use crate::config::{ConfigError, Settings, invalid};
 use crate::http::audit::AuditTrail;
+use crate::http::client_addr::TrustedProxies;
 use crate::http::cors::Cors;
 use crate::http::limits::RequestLimits;
 use crate::http::rate_limit::RateLimiter;
@@ -78,6 +79,7 @@ impl Parts {
         let cors = Cors::from_settings(&settings.cors)?;
         let rate_limit = RateLimiter::from_settings(&settings.rate_limit)?;
         let limits = RequestLimits::from_settings(&settings.server)?;
+        let trusted_proxies = TrustedProxies::from_settings(&settings.server)?;
         let client_tokens = Arc::new(ClientTokens::from_settings(settings, source, &metrics)?);
         let user_tokens = UserTokens::from_settings(&settings.astra, &metrics).await?;
         caller_auth.warn_if_open();
@@ -92,6 +94,7 @@ impl Parts {
             audit: AuditTrail::new(settings.rate_limit.max_tracked_callers),
             limits,
             metrics,
+            trusted_proxies,
             shutting_down: Arc::new(AtomicBool::new(false)),
         };
         Ok(Self {

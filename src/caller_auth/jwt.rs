@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use super::AuthError;
-use crate::core::unix_now;
+use crate::core::{has_controls, unix_now};
 
 /// Longer tokens are refused before any parsing: session and service-account
 /// tokens are a few KiB at most.
@@ -57,6 +57,9 @@ pub struct JwtRules {
     pub leeway: Duration,
     /// How long a verified token is remembered; zero disables the cache.
     pub cache_ttl: Duration,
+    /// When set: `iat` is required, may be at most this old, and the
+    /// token's whole lifetime (`exp - iat`) may be at most this long.
+    pub max_age: Option<Duration>,
 }
 
 /// Where verification keys come from.
@@ -101,6 +104,11 @@ struct Claims {
     sub: String,
     #[serde(default)]
     exp: u64,
+    /// Checked here as well: jsonwebtoken accepts an array of issuers.
+    #[serde(default)]
+    iss: serde_json::Value,
+    #[serde(default)]
+    iat: Option<serde_json::Value>,
 }
 
 /// Verifies signature, algorithm, issuer, audience, expiry and not-before of
@@ -112,6 +120,8 @@ pub struct JwtVerifier {
     validations: Vec<(Algorithm, Validation)>,
     cache_ttl: Duration,
     verified: Option<moka::sync::Cache<[u8; 32], CachedClaims>>,
+    max_age: Option<Duration>,
+    leeway: u64,
 }
 
 impl JwtVerifier {
@@ -124,7 +134,11 @@ impl JwtVerifier {
                 let mut validation = Validation::new(alg);
                 validation.set_issuer(&[&rules.issuer]);
                 validation.set_audience(&[&rules.audience]);
-                validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+                if rules.max_age.is_some_and(|d| !d.is_zero()) {
+                    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub", "iat"]);
+                } else {
+                    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+                }
                 validation.validate_nbf = true;
                 validation.leeway = rules.leeway.as_secs();
                 (alg, validation)
@@ -141,6 +155,8 @@ impl JwtVerifier {
             validations,
             cache_ttl: rules.cache_ttl,
             verified,
+            max_age: rules.max_age.filter(|d| !d.is_zero()),
+            leeway: rules.leeway.as_secs(),
         }
     }
 
@@ -157,6 +173,7 @@ impl JwtVerifier {
             return Ok(hit.claims);
         }
 
+        refuse_critical_extensions(token)?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| header_problem(token))?;
         let Some((_, validation)) = self.validations.iter().find(|(a, _)| *a == header.alg) else {
             return Err(AuthError::Invalid("algorithm not allowed"));
@@ -173,14 +190,33 @@ impl JwtVerifier {
         if data.claims.sub.is_empty() {
             return Err(AuthError::Invalid("missing or malformed claim"));
         }
+        if has_controls(&data.claims.sub) {
+            return Err(AuthError::Invalid("subject contains control characters"));
+        }
+        if !data.claims.iss.is_string() {
+            return Err(AuthError::Invalid("issuer must be a single string"));
+        }
+        // How long the token stays young enough, for the cache below.
+        let mut cacheable_for = data.claims.exp.saturating_sub(now);
+        if let Some(max_age) = self.max_age {
+            let iat = check_age(
+                data.claims.iat.as_ref(),
+                data.claims.exp,
+                now,
+                max_age.as_secs(),
+                self.leeway,
+            )?;
+            let too_old_at = iat
+                .saturating_add(max_age.as_secs())
+                .saturating_add(self.leeway);
+            cacheable_for = cacheable_for.min(too_old_at.saturating_sub(now));
+        }
         let claims = VerifiedClaims {
             subject: data.claims.sub,
             expires_at: data.claims.exp,
         };
         if let Some(cache) = &self.verified {
-            let ttl = self
-                .cache_ttl
-                .min(Duration::from_secs(claims.expires_at.saturating_sub(now)));
+            let ttl = self.cache_ttl.min(Duration::from_secs(cacheable_for));
             if !ttl.is_zero() {
                 cache.insert(
                     digest,
@@ -193,6 +229,46 @@ impl JwtVerifier {
         }
         Ok(claims)
     }
+}
+
+/// RFC 7515 §4.1.11: a `crit` header names extensions the recipient must
+/// understand; this verifier understands none, so such tokens are refused.
+fn refuse_critical_extensions(token: &str) -> Result<(), AuthError> {
+    let header = token
+        .split('.')
+        .next()
+        .and_then(|h| URL_SAFE_NO_PAD.decode(h.trim_end_matches('=')).ok())
+        .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok());
+    match header {
+        Some(h) if h.get("crit").is_some() => Err(AuthError::Invalid(
+            "critical header extensions are not supported",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// With a maximum age: `iat` must be a number, not in the future, at most
+/// `max_age` old, and `exp - iat` at most `max_age`.
+fn check_age(
+    iat: Option<&serde_json::Value>,
+    exp: u64,
+    now: u64,
+    max_age: u64,
+    leeway: u64,
+) -> Result<u64, AuthError> {
+    let Some(iat) = iat.and_then(serde_json::Value::as_u64) else {
+        return Err(AuthError::Invalid("missing or malformed claim"));
+    };
+    if iat > now.saturating_add(leeway) {
+        return Err(AuthError::Invalid("issued in the future"));
+    }
+    if now.saturating_sub(iat) > max_age.saturating_add(leeway) {
+        return Err(AuthError::Invalid("token too old"));
+    }
+    if exp.saturating_sub(iat) > max_age {
+        return Err(AuthError::Invalid("token lifetime too long"));
+    }
+    Ok(iat)
 }
 
 /// A closed set of reasons, safe for logs and answers: never token contents.
@@ -474,22 +550,9 @@ impl Jwks {
             .into_iter()
             .filter_map(|k| serde_json::from_value::<Jwk>(k).ok())
         {
-            if jwk.common.public_key_use == Some(PublicKeyUse::Encryption)
-                || matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_))
-            {
-                continue;
-            }
-            let Ok(key) = DecodingKey::from_jwk(&jwk) else {
+            let Some(entry) = signing_key(&jwk) else {
                 continue;
             };
-            if key.family() == AlgorithmFamily::Hmac {
-                continue;
-            }
-            let alg = jwk
-                .common
-                .key_algorithm
-                .and_then(|a| Algorithm::from_str(&a.to_string()).ok());
-            let entry = KeyEntry { key, alg };
             if let Some(kid) = jwk.common.key_id {
                 by_kid.insert(kid, entry.clone());
             }
@@ -500,6 +563,26 @@ impl Jwks {
         }
         Ok((by_kid, all))
     }
+}
+
+/// The JWK as a signature-verification key, or `None` when it is not one:
+/// marked for encryption, symmetric, or declaring an `alg` that is not a
+/// signature algorithm (RSA-OAEP and friends, even without `use`).
+fn signing_key(jwk: &Jwk) -> Option<KeyEntry> {
+    if jwk.common.public_key_use == Some(PublicKeyUse::Encryption)
+        || matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_))
+    {
+        return None;
+    }
+    let alg = match jwk.common.key_algorithm {
+        Some(declared) => Some(Algorithm::from_str(&declared.to_string()).ok()?),
+        None => None,
+    };
+    let key = DecodingKey::from_jwk(jwk).ok()?;
+    if key.family() == AlgorithmFamily::Hmac {
+        return None;
+    }
+    Some(KeyEntry { key, alg })
 }
 
 #[derive(Deserialize)]
@@ -531,6 +614,144 @@ mod tests {
             e.to_string(),
             AuthError::Invalid("malformed token").to_string()
         );
+    }
+
+    const PRIVATE: &[u8] = include_bytes!("../../tests/fixtures/keys/app-rsa.pem");
+    const PUBLIC: &[u8] = include_bytes!("../../tests/fixtures/keys/app-rsa.pub.pem");
+
+    fn verifier(max_age: u64) -> JwtVerifier {
+        JwtVerifier::new(
+            KeySource::Static(DecodingKey::from_rsa_pem(PUBLIC).expect("public key")),
+            JwtRules {
+                issuer: "https://login.example".into(),
+                audience: "shop".into(),
+                algorithms: vec![Algorithm::RS256],
+                leeway: Duration::from_secs(30),
+                cache_ttl: Duration::ZERO,
+                max_age: Some(Duration::from_secs(max_age)),
+            },
+        )
+    }
+
+    /// A correctly signed RS256 token with exactly this header and these claims.
+    fn signed(header: serde_json::Value, claims: serde_json::Value) -> String {
+        let message = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(PRIVATE).expect("private key");
+        let signature =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::RS256).expect("sign");
+        format!("{message}.{signature}")
+    }
+
+    fn claims(iss: serde_json::Value, iat: Option<u64>, exp: u64) -> serde_json::Value {
+        let mut c = serde_json::json!({"sub": "user-1", "aud": "shop", "iss": iss, "exp": exp});
+        if let Some(iat) = iat {
+            c["iat"] = iat.into();
+        }
+        c
+    }
+
+    fn refusal(result: Result<VerifiedClaims, AuthError>) -> &'static str {
+        match result {
+            Err(AuthError::Invalid(reason)) => reason,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_well_formed_token_is_accepted() {
+        let now = unix_now().as_secs();
+        let iss = serde_json::json!("https://login.example");
+        let token = signed(
+            serde_json::json!({"alg": "RS256", "typ": "JWT"}),
+            claims(iss, Some(now), now + 300),
+        );
+        assert_eq!(
+            verifier(0).verify(&token).await.expect("valid").subject,
+            "user-1"
+        );
+        assert!(verifier(600).verify(&token).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_crit_header_is_refused() {
+        let now = unix_now().as_secs();
+        let token = signed(
+            serde_json::json!({"alg": "RS256", "crit": ["b64"], "b64": false}),
+            claims("https://login.example".into(), Some(now), now + 300),
+        );
+        assert_eq!(
+            refusal(verifier(0).verify(&token).await),
+            "critical header extensions are not supported"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_issuer_array_is_refused() {
+        let now = unix_now().as_secs();
+        let token = signed(
+            serde_json::json!({"alg": "RS256"}),
+            claims(
+                serde_json::json!(["https://login.example", "https://evil.example"]),
+                Some(now),
+                now + 300,
+            ),
+        );
+        assert_eq!(
+            refusal(verifier(0).verify(&token).await),
+            "issuer must be a single string"
+        );
+    }
+
+    #[tokio::test]
+    async fn max_token_age_bounds_iat_and_lifetime() {
+        let now = unix_now().as_secs();
+        let iss = || serde_json::Value::from("https://login.example");
+        let header = || serde_json::json!({"alg": "RS256"});
+        let v = verifier(600);
+        let old = signed(header(), claims(iss(), Some(now - 3600), now + 300));
+        assert_eq!(refusal(v.verify(&old).await), "token too old");
+        let long = signed(header(), claims(iss(), Some(now), now + 86_400));
+        assert_eq!(refusal(v.verify(&long).await), "token lifetime too long");
+        let future = signed(header(), claims(iss(), Some(now + 3600), now + 3700));
+        assert_eq!(refusal(v.verify(&future).await), "issued in the future");
+        let no_iat = signed(header(), claims(iss(), None, now + 300));
+        assert_eq!(
+            refusal(v.verify(&no_iat).await),
+            "missing or malformed claim"
+        );
+        // Off (0): the same long-lived token without iat is fine.
+        assert!(verifier(0).verify(&no_iat).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_subject_with_control_characters_is_refused() {
+        let now = unix_now().as_secs();
+        let mut c = claims("https://login.example".into(), Some(now), now + 300);
+        c["sub"] = "alice\n2026-01-01 INFO audit: token issued subject=admin\u{1b}[2K".into();
+        let token = signed(serde_json::json!({"alg": "RS256"}), c);
+        assert_eq!(
+            refusal(verifier(0).verify(&token).await),
+            "subject contains control characters"
+        );
+    }
+
+    #[test]
+    fn a_jwk_declaring_an_encryption_algorithm_is_no_signing_key() {
+        let n = URL_SAFE_NO_PAD.encode([0xc5u8; 256]);
+        let jwk = |alg: &str| -> Jwk {
+            serde_json::from_value(serde_json::json!({
+                "kty": "RSA", "kid": "k", "alg": alg, "n": n, "e": "AQAB"
+            }))
+            .expect("jwk")
+        };
+        assert!(signing_key(&jwk("RSA-OAEP")).is_none());
+        assert!(signing_key(&jwk("RSA-OAEP-256")).is_none());
+        assert!(signing_key(&jwk("RSA1_5")).is_none());
+        assert!(signing_key(&jwk("RS256")).is_some());
     }
 
     #[test]

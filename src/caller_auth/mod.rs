@@ -289,6 +289,7 @@ fn session_verifier(jwt: &JwtSettings) -> Result<JwtVerifier, ConfigError> {
             algorithms,
             leeway: Duration::from_secs(jwt.leeway_secs),
             cache_ttl: Duration::from_secs(jwt.cache_ttl_secs),
+            max_age: Some(Duration::from_secs(jwt.max_token_age_secs)),
         },
     ))
 }

@@ -11,6 +11,7 @@ use actix_web::HttpRequest;
 use super::jwt::{JwtRules, JwtVerifier};
 use super::{AuthError, Caller, JwksKeys, algorithms, bearer, jwks_source};
 use crate::config::{ConfigError, KubernetesAuthSettings, invalid, required};
+use crate::core::escape_controls;
 
 /// Verifies service-account tokens and checks the account against the allowlist.
 pub struct ServiceAccountAuth {
@@ -78,6 +79,7 @@ impl ServiceAccountAuth {
                 algorithms: algorithms("internal_auth.kubernetes.algorithms", &k.algorithms)?,
                 leeway: Duration::from_secs(k.leeway_secs),
                 cache_ttl: Duration::from_secs(k.cache_ttl_secs),
+                max_age: Some(Duration::from_secs(k.max_token_age_secs)),
             },
         );
         Ok(Self {
@@ -92,7 +94,7 @@ impl ServiceAccountAuth {
         let claims = self.verifier.verify(token).await?;
         if !self.allowed.contains(&claims.subject) {
             tracing::warn!(
-                subject = %claims.subject,
+                subject = %escape_controls(&claims.subject),
                 "service account is not in internal_auth.kubernetes.allowed_subjects: refused"
             );
             return Err(AuthError::Forbidden("service account not allowed"));

@@ -10,9 +10,22 @@ use ipnet::IpNet;
 
 use super::{AuthError, Caller};
 use crate::config::{ConfigError, TrustedHeaderSettings, invalid};
+use crate::core::has_controls;
 
 /// Longest subject accepted from the header; longer values are refused.
 const MAX_SUBJECT_BYTES: usize = 256;
+
+/// The ranges of `nets` wider than a /16 (IPv4) or a /48 (IPv6): far more
+/// hosts than a gateway, any of which could claim any identity.
+pub fn wider_than_slash_16(nets: &[IpNet]) -> Vec<IpNet> {
+    nets.iter()
+        .filter(|net| match net {
+            IpNet::V4(n) => n.prefix_len() < 16,
+            IpNet::V6(n) => n.prefix_len() < 48,
+        })
+        .copied()
+        .collect()
+}
 
 /// The identity header and the addresses allowed to set it.
 pub struct TrustedHeader {
@@ -34,7 +47,7 @@ impl TrustedHeader {
             return invalid(
                 "caller_auth.trusted_header.trusted_proxies",
                 "is empty, so no gateway could set the identity header".into(),
-                "list your gateway's addresses, e.g. [\"10.0.0.0/8\"]",
+                "list only your gateway's addresses, e.g. [\"10.12.34.0/26\"]",
             );
         }
         let proxies = settings
@@ -47,11 +60,18 @@ impl TrustedHeader {
                         invalid(
                             "caller_auth.trusted_header.trusted_proxies",
                             format!("`{p}` is neither an IP address nor a CIDR range"),
-                            "use e.g. \"10.0.0.0/8\" or \"192.0.2.7\"",
+                            "use e.g. \"10.12.34.0/26\" or \"192.0.2.7\"",
                         )
                     })
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
+        for net in wider_than_slash_16(&proxies) {
+            tracing::warn!(
+                range = %net,
+                "caller_auth.trusted_header.trusted_proxies holds a range wider than a /16: every \
+                 host in it may claim any identity; list only the gateway's addresses"
+            );
+        }
         Ok(Self { header, proxies })
     }
 
@@ -76,6 +96,9 @@ impl TrustedHeader {
             return Err(AuthError::Invalid("more than one identity header"));
         }
         match value.to_str().map(str::trim) {
+            Ok(subject) if has_controls(subject) => Err(AuthError::Invalid(
+                "identity header contains control characters",
+            )),
             Ok(subject) if !subject.is_empty() && subject.len() <= MAX_SUBJECT_BYTES => {
                 Ok(Caller {
                     subject: subject.to_owned(),
@@ -84,5 +107,65 @@ impl TrustedHeader {
             }
             _ => Err(AuthError::Invalid("malformed identity header")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::header::HeaderValue;
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    #[test]
+    fn ranges_wider_than_a_slash_16_are_flagged() {
+        let nets: Vec<IpNet> = [
+            "10.0.0.0/8",
+            "10.12.0.0/16",
+            "192.0.2.7/32",
+            "0.0.0.0/0",
+            "fd00::/8",
+            "2001:db8:1::/48",
+        ]
+        .iter()
+        .map(|n| n.parse().expect("net"))
+        .collect();
+        assert_eq!(
+            wider_than_slash_16(&nets),
+            vec![nets[0], nets[3], nets[4]],
+            "/16 itself and narrower are fine"
+        );
+    }
+
+    #[test]
+    fn an_identity_with_control_characters_is_refused() {
+        let trusted = TrustedHeader::from_settings(&TrustedHeaderSettings {
+            header: "X-Forwarded-User".into(),
+            trusted_proxies: vec!["127.0.0.1".into()],
+        })
+        .expect("valid settings");
+        let req = |value: &'static [u8]| {
+            TestRequest::default()
+                .peer_addr("127.0.0.1:4711".parse().expect("addr"))
+                .insert_header((
+                    "x-forwarded-user",
+                    HeaderValue::from_bytes(value).expect("header value"),
+                ))
+                .to_http_request()
+        };
+        assert_eq!(
+            trusted
+                .authenticate(&req(b"alice"))
+                .expect("plain name")
+                .subject,
+            "alice"
+        );
+        let refused = trusted
+            .authenticate(&req(b"alice\tadmin"))
+            .expect_err("tab");
+        assert!(matches!(
+            refused,
+            AuthError::Invalid("identity header contains control characters")
+        ));
     }
 }

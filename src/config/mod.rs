@@ -12,7 +12,7 @@ mod sections;
 use std::path::Path;
 
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Env, Format, Serialized, Toml};
 
 pub use checks::{CALLER_BUDGET, env_var, https_url, invalid, required};
 pub use sections::*;
@@ -74,11 +74,21 @@ impl Settings {
         // variables without one are not settings but must not be refused as
         // unknown keys: `ATV_CONFIG` names the file, and the test scripts
         // export `ATV_CI_CACHE` and friends.
-        figment.merge(
+        let settings_env = || {
             Env::prefixed(ENV_PREFIX)
                 .filter(|key| key.as_str().contains("__"))
-                .split("__"),
-        )
+                .split("__")
+        };
+        let mut figment = figment
+            .merge(settings_env().filter(|key| !is_secret_key(&key.as_str().replace("__", "."))));
+        // Secrets are taken exactly as written: the generic environment
+        // provider would read `12345678` as a number and `"x"` as x.
+        for (key, value) in settings_env().iter() {
+            if is_secret_key(key.as_str()) {
+                figment = figment.merge(Serialized::default(key.as_str(), value));
+            }
+        }
+        figment
     }
 
     /// The embedded defaults alone; tests and dev mode start from here.
@@ -101,16 +111,117 @@ fn describe_load_error(error: &figment::Error) -> String {
                 .metadata
                 .as_ref()
                 .map_or_else(|| "defaults".to_owned(), |m| m.name.to_string());
+            // figment's text can quote the value itself (`found string "…"`).
+            let problem = if SECRET_KEYS
+                .iter()
+                .any(|secret| key == *secret || key.starts_with(&format!("{secret}.")))
+            {
+                "unusable value (not shown: this key holds a secret; give it as text)".to_owned()
+            } else {
+                e.kind.to_string()
+            };
             if key.is_empty() {
-                format!("{} (from {from})", e.kind)
+                format!("{problem} (from {from})")
             } else {
                 let var = env_var(&key);
-                format!(
-                    "`{key}`: {} (from {from}; environment variable {var})",
-                    e.kind
-                )
+                format!("`{key}`: {problem} (from {from}; environment variable {var})")
             }
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+// figment::Jail fixes the closures' error type.
+#[allow(clippy::result_large_err)]
+mod secret_tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn sdk_secret_from_env(raw: &str) -> Result<String, String> {
+        let mut out = Err(String::new());
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ATV_CREDENTIALS__SDK__CLIENT_SECRET", raw);
+            out = Settings::load(None)
+                .map(|s| s.credentials.sdk.client_secret.expose_secret().to_owned())
+                .map_err(|e| e.to_string());
+            Ok(())
+        });
+        out
+    }
+
+    #[test]
+    fn secrets_from_the_environment_are_taken_as_written() {
+        for raw in [
+            "12345678",
+            "true",
+            "1.50",
+            "-7",
+            "\"quoted\"",
+            "[1, 2]",
+            "a b",
+        ] {
+            assert_eq!(sdk_secret_from_env(raw).as_deref(), Ok(raw), "{raw}");
+        }
+    }
+
+    #[test]
+    fn secrets_in_a_file_may_be_any_scalar() {
+        for (toml, want) in [
+            ("12345678", "12345678"),
+            ("false", "false"),
+            ("2.5", "2.5"),
+            ("\"s3cr3t\"", "s3cr3t"),
+        ] {
+            figment::Jail::expect_with(|jail| {
+                jail.create_file(
+                    "atv.toml",
+                    &format!("[credentials.api]\nclient_secret = {toml}\n"),
+                )?;
+                let settings =
+                    Settings::load(Some(Path::new("atv.toml"))).map_err(|e| e.to_string())?;
+                assert_eq!(settings.credentials.api.client_secret.expose_secret(), want);
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
+    fn a_non_scalar_secret_is_refused_without_its_value() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "atv.toml",
+                "[credentials.api]\nclient_secret = [\"hunter2-part\"]\n",
+            )?;
+            let e = Settings::load(Some(Path::new("atv.toml")))
+                .expect_err("a list is no secret")
+                .to_string();
+            assert!(e.contains("credentials.api.client_secret"), "{e}");
+            assert!(!e.contains("hunter2"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn load_errors_on_secret_keys_never_print_the_value() {
+        let mut e = figment::Error::from(figment::error::Kind::InvalidType(
+            figment::error::Actual::Str("hunter2".into()),
+            "a number".into(),
+        ));
+        e.path = vec!["credentials".into(), "sdk".into(), "client_secret".into()];
+        let text = describe_load_error(&e);
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("credentials.sdk.client_secret"), "{text}");
+        assert!(
+            text.contains("ATV_CREDENTIALS__SDK__CLIENT_SECRET"),
+            "{text}"
+        );
+
+        e.path = vec!["cache".into(), "refresh_ahead_secs".into()];
+        assert!(
+            describe_load_error(&e).contains("hunter2"),
+            "other keys keep figment's full text"
+        );
+    }
 }

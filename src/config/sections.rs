@@ -5,7 +5,64 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
+
+/// Keys (in config-file form) whose values are secrets: taken as text
+/// whatever they look like, read raw from the environment, and never shown
+/// in an error message.
+pub const SECRET_KEYS: &[&str] = &[
+    "credentials.api.client_secret",
+    "credentials.sdk.client_secret",
+    "astra.client_secret",
+    "astra.encryption_keys",
+    "astra.webhook_secret",
+];
+
+/// Whether `key` (config-file form, any case) holds a secret.
+pub fn is_secret_key(key: &str) -> bool {
+    SECRET_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key))
+}
+
+/// A secret given as any scalar is taken as its text: an all-digit secret
+/// in a TOML file or environment variable is a secret, not a type error
+/// that would print it. The error for a non-scalar never contains the value.
+fn secret_from_scalar<'de, D: Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
+    struct Scalar;
+    impl serde::de::Visitor<'_> for Scalar {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a secret as text")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+        fn visit_string<E: serde::de::Error>(self, v: String) -> Result<String, E> {
+            Ok(v)
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_char<E: serde::de::Error>(self, v: char) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+    }
+    d.deserialize_any(Scalar).map(SecretString::from)
+}
 
 /// Everything the service needs to run.
 #[derive(Debug, Clone, Deserialize)]
@@ -33,6 +90,9 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     pub max_body_bytes: u64,
     pub max_header_bytes: usize,
+    /// Proxies (addresses or CIDR ranges) whose forwarding headers and
+    /// request ids are believed on the public listener.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// Where tokens come from and how long we are willing to wait for them.
@@ -88,6 +148,7 @@ pub struct CredentialSettings {
 #[serde(deny_unknown_fields)]
 pub struct ClientSettings {
     pub client_id: String,
+    #[serde(deserialize_with = "secret_from_scalar")]
     pub client_secret: SecretString,
     /// This set's own Secrets Manager secret (name or ARN), instead of `credentials.secret_id`.
     pub secret_id: String,
@@ -140,6 +201,8 @@ pub struct JwtSettings {
     pub audience: String,
     pub algorithms: Vec<String>,
     pub leeway_secs: u64,
+    /// Largest `iat` age and `exp - iat` lifetime accepted; 0 = no bound.
+    pub max_token_age_secs: u64,
     pub cookie_name: String,
     pub cache_ttl_secs: u64,
     pub jwks_timeout_ms: u64,
@@ -169,6 +232,9 @@ pub struct CorsSettings {
 pub struct RateLimitSettings {
     pub per_caller_per_minute: u32,
     pub burst: u32,
+    /// Refused requests (no or bad credentials) per client address and minute.
+    pub pre_auth_per_minute: u32,
+    pub pre_auth_burst: u32,
     pub max_tracked_callers: u64,
 }
 
@@ -206,6 +272,8 @@ pub struct KubernetesAuthSettings {
     pub allowed_subjects: Vec<String>,
     pub algorithms: Vec<String>,
     pub leeway_secs: u64,
+    /// Largest `iat` age and `exp - iat` lifetime accepted; 0 = no bound.
+    pub max_token_age_secs: u64,
     pub cache_ttl_secs: u64,
     pub jwks_timeout_ms: u64,
     pub jwks_cache_secs: u64,
@@ -246,6 +314,7 @@ pub struct AstraSettings {
     pub api_url: String,
     pub authorize_url: String,
     pub client_id: String,
+    #[serde(deserialize_with = "secret_from_scalar")]
     pub client_secret: SecretString,
     pub redirect_uri: String,
     pub completion_url: String,
@@ -255,6 +324,7 @@ pub struct AstraSettings {
     pub store_url: String,
     pub store_max_connections: u32,
     /// `ID:BASE64[,ID:BASE64…]`, each a 32-byte AES-256-GCM key.
+    #[serde(deserialize_with = "secret_from_scalar")]
     pub encryption_keys: SecretString,
     pub active_key_id: String,
     pub refresh_token_max_age_secs: u64,
@@ -266,5 +336,6 @@ pub struct AstraSettings {
     pub scheduler_interval_secs: u64,
     pub scheduler_batch: u32,
     pub webhook_url: String,
+    #[serde(deserialize_with = "secret_from_scalar")]
     pub webhook_secret: SecretString,
 }

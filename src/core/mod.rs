@@ -6,8 +6,10 @@ mod access_token;
 mod backoff;
 mod clock;
 mod credential_set;
+mod log_text;
 
 pub use access_token::AccessToken;
 pub use backoff::jittered;
 pub use clock::unix_now;
 pub use credential_set::{CredentialSet, PerSet};
+pub use log_text::{escape_controls, has_controls};

@@ -15,7 +15,7 @@ use actix_web::http::header;
 use tokio::time::Instant;
 
 use crate::caller_auth::{AuthError, Caller};
-use crate::core::{AccessToken, CredentialSet};
+use crate::core::{AccessToken, CredentialSet, escape_controls};
 
 /// Remembers which holder already got which token.
 pub struct AuditTrail {
@@ -54,9 +54,9 @@ impl AuditTrail {
             target: "audit",
             event = "token_issued",
             set = set.as_str(),
-            subject = %caller.subject,
+            subject = %escape_controls(&caller.subject),
             auth = caller.method,
-            origin = origin(req),
+            origin = %origin(req),
             expires_in = token.remaining(Instant::now()).as_secs(),
             token_sha256_prefix = %token.fingerprint,
             "token issued"
@@ -70,16 +70,18 @@ impl AuditTrail {
             event = "token_refused",
             set = set.as_str(),
             reason = %refused,
-            origin = origin(req),
+            origin = %origin(req),
             peer,
             "token refused"
         );
     }
 }
 
-fn origin(req: &HttpRequest) -> &str {
-    req.headers()
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .unwrap_or("-")
+fn origin(req: &HttpRequest) -> std::borrow::Cow<'_, str> {
+    escape_controls(
+        req.headers()
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .unwrap_or("-"),
+    )
 }

@@ -7,6 +7,7 @@
 //! dependency is a compile error, never a check skipped at request time.
 
 pub mod audit;
+pub mod client_addr;
 pub mod cors;
 pub mod limits;
 pub mod problem;
@@ -30,6 +31,7 @@ use crate::config::ServerSettings;
 use crate::observability::Metrics;
 use crate::user_tokens::UserTokens;
 use audit::AuditTrail;
+use client_addr::TrustedProxies;
 use cors::Cors;
 use limits::RequestLimits;
 use problem::{HttpError, Problem};
@@ -102,6 +104,8 @@ pub struct Services {
     pub audit: AuditTrail,
     pub limits: RequestLimits,
     pub metrics: Metrics,
+    /// Whose forwarding headers and request ids the public listener believes.
+    pub trusted_proxies: TrustedProxies,
     /// Set on SIGTERM so `/readyz` turns 503 while in-flight requests drain.
     pub shutting_down: Arc<AtomicBool>,
 }
@@ -152,6 +156,7 @@ pub fn bind(services: Services, settings: &ServerSettings) -> std::io::Result<Li
     let layers = Layers {
         limits: services.limits,
         metrics: services.metrics,
+        trusted_proxies: Arc::new(services.trusted_proxies),
     };
 
     let public_routes = {
@@ -220,6 +225,7 @@ pub fn bind(services: Services, settings: &ServerSettings) -> std::io::Result<Li
 struct Layers {
     limits: RequestLimits,
     metrics: Metrics,
+    trusted_proxies: Arc<TrustedProxies>,
 }
 
 fn serve(
@@ -233,7 +239,11 @@ fn serve(
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     let port = tcp.local_addr()?.port();
     let server = HttpServer::new(move || {
-        let Layers { limits, metrics } = layers.clone();
+        let Layers {
+            limits,
+            metrics,
+            trusted_proxies,
+        } = layers.clone();
         App::new()
             .configure(routes.clone())
             .default_service(web::to(not_found))
@@ -242,7 +252,9 @@ fn serve(
             .wrap(from_fn(move |req, next| {
                 request_metrics::record(metrics.clone(), listener, req, next)
             }))
-            .wrap(from_fn(request_span::trace_request))
+            .wrap(from_fn(move |req, next| {
+                request_span::trace_request(Arc::clone(&trusted_proxies), listener, req, next)
+            }))
     })
     .workers(worker_count(settings.workers))
     .shutdown_timeout(settings.shutdown_timeout_secs)

@@ -17,33 +17,78 @@ struct Bucket {
     updated: Instant,
 }
 
-/// Token buckets keyed by caller.
+/// Token buckets keyed by admitted caller, and separate ones keyed by
+/// client address for refused requests (so that failures at one address
+/// never spend a caller's budget, and honest callers get 401, not 429).
+/// All in memory: the limits are per replica.
 pub struct RateLimiter {
+    callers: Buckets,
+    pre_auth: Buckets,
+}
+
+impl RateLimiter {
+    /// Checks `[rate_limit]` and builds the limiter; `per_caller_per_minute = 0`
+    /// (or `pre_auth_per_minute = 0`) turns that limit off.
+    pub fn from_settings(settings: &RateLimitSettings) -> Result<Self, ConfigError> {
+        Ok(Self {
+            callers: Buckets::new(
+                settings.per_caller_per_minute,
+                settings.burst,
+                settings.max_tracked_callers,
+                "rate_limit.burst",
+            )?,
+            pre_auth: Buckets::new(
+                settings.pre_auth_per_minute,
+                settings.pre_auth_burst,
+                settings.max_tracked_callers,
+                "rate_limit.pre_auth_burst",
+            )?,
+        })
+    }
+
+    /// Takes one token from admitted caller `key`'s bucket, or says how long
+    /// until one is there.
+    pub fn check(&self, key: &str) -> Result<(), Duration> {
+        self.callers.check(key)
+    }
+
+    /// Charges a refused request to client address `key`; `Err` once that
+    /// address is over the pre-authentication limit.
+    pub fn check_pre_auth(&self, key: &str) -> Result<(), Duration> {
+        self.pre_auth.check(key)
+    }
+}
+
+/// One set of token buckets.
+struct Buckets {
     buckets: Option<moka::sync::Cache<String, Arc<Mutex<Bucket>>>>,
     per_sec: f64,
     burst: f64,
 }
 
-impl RateLimiter {
-    /// Checks `[rate_limit]` and builds the limiter; `per_caller_per_minute = 0`
-    /// turns it off.
-    pub fn from_settings(settings: &RateLimitSettings) -> Result<Self, ConfigError> {
-        if settings.per_caller_per_minute > 0
-            && (settings.burst == 0 || settings.max_tracked_callers == 0)
-        {
+impl Buckets {
+    fn new(
+        per_minute: u32,
+        burst: u32,
+        max_tracked: u64,
+        burst_key: &'static str,
+    ) -> Result<Self, ConfigError> {
+        if per_minute > 0 && (burst == 0 || max_tracked == 0) {
             return invalid(
-                "rate_limit.burst",
-                "burst and max_tracked_callers must be at least 1 while the limit is on".into(),
-                "use e.g. burst = 10, max_tracked_callers = 100000",
+                burst_key,
+                "the burst and rate_limit.max_tracked_callers must be at least 1 while the \
+                 limit is on"
+                    .into(),
+                "use e.g. 10 (and max_tracked_callers = 100000), or set the per-minute rate to 0",
             );
         }
-        let per_sec = f64::from(settings.per_caller_per_minute) / 60.0;
-        let burst = f64::from(settings.burst.max(1));
-        let buckets = (settings.per_caller_per_minute > 0).then(|| {
+        let per_sec = f64::from(per_minute) / 60.0;
+        let burst = f64::from(burst.max(1));
+        let buckets = (per_minute > 0).then(|| {
             // An idle bucket is full again after burst / rate: forgetting it then loses nothing.
             let refill = Duration::from_secs_f64(burst / per_sec) + Duration::from_secs(1);
             moka::sync::Cache::builder()
-                .max_capacity(settings.max_tracked_callers)
+                .max_capacity(max_tracked)
                 .time_to_idle(refill)
                 .build()
         });
@@ -54,8 +99,7 @@ impl RateLimiter {
         })
     }
 
-    /// Takes one token from `key`'s bucket, or says how long until one is there.
-    pub fn check(&self, key: &str) -> Result<(), Duration> {
+    fn check(&self, key: &str) -> Result<(), Duration> {
         let Some(buckets) = &self.buckets else {
             return Ok(());
         };
@@ -88,6 +132,8 @@ mod tests {
         RateLimiter::from_settings(&RateLimitSettings {
             per_caller_per_minute: per_minute,
             burst,
+            pre_auth_per_minute: per_minute,
+            pre_auth_burst: burst,
             max_tracked_callers: 100,
         })
         .expect("valid settings")
@@ -103,6 +149,14 @@ mod tests {
         tokio::time::advance(Duration::from_secs(1)).await;
         assert!(l.check("a").is_ok());
         assert!(l.check("a").is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refusals_never_spend_a_callers_budget() {
+        let l = limiter(60, 2);
+        assert!((0..2).all(|_| l.check_pre_auth("ip:192.0.2.1").is_ok()));
+        assert!(l.check_pre_auth("ip:192.0.2.1").is_err());
+        assert!(l.check("ip:192.0.2.1").is_ok(), "separate buckets");
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! The per-request span: opened as a child of an incoming `traceparent`,
 //! carrying a request id that is echoed in `x-request-id`, so every log line
 //! and trace of one request can be found together.
+//!
+//! On the public listener an incoming request id and `traceparent` are kept
+//! only from `server.trusted_proxies`: from the internet they would let
+//! anyone plant ids in our logs and attach spans to someone else's trace.
+//! This layer also resolves the client address ([`ClientAddr`](super::client_addr::ClientAddr)) once.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -10,6 +15,12 @@ use opentelemetry::propagation::Extractor;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use std::sync::Arc;
+
+use actix_web::HttpMessage;
+
+use super::Listener;
+use super::client_addr::TrustedProxies;
 use crate::observability::telemetry::{self, REQUEST_SPAN};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -26,11 +37,13 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
-/// The caller's `x-request-id` when it is a sane token (so a proxy's id
-/// follows the request through), otherwise a fresh random one.
-fn request_id(headers: &HeaderMap) -> String {
+/// The caller's `x-request-id` when it comes from a trusted hop and is a
+/// sane token (so a proxy's id follows the request through), otherwise a
+/// fresh random one.
+fn request_id(headers: &HeaderMap, trusted: bool) -> String {
     headers
         .get(&REQUEST_ID)
+        .filter(|_| trusted)
         .and_then(|v| v.to_str().ok())
         .filter(|id| {
             !id.is_empty()
@@ -47,10 +60,16 @@ fn request_id(headers: &HeaderMap) -> String {
 /// method, route and status are recorded: never headers or query strings,
 /// which is where session tokens travel.
 pub async fn trace_request(
+    trusted_proxies: Arc<TrustedProxies>,
+    listener: Listener,
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let id = request_id(req.headers());
+    let peer = req.peer_addr().map(|a| a.ip());
+    let client = trusted_proxies.client_addr(peer, req.headers());
+    req.extensions_mut().insert(client);
+    let trusted = ids_trusted(&trusted_proxies, listener, peer);
+    let id = request_id(req.headers(), trusted);
     let exporting = telemetry::exporting();
     let route = req
         .match_pattern()
@@ -68,10 +87,12 @@ pub async fn trace_request(
             http.response.status_code = tracing::field::Empty,
             request_id = %id,
         );
-        let parent = opentelemetry::global::get_text_map_propagator(|p| {
-            p.extract(&HeaderExtractor(req.headers()))
-        });
-        let _ = span.set_parent(parent);
+        if trusted {
+            let parent = opentelemetry::global::get_text_map_propagator(|p| {
+                p.extract(&HeaderExtractor(req.headers()))
+            });
+            let _ = span.set_parent(parent);
+        }
         span
     } else {
         tracing::info_span!(REQUEST_SPAN, request_id = %id)
@@ -94,6 +115,17 @@ pub async fn trace_request(
     Ok(response)
 }
 
+/// Whether incoming request ids and trace context are believed: always on
+/// the internal listener (cluster callers), on the public one only from a
+/// trusted proxy.
+fn ids_trusted(
+    proxies: &TrustedProxies,
+    listener: Listener,
+    peer: Option<std::net::IpAddr>,
+) -> bool {
+    listener == Listener::Internal || peer.is_some_and(|ip| proxies.contains(ip))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,9 +134,25 @@ mod tests {
     fn an_incoming_request_id_is_kept_only_when_sane() {
         let mut headers = HeaderMap::new();
         headers.insert(REQUEST_ID, HeaderValue::from_static("gw-1234.abc"));
-        assert_eq!(request_id(&headers), "gw-1234.abc");
+        assert_eq!(request_id(&headers, true), "gw-1234.abc");
         headers.insert(REQUEST_ID, HeaderValue::from_static("bad id with spaces"));
-        assert_eq!(request_id(&headers).len(), 32);
-        assert_eq!(request_id(&HeaderMap::new()).len(), 32);
+        assert_eq!(request_id(&headers, true).len(), 32);
+        assert_eq!(request_id(&HeaderMap::new(), true).len(), 32);
+    }
+
+    #[test]
+    fn public_ids_are_kept_only_from_trusted_proxies() {
+        let proxies = TrustedProxies::new(vec!["10.1.0.0/24".parse().expect("net")]);
+        let ingress = Some("10.1.0.5".parse().expect("ip"));
+        let internet = Some("203.0.113.9".parse().expect("ip"));
+        assert!(ids_trusted(&proxies, Listener::Public, ingress));
+        assert!(!ids_trusted(&proxies, Listener::Public, internet));
+        assert!(!ids_trusted(&proxies, Listener::Public, None));
+        assert!(ids_trusted(&proxies, Listener::Internal, internet));
+
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_ID, HeaderValue::from_static("planted-by-anyone"));
+        assert_ne!(request_id(&headers, false), "planted-by-anyone");
+        assert_eq!(request_id(&headers, false).len(), 32);
     }
 }

@@ -7,6 +7,7 @@
 //!   `OTEL_*` variables and off unless an endpoint is set. Spans never carry
 //!   secrets, tokens or request headers.
 
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::trace::TracerProvider as _;
@@ -67,7 +68,10 @@ pub fn init(log: &LogSettings) -> Result<TelemetryGuard, TelemetryError> {
             .with_current_span(true)
             .with_span_list(false)
             .boxed(),
-        LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .compact()
+            .with_ansi(use_ansi(log.format, std::io::stdout().is_terminal()))
+            .boxed(),
     }
     // The log formatter renders every span it sees, eagerly, on every
     // request; it only needs the request span (for `request_id`). The inner
@@ -89,6 +93,12 @@ pub fn init(log: &LogSettings) -> Result<TelemetryGuard, TelemetryError> {
         .with(otel)
         .try_init();
     Ok(TelemetryGuard(provider))
+}
+
+/// Colour (ANSI escapes) only for `pretty` on a terminal: never into files,
+/// pipes or log shippers.
+fn use_ansi(format: LogFormat, stdout_is_terminal: bool) -> bool {
+    format == LogFormat::Pretty && stdout_is_terminal
 }
 
 /// Whether the standard variables ask for trace export.
@@ -122,4 +132,20 @@ fn otlp_provider() -> Result<Option<SdkTracerProvider>, TelemetryError> {
             .with_resource(resource.build())
             .build(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_for_pretty_logs_on_a_terminal() {
+        assert!(use_ansi(LogFormat::Pretty, true));
+        assert!(
+            !use_ansi(LogFormat::Pretty, false),
+            "no ANSI into files or pipes"
+        );
+        assert!(!use_ansi(LogFormat::Json, true));
+        assert!(!use_ansi(LogFormat::Json, false));
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use tokio::time::Instant;
@@ -12,6 +12,7 @@ use crate::caller_auth::{AuthError, Caller, CallerAuth, InternalAuth};
 use crate::client_tokens::token_cache::TokenCache;
 use crate::core::{AccessToken, CredentialSet};
 use crate::http::audit::AuditTrail;
+use crate::http::client_addr::ClientAddr;
 use crate::http::problem::{HttpError, Problem};
 use crate::http::rate_limit::RateLimiter;
 use crate::observability::Metrics;
@@ -83,8 +84,12 @@ impl TokenRoute {
                 let caller = match auth.authenticate(req).await {
                     Ok(caller) => caller,
                     Err(refused) => {
-                        // Failed attempts spend the address's budget, so guessing is throttled too.
-                        limit(rate_limit, &address_key(req))?;
+                        // Refusals spend the client address's pre-authentication
+                        // budget (throttling guessing), never a caller's: an honest
+                        // caller gets its 401 unless its own address is flooding.
+                        rate_limit
+                            .check_pre_auth(&address_key(req))
+                            .map_err(|retry_after| HttpError::RateLimited { retry_after })?;
                         self.refused(req, &refused);
                         return Err(refused.into());
                     }
@@ -159,9 +164,11 @@ fn limit(rate_limit: &RateLimiter, key: &str) -> Result<(), Problem> {
         .map_err(|retry_after| HttpError::RateLimited { retry_after }.into())
 }
 
+/// The client address resolved through `server.trusted_proxies` (by the
+/// request-span layer); the socket peer if that layer did not run.
 fn address_key(req: &HttpRequest) -> String {
-    match req.peer_addr() {
-        Some(addr) => format!("ip:{}", addr.ip().to_canonical()),
-        None => "ip:unknown".into(),
-    }
+    let resolved = req.extensions().get::<ClientAddr>().copied();
+    resolved
+        .unwrap_or_else(|| ClientAddr(req.peer_addr().map(|a| a.ip().to_canonical())))
+        .key()
 }

@@ -322,6 +322,8 @@ pub struct AstraSettings {
     pub timeout_ms: u64,
     pub max_response_bytes: usize,
     pub store_url: String,
+    /// A file holding the store URL (a mounted Kubernetes Secret); wins over `store_url`.
+    pub store_url_file: PathBuf,
     pub store_max_connections: u32,
     /// `ID:BASE64[,ID:BASE64…]`, each a 32-byte AES-256-GCM key.
     #[serde(deserialize_with = "secret_from_scalar")]

@@ -14,7 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use url::Url;
 
@@ -156,10 +156,7 @@ impl UserTokens {
             &s.client_id,
             "your Astra OAuth client id",
         )?;
-        if secrecy::ExposeSecret::expose_secret(&s.client_secret)
-            .trim()
-            .is_empty()
-        {
+        if s.client_secret.expose_secret().trim().is_empty() {
             return invalid(
                 "astra.client_secret",
                 "is empty".into(),
@@ -266,8 +263,9 @@ impl UserTokens {
                 "use a base URL such as https://api.astra.finance",
             );
         };
+        let store_url = store_url(s)?;
         let store = store::connect(
-            &s.store_url,
+            store_url.expose_secret(),
             &StoreOptions {
                 max_connections: s.store_max_connections.max(1),
                 ..StoreOptions::default()
@@ -655,10 +653,31 @@ fn state_hash(state: &str) -> String {
     hex::encode(Sha256::digest(state.as_bytes()))
 }
 
+/// `astra.store_url`, or the text of `astra.store_url_file`: the URL may
+/// carry a password, so it is held as a secret and never echoed.
+fn store_url(s: &AstraSettings) -> Result<SecretString, ConfigError> {
+    if s.store_url_file.as_os_str().is_empty() {
+        return Ok(SecretString::from(s.store_url.clone()));
+    }
+    match std::fs::read_to_string(&s.store_url_file) {
+        Ok(text) if !text.trim().is_empty() => Ok(SecretString::from(text.trim().to_owned())),
+        Ok(_) => invalid(
+            "astra.store_url_file",
+            format!("{} is empty", s.store_url_file.display()),
+            "put the postgres:// URL in the Secret the file is mounted from",
+        ),
+        Err(e) => invalid(
+            "astra.store_url_file",
+            format!("cannot read {}: {}", s.store_url_file.display(), e.kind()),
+            "mount the Secret holding the store URL at that path, or set it to \"\"",
+        ),
+    }
+}
+
 fn cipher_from_settings(s: &AstraSettings) -> Result<TokenCipher, ConfigError> {
     const KEY: &str = "astra.encryption_keys";
     const FIX: &str = "set ATV_ASTRA__ENCRYPTION_KEYS to ID:BASE64 pairs separated by commas, each a 32-byte key (openssl rand -base64 32), and astra.active_key_id to one of the ids";
-    let listed = secrecy::ExposeSecret::expose_secret(&s.encryption_keys);
+    let listed = s.encryption_keys.expose_secret();
     let mut keys = Vec::new();
     for (index, entry) in listed
         .split(',')

@@ -1,5 +1,6 @@
 //! One caller cannot mint tokens without bound: per-caller buckets, per
-//! address for anonymous callers and for failed authentication attempts.
+//! address for anonymous callers, and a separate per-address bucket for
+//! failed authentication attempts.
 
 use astrada_token_vendor::config::Settings;
 use wiremock::MockServer;
@@ -59,7 +60,12 @@ async fn anonymous_callers_are_limited_per_address() {
 
 #[tokio::test]
 async fn failed_authentication_attempts_are_limited_per_address() {
-    let (app, _upstream) = limited_app(trusted_gateway).await;
+    let (app, _upstream) = limited_app(|s| {
+        trusted_gateway(s);
+        s.rate_limit.pre_auth_per_minute = 6;
+        s.rate_limit.pre_auth_burst = 3;
+    })
+    .await;
 
     for _ in 0..3 {
         assert_eq!(app.sdk_token_for(None).await.status(), 401);

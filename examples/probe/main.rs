@@ -8,10 +8,12 @@
 //! probe cold-start --url … --addr 127.0.0.1:8080 -n 10000
 //! probe verdict fault --name upstream-slow --expect expire --probe probe.json …
 //! probe rule down-valid-plan --down-secs 60      # token lifetime and fault start
+//! probe astra stampede --name astra-stampede --fake http://127.0.0.1:7071/ --targets URL1,URL2,URL3 --users 10000
 //! probe get http://127.0.0.1:7070/_control /requests
 //! probe metric http://127.0.0.1:9090/metrics atv_token_exchanges_total 'set="sdk",outcome="ok"'
 //! ```
 
+mod astra;
 mod cold_start;
 mod load;
 mod lookup;
@@ -41,6 +43,11 @@ enum Command {
         #[command(subcommand)]
         drill: verdict::Drill,
     },
+    /// Per-user Astra drills across replicas: seeding, stampede, coherence.
+    Astra {
+        #[command(subcommand)]
+        drill: astra::Astra,
+    },
     /// The cache's timing rules, as numbers for the drill scripts.
     Rule {
         #[command(subcommand)]
@@ -67,6 +74,12 @@ async fn main() -> anyhow::Result<()> {
         Command::ColdStart(args) => cold_start::run(args).await,
         Command::Verdict { drill } => {
             if !drill.judge().await? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Astra { drill } => {
+            if !drill.run().await? {
                 std::process::exit(1);
             }
             Ok(())

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Smoke of bench/drills/astra-stampede.sh: 300 users, three vendor replicas on
+# one PostgreSQL cluster, all access tokens expired, every user's token asked
+# of every replica at once; then the coherence drill. FAIL fails CI.
+# Debug binaries (the test step has built them; no release build in CI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export ATV_CI_CACHE="${ATV_CI_CACHE:-$PWD/.ci-cache}"
+# PostgreSQL binaries (installs Debian's postgresql once if missing).
+# shellcheck source=scripts/test-deps/postgres.sh
+source scripts/test-deps/postgres.sh
+
+cargo build --locked --quiet --bin astrada-token-vendor \
+  --example probe --example fake_astra --example fake_upstream --example naive_astra_peer
+
+out=$(BENCH_PROFILE=debug BENCH_NO_BUILD=1 USERS="${ASTRA_SMOKE_USERS:-300}" NAIVE=0 \
+  timeout 300 bench/drills/astra-stampede.sh) || rc=$?
+echo "$out"
+grep -q '^PASS astra-stampede' <<<"$out" || { echo "astra stampede smoke failed (exit ${rc:-0})" >&2; exit 1; }
+grep -q '^PASS astra-coherence' <<<"$out" || { echo "astra coherence smoke failed (exit ${rc:-0})" >&2; exit 1; }
+[ "${rc:-0}" -eq 0 ]

@@ -2,13 +2,15 @@
 //! helper exists once: the service on free loopback ports ([`app`]), the
 //! mock Astrada token endpoint ([`upstream`]), the app's session JWTs and
 //! JWKS ([`session`]), Secrets Manager on moto ([`moto`]), a throw-away
-//! PostgreSQL cluster ([`postgres`]) and the per-user Astra world ([`astra`]).
+//! PostgreSQL cluster ([`postgres`]), the per-user Astra world ([`astra`])
+//! and captured trace-level logs ([`logs`]).
 //!
 //! Paths and problem types come from the crate's own exports
 //! (`http::SDK_TOKEN_PATH`, `http::problem::PROBLEM_BASE`, ...), never copies.
 
 pub mod app;
 pub mod astra;
+pub mod logs;
 pub mod moto;
 pub mod postgres;
 pub mod session;

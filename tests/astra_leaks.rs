@@ -50,12 +50,7 @@ async fn no_astra_token_code_state_or_secret_appears_in_trace_level_logs() {
     let callback = format!("{}/astra/callback?code={code}&state={state}", app.public);
     assert_eq!(app.http.get(&callback).send().await.unwrap().status(), 200);
     let (_, token) = app.get("/astra/users/alice/token").await;
-    let (status, _) = app
-        .post(
-            "/astra/users/alice/token/refresh",
-            json!({"stale_generation": token["generation"]}),
-        )
-        .await;
+    let (status, _) = app.refresh_stale("alice", &token["generation"]).await;
     assert_eq!(status, 200);
     app.get("/astra/users/alice").await;
     app.get("/astra/users").await;

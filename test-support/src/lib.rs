@@ -43,3 +43,25 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Instantiates each named test, an `async fn(B)`, once per database, as
+/// `sqlite::name` and `postgres::name`, where `B::sqlite()` and
+/// `B::postgres()` build its argument:
+/// `on_sqlite_and_postgres!(Backend: a_test, another_test)`.
+#[macro_export]
+macro_rules! on_sqlite_and_postgres {
+    ($backend:ident: $($name:ident),* $(,)?) => {
+        $crate::on_sqlite_and_postgres!(@db sqlite, $backend: $($name),*);
+        $crate::on_sqlite_and_postgres!(@db postgres, $backend: $($name),*);
+    };
+    (@db $db:ident, $backend:ident: $($name:ident),*) => {
+        mod $db {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::$backend::$db().await).await
+                }
+            )*
+        }
+    };
+}

@@ -407,6 +407,13 @@ fn check_state_hash(state_hash: &str) -> Result<(), StoreError> {
     }
 }
 
+/// The pool both backends open from [`StoreOptions`].
+fn pool_options<DB: sqlx::Database>(options: &StoreOptions) -> sqlx::pool::PoolOptions<DB> {
+    sqlx::pool::PoolOptions::new()
+        .max_connections(options.max_connections.max(1))
+        .acquire_timeout(options.acquire_timeout)
+}
+
 fn check_limit(limit: u32) -> i64 {
     i64::from(limit.min(10_000))
 }

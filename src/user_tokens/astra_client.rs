@@ -258,34 +258,37 @@ impl AstraClient {
 
     /// Exchanges an authorization code (single use, valid minutes) for tokens.
     pub async fn exchange_code(&self, code: &SecretString) -> Result<AstraTokens, AstraError> {
-        self.token_request(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.expose_secret()),
-            ("redirect_uri", self.redirect_uri.as_str()),
-        ])
-        .await
+        self.token_request("authorization_code", ("code", code))
+            .await
     }
 
     /// Trades a refresh token for a new access token and a new refresh token.
     /// The previous access token stops working; the refresh token passed in
     /// stays usable until its own expiry.
     pub async fn refresh(&self, refresh_token: &SecretString) -> Result<AstraTokens, AstraError> {
-        self.token_request(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token.expose_secret()),
-            ("redirect_uri", self.redirect_uri.as_str()),
-        ])
-        .await
+        self.token_request("refresh_token", ("refresh_token", refresh_token))
+            .await
     }
 
-    async fn token_request(&self, form: &[(&str, &str)]) -> Result<AstraTokens, AstraError> {
+    /// `POST`s the token endpoint a `grant_type` with the one secret it
+    /// takes (`(field, value)`) and the redirect URI.
+    async fn token_request(
+        &self,
+        grant_type: &str,
+        (field, value): (&str, &SecretString),
+    ) -> Result<AstraTokens, AstraError> {
+        let form = [
+            ("grant_type", grant_type),
+            (field, value.expose_secret()),
+            ("redirect_uri", self.redirect_uri.as_str()),
+        ];
         let mut response = self
             .http
             .post(self.token_url.clone())
             .header(reqwest::header::ACCEPT, "application/json")
             // reqwest marks this header sensitive, keeping it out of its own Debug output.
             .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
-            .form(form)
+            .form(&form)
             .send()
             .await
             .map_err(|e| transport_error(&e, None))?;

@@ -17,7 +17,7 @@ use super::credentials::ClientCredentials;
 use crate::config::{
     AuthStyle, CALLER_BUDGET, ConfigError, TokenEndpointSettings, https_url, invalid,
 };
-use crate::core::{AccessToken, unix_now};
+use crate::core::{AccessToken, USER_AGENT, outbound_client, unix_now};
 
 /// Why an exchange produced no token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,13 +120,9 @@ impl OAuthClient {
                 "use at least 1024 (default 65536)",
             );
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(te.connect_timeout_ms))
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("astrada-token-vendor/", env!("CARGO_PKG_VERSION")))
-            .build();
-        let Ok(http) = http else {
+        let connect_timeout = Duration::from_millis(te.connect_timeout_ms);
+        let http = outbound_client(connect_timeout, timeout).user_agent(USER_AGENT);
+        let Ok(http) = http.build() else {
             return invalid(
                 "token_endpoint.url",
                 "no HTTP client can be built for it on this machine (TLS set-up failed)".into(),

@@ -1,13 +1,18 @@
 //! The small shared vocabulary every other part speaks: which credential set,
-//! a token and its lifetime, the wall clock, retry jitter. Nothing here
+//! a token and its lifetime, the wall clock, retry jitter, outbound HTTP
+//! clients. Nothing here
 //! imports another module of the crate, so anything may import it.
 
 mod access_token;
 mod backoff;
 mod clock;
 mod credential_set;
+mod named;
+mod outbound;
 
 pub use access_token::AccessToken;
 pub use backoff::jittered;
 pub use clock::unix_now;
 pub use credential_set::{CredentialSet, PerSet};
+pub(crate) use named::named_enum;
+pub use outbound::{USER_AGENT, outbound_client};

@@ -22,6 +22,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+use crate::core::{USER_AGENT, outbound_client};
+
 /// The longest `request-id` we keep; real ones are UUID-sized, and anything
 /// much longer is more likely to be junk than an identifier.
 const MAX_REQUEST_ID_LEN: usize = 128;
@@ -217,13 +219,10 @@ impl AstraClient {
             .ok_or(AstraClientBuildError::NotABaseUrl("api_base"))?;
         let authorize_url = with_path(&config.authorize_base, &["login", "oauth", "authorize"])
             .ok_or(AstraClientBuildError::NotABaseUrl("authorize_base"))?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.timeout)
-            // A redirect from a token endpoint is never legitimate, and
-            // following one would resend our Basic credentials elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("astrada-token-vendor/", env!("CARGO_PKG_VERSION")))
+        // A redirect from a token endpoint is never legitimate, and following
+        // one would resend our Basic credentials elsewhere.
+        let http = outbound_client(config.connect_timeout, config.timeout)
+            .user_agent(USER_AGENT)
             .build()
             .map_err(AstraClientBuildError::Http)?;
         Ok(Self {

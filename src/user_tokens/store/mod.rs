@@ -49,28 +49,13 @@ pub mod sqlite;
 
 pub use error::StoreError;
 
-/// Whether a user's stored tokens can still be used and refreshed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum UserStatus {
-    Active,
-    /// Astra refused the refresh token; the user must authorize again.
-    ReauthorizationRequired,
-}
-
-impl UserStatus {
-    pub const ALL: [UserStatus; 2] = [UserStatus::Active, UserStatus::ReauthorizationRequired];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UserStatus::Active => "active",
-            UserStatus::ReauthorizationRequired => "reauthorization_required",
-        }
-    }
-}
-
-impl fmt::Display for UserStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+crate::core::named_enum! {
+    /// Whether a user's stored tokens can still be used and refreshed.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum UserStatus {
+        Active = "active",
+        /// Astra refused the refresh token; the user must authorize again.
+        ReauthorizationRequired = "reauthorization_required",
     }
 }
 

@@ -89,16 +89,12 @@ impl OAuthClient {
             "would send client secrets in clear text",
             "use e.g. https://api.astrada.co/oauth/token",
         )?;
-        if te.connect_timeout_ms == 0 || te.connect_timeout_ms > te.timeout_ms {
-            return invalid(
-                "token_endpoint.connect_timeout_ms",
-                format!(
-                    "{} ms must be between 1 and timeout_ms",
-                    te.connect_timeout_ms
-                ),
-                "use a value such as 1000",
-            );
-        }
+        super::check_ms_within(
+            "token_endpoint.connect_timeout_ms",
+            te.connect_timeout_ms,
+            ("timeout_ms", te.timeout_ms),
+            "use a value such as 1000",
+        )?;
         let timeout = Duration::from_millis(te.timeout_ms);
         if timeout > CALLER_BUDGET {
             return invalid(

@@ -6,7 +6,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use astrada_token_vendor::app::dev::fake_astra::{FakeAstra, FakeAstraConfig, FakeAstraFault};
-use astrada_token_vendor::user_tokens::astra_client::{AstraClient, AstraClientConfig, AstraError};
+use astrada_token_vendor::user_tokens::astra_client::{
+    AstraClient, AstraClientConfig, AstraError, AstraTokens,
+};
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
@@ -49,6 +51,41 @@ fn client(base: &Url) -> AstraClient {
     AstraClient::new(client_config(base)).expect("client builds")
 }
 
+/// A client for `fake` that names `redirect_uri`, not the registered one.
+fn client_redirecting_to(fake: &FakeAstra, redirect_uri: &str) -> AstraClient {
+    let redirect_uri = Url::parse(redirect_uri).expect("url");
+    client_with(&fake.base_url(), |c| c.redirect_uri = redirect_uri)
+}
+
+/// A fake, a client, and user-1's tokens from a code exchange (`first`) and
+/// from refreshing those once (`second`).
+async fn refreshed_once() -> (FakeAstra, AstraClient, AstraTokens, AstraTokens) {
+    let (fake, astra) = fake_and_client();
+    let first = exchange(&fake, &astra, "user-1").await;
+    let second = astra.refresh(&first.refresh_token).await.expect("refresh");
+    (fake, astra, first, second)
+}
+
+/// A client for `base` with `tweak` applied to its configuration.
+fn client_with(base: &Url, tweak: impl FnOnce(&mut AstraClientConfig)) -> AstraClient {
+    let mut config = client_config(base);
+    tweak(&mut config);
+    AstraClient::new(config).expect("client builds")
+}
+
+/// A fake Astra with the test configuration, and a client for it.
+fn fake_and_client() -> (FakeAstra, AstraClient) {
+    let fake = start_fake(fake_config());
+    let astra = client(&fake.base_url());
+    (fake, astra)
+}
+
+/// `user`'s tokens, from a code the fake issues them.
+async fn exchange(fake: &FakeAstra, astra: &AstraClient, user: &str) -> AstraTokens {
+    let code = fake.issue_code(user);
+    astra.exchange_code(&secret(&code)).await.expect("exchange")
+}
+
 fn secret(s: &str) -> SecretString {
     SecretString::from(s.to_owned())
 }
@@ -57,16 +94,30 @@ fn mock_base(server: &MockServer) -> Url {
     Url::parse(&server.uri()).expect("mock url")
 }
 
-/// Mounts a token endpoint answering `response` and returns a client for it.
-async fn mocked(response: ResponseTemplate) -> (MockServer, AstraClient) {
+/// A token endpoint answering `response`.
+async fn mock_endpoint(response: ResponseTemplate) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/v1/oauth/token"))
         .respond_with(response)
         .mount(&server)
         .await;
+    server
+}
+
+/// Mounts a token endpoint answering `response` and returns a client for it.
+async fn mocked(response: ResponseTemplate) -> (MockServer, AstraClient) {
+    let server = mock_endpoint(response).await;
     let client = client(&mock_base(&server));
     (server, client)
+}
+
+/// Asserts that `error` is Astra refusing the grant itself.
+fn assert_grant_refused(error: &AstraError) {
+    assert!(
+        matches!(error, AstraError::GrantRefused { .. }),
+        "{error:?}"
+    );
 }
 
 fn no_redirects() -> reqwest::Client {
@@ -135,11 +186,7 @@ async fn a_code_is_exchanged_with_basic_auth_and_a_form_body() {
 
 #[tokio::test]
 async fn a_refresh_returns_a_new_refresh_token_and_invalidates_the_old_access_token() {
-    let fake = start_fake(fake_config());
-    let astra = client(&fake.base_url());
-    let code = fake.issue_code("user-1");
-    let first = astra.exchange_code(&secret(&code)).await.expect("exchange");
-    let second = astra.refresh(&first.refresh_token).await.expect("refresh");
+    let (fake, _, first, second) = refreshed_once().await;
 
     assert_ne!(
         first.refresh_token.expose_secret(),
@@ -159,11 +206,7 @@ async fn a_refresh_returns_a_new_refresh_token_and_invalidates_the_old_access_to
 
 #[tokio::test]
 async fn an_old_refresh_token_still_works_until_it_expires() {
-    let fake = start_fake(fake_config());
-    let astra = client(&fake.base_url());
-    let code = fake.issue_code("user-1");
-    let first = astra.exchange_code(&secret(&code)).await.expect("exchange");
-    let second = astra.refresh(&first.refresh_token).await.expect("refresh");
+    let (fake, astra, first, second) = refreshed_once().await;
     astra
         .refresh(&first.refresh_token)
         .await
@@ -175,10 +218,7 @@ async fn an_old_refresh_token_still_works_until_it_expires() {
             .refresh(token)
             .await
             .expect_err("expired after 10 days");
-        assert!(
-            matches!(error, AstraError::GrantRefused { .. }),
-            "{error:?}"
-        );
+        assert_grant_refused(&error);
         assert_eq!(error.code(), "astra_grant_refused");
         assert!(!error.is_transient());
     }
@@ -188,23 +228,18 @@ async fn an_old_refresh_token_still_works_until_it_expires() {
 
 #[tokio::test]
 async fn a_used_code_is_refused_as_a_grant_error() {
-    let fake = start_fake(fake_config());
-    let astra = client(&fake.base_url());
+    let (fake, astra) = fake_and_client();
     let code = secret(&fake.issue_code("user-1"));
     astra.exchange_code(&code).await.expect("first use");
     let error = astra.exchange_code(&code).await.expect_err("second use");
-    assert!(
-        matches!(error, AstraError::GrantRefused { .. }),
-        "{error:?}"
-    );
+    assert_grant_refused(&error);
     assert_eq!(fake.code_exchanges(), 1);
     fake.stop().await;
 }
 
 #[tokio::test]
 async fn an_expired_or_unknown_code_is_refused_as_a_grant_error() {
-    let fake = start_fake(fake_config());
-    let astra = client(&fake.base_url());
+    let (fake, astra) = fake_and_client();
     let code = secret(&fake.issue_code("user-1"));
     fake.advance_clock(Duration::from_secs(301));
     for code in [code, secret("never-issued")] {
@@ -216,18 +251,11 @@ async fn an_expired_or_unknown_code_is_refused_as_a_grant_error() {
 
 #[tokio::test]
 async fn a_revoked_user_has_every_refresh_token_refused() {
-    let fake = start_fake(fake_config());
-    let astra = client(&fake.base_url());
-    let code = fake.issue_code("user-1");
-    let first = astra.exchange_code(&secret(&code)).await.expect("exchange");
-    let second = astra.refresh(&first.refresh_token).await.expect("refresh");
+    let (fake, astra, first, second) = refreshed_once().await;
     fake.revoke_refresh_tokens("user-1");
     for token in [&second.refresh_token, &first.refresh_token] {
         let error = astra.refresh(token).await.expect_err("revoked");
-        assert!(
-            matches!(error, AstraError::GrantRefused { .. }),
-            "{error:?}"
-        );
+        assert_grant_refused(&error);
     }
     fake.stop().await;
 }
@@ -235,9 +263,9 @@ async fn a_revoked_user_has_every_refresh_token_refused() {
 #[tokio::test]
 async fn wrong_client_credentials_are_client_rejected_not_grant_refused() {
     let fake = start_fake(fake_config());
-    let mut config = client_config(&fake.base_url());
-    config.client_secret = SecretString::from("not-the-secret");
-    let astra = AstraClient::new(config).expect("client builds");
+    let astra = client_with(&fake.base_url(), |c| {
+        c.client_secret = SecretString::from("not-the-secret")
+    });
     let code = secret(&fake.issue_code("user-1"));
     let error = astra.exchange_code(&code).await.expect_err("rejected");
     assert!(
@@ -257,8 +285,7 @@ async fn wrong_client_credentials_are_client_rejected_not_grant_refused() {
 
 #[tokio::test]
 async fn the_request_id_is_kept_on_success_and_on_errors() {
-    let fake = start_fake(fake_config());
-    let astra = client(&fake.base_url());
+    let (fake, astra) = fake_and_client();
     let code = secret(&fake.issue_code("user-1"));
     let tokens = astra.exchange_code(&code).await.expect("exchange");
     let success_id = tokens.request_id.clone().expect("request-id on success");
@@ -313,10 +340,7 @@ async fn errors_never_contain_the_response_body_or_tokens() {
     .await;
     let code = "code-SHOULD-NOT-APPEAR";
     let error = astra.exchange_code(&secret(code)).await.expect_err("400");
-    assert!(
-        matches!(error, AstraError::GrantRefused { .. }),
-        "{error:?}"
-    );
+    assert_grant_refused(&error);
     let (display, debug) = (error.to_string(), format!("{error:?}"));
     for text in [&display, &debug] {
         for forbidden in [leak, "invalid_grant", code, CLIENT_SECRET] {
@@ -406,8 +430,7 @@ fn query_value(url: &Url, name: &str) -> Option<String> {
 
 #[tokio::test]
 async fn the_authorize_page_redirects_with_a_code_and_the_state() {
-    let fake = start_fake(fake_config());
-    let astra = client(&fake.base_url());
+    let (fake, astra) = fake_and_client();
     let landed = authorize_in_browser(&astra, "st<ate>&1", Some("intent-7")).await;
     assert!(
         landed.as_str().starts_with(redirect_uri().as_str()),
@@ -440,9 +463,7 @@ async fn the_state_can_be_withheld_like_real_astra_may() {
 #[tokio::test]
 async fn the_authorize_page_refuses_an_unregistered_redirect_uri() {
     let fake = start_fake(fake_config());
-    let mut config = client_config(&fake.base_url());
-    config.redirect_uri = Url::parse("https://attacker.example/cb").expect("url");
-    let astra = AstraClient::new(config).expect("client");
+    let astra = client_redirecting_to(&fake, "https://attacker.example/cb");
     let http = no_redirects();
     let page = http
         .get(astra.authorize_url("s", None))
@@ -495,27 +516,20 @@ async fn json_bodies_are_refused_like_the_real_endpoint() {
 #[tokio::test]
 async fn a_mismatched_redirect_uri_is_refused_as_a_grant_error() {
     let fake = start_fake(fake_config());
-    let mut config = client_config(&fake.base_url());
-    config.redirect_uri = Url::parse("https://vendor.example.test/other").expect("url");
-    let astra = AstraClient::new(config).expect("client");
+    let astra = client_redirecting_to(&fake, "https://vendor.example.test/other");
     let code = fake.issue_code("user-1");
     let error = astra
         .exchange_code(&secret(&code))
         .await
         .expect_err("mismatch");
-    assert!(
-        matches!(error, AstraError::GrantRefused { .. }),
-        "{error:?}"
-    );
+    assert_grant_refused(&error);
     fake.stop().await;
 }
 
 #[tokio::test]
 async fn only_the_current_access_token_reads_the_user() {
-    let fake = start_fake(fake_config());
-    let astra = client(&fake.base_url());
-    let code = fake.issue_code("user-1");
-    let first = astra.exchange_code(&secret(&code)).await.expect("exchange");
+    let (fake, astra) = fake_and_client();
+    let first = exchange(&fake, &astra, "user-1").await;
     assert_eq!(
         get_user(&fake, first.access_token.expose_secret()).await,
         200
@@ -544,11 +558,8 @@ async fn only_the_current_access_token_reads_the_user() {
 #[tokio::test]
 async fn faults_map_to_typed_errors_with_stable_codes() {
     let fake = start_fake(fake_config());
-    let mut config = client_config(&fake.base_url());
-    config.timeout = Duration::from_millis(300);
-    let astra = AstraClient::new(config).expect("client");
-    let code = fake.issue_code("user-1");
-    let tokens = astra.exchange_code(&secret(&code)).await.expect("exchange");
+    let astra = client_with(&fake.base_url(), |c| c.timeout = Duration::from_millis(300));
+    let tokens = exchange(&fake, &astra, "user-1").await;
 
     let cases = [
         (FakeAstraFault::ServerError(502), "astra_5xx", true),
@@ -585,9 +596,7 @@ async fn faults_map_to_typed_errors_with_stable_codes() {
 #[tokio::test]
 async fn latency_past_the_client_timeout_is_a_timeout() {
     let fake = start_fake(fake_config());
-    let mut config = client_config(&fake.base_url());
-    config.timeout = Duration::from_millis(200);
-    let astra = AstraClient::new(config).expect("client");
+    let astra = client_with(&fake.base_url(), |c| c.timeout = Duration::from_millis(200));
     fake.set_latency(Duration::from_millis(600));
     let error = astra.refresh(&secret("rt")).await.expect_err("slow");
     assert!(matches!(error, AstraError::Timeout { .. }), "{error:?}");
@@ -596,18 +605,13 @@ async fn latency_past_the_client_timeout_is_a_timeout() {
 
 #[tokio::test]
 async fn a_slow_answer_past_the_timeout_is_a_transient_timeout() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(2)))
-        .mount(&server)
-        .await;
-    let mut config = client_config(&mock_base(&server));
-    config.timeout = Duration::from_millis(200);
-    let error = AstraClient::new(config)
-        .expect("client")
-        .refresh(&secret("rt"))
-        .await
-        .expect_err("timeout");
+    let server = mock_endpoint(ResponseTemplate::new(200).set_delay(Duration::from_secs(2))).await;
+    let error = client_with(&mock_base(&server), |c| {
+        c.timeout = Duration::from_millis(200)
+    })
+    .refresh(&secret("rt"))
+    .await
+    .expect_err("timeout");
     assert!(matches!(error, AstraError::Timeout { .. }), "{error:?}");
     assert!(error.is_transient());
     assert_eq!(error.code(), "astra_timeout");
@@ -766,8 +770,7 @@ async fn the_control_route_is_loopback_only_and_drives_the_fake() {
         .send()
         .await
         .expect("control answers");
-    let code = fake.issue_code("user-1");
-    let tokens = astra.exchange_code(&secret(&code)).await.expect("exchange");
+    let tokens = exchange(&fake, &astra, "user-1").await;
     astra.refresh(&tokens.refresh_token).await.expect("refresh");
     let stats: serde_json::Value = http
         .get(control)

@@ -3,8 +3,6 @@
 //! failure paths alike. Its own binary, because it installs the one global
 //! subscriber.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use astrada_token_vendor::app::dev::fake_astra::FakeAstraFault;
@@ -13,19 +11,6 @@ use base64::engine::general_purpose::STANDARD;
 use secrecy::SecretString;
 use serde_json::json;
 use test_support::astra::{CLIENT_SECRET, KEY_1, Store, World};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// The fake's tokens and codes carry these prefixes followed by hex.
 const MARKS: &[&str] = &["at_", "rt_", "code_"];
@@ -45,15 +30,7 @@ fn leaked_marks(text: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_astra_token_code_state_or_secret_appears_in_trace_level_logs() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .json()
-        .with_current_span(true)
-        .with_span_list(true)
-        .with_writer(move || writer.clone())
-        .init();
+    let captured = test_support::logs::capture();
 
     let webhook_secret = "leak-test-webhook-secret-0123456789";
     let world = World::new(Store::sqlite().await).await;
@@ -73,12 +50,7 @@ async fn no_astra_token_code_state_or_secret_appears_in_trace_level_logs() {
     let callback = format!("{}/astra/callback?code={code}&state={state}", app.public);
     assert_eq!(app.http.get(&callback).send().await.unwrap().status(), 200);
     let (_, token) = app.get("/astra/users/alice/token").await;
-    let (status, _) = app
-        .post(
-            "/astra/users/alice/token/refresh",
-            json!({"stale_generation": token["generation"]}),
-        )
-        .await;
+    let (status, _) = app.refresh_stale("alice", &token["generation"]).await;
     assert_eq!(status, 200);
     app.get("/astra/users/alice").await;
     app.get("/astra/users").await;
@@ -99,7 +71,7 @@ async fn no_astra_token_code_state_or_secret_appears_in_trace_level_logs() {
     app.get("/astra/users/alice/token").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("astra user authorized"),
         "the flow was logged"

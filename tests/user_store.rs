@@ -40,30 +40,43 @@ impl Drop for TempDir {
     }
 }
 
+/// Runs `$body` with `$pool` bound to whichever pool `$raw` holds: the two
+/// pool types share no trait that `sqlx::query` could be generic over here.
+macro_rules! with_pool {
+    ($raw:expr, |$pool:ident| $body:expr) => {
+        match $raw {
+            Raw::Sqlite($pool) => $body,
+            Raw::Pg($pool) => $body,
+        }
+    };
+}
+
 impl Backend {
     async fn sqlite() -> Self {
         let dir = std::env::temp_dir().join(format!("atv-sqlite-{:016x}", fastrand::u64(..)));
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite:{}", dir.join("users.db").display());
-        let store = connect(&url, &StoreOptions::default()).await.unwrap();
-        let raw = Raw::Sqlite(sqlx::SqlitePool::connect(&url).await.unwrap());
-        Self {
-            url,
-            store,
-            raw,
-            _dir: Some(TempDir(dir)),
-        }
+        Self::open(url, Some(TempDir(dir))).await
     }
 
     async fn postgres() -> Self {
         let url = test_support::postgres::fresh_database().await;
+        Self::open(url, None).await
+    }
+
+    /// The store at `url` (created and migrated by `connect`), and raw access.
+    async fn open(url: String, dir: Option<TempDir>) -> Self {
         let store = connect(&url, &StoreOptions::default()).await.unwrap();
-        let raw = Raw::Pg(sqlx::PgPool::connect(&url).await.unwrap());
+        let raw = if url.starts_with("sqlite:") {
+            Raw::Sqlite(sqlx::SqlitePool::connect(&url).await.unwrap())
+        } else {
+            Raw::Pg(sqlx::PgPool::connect(&url).await.unwrap())
+        };
         Self {
             url,
             store,
             raw,
-            _dir: None,
+            _dir: dir,
         }
     }
 
@@ -75,24 +88,10 @@ impl Backend {
     /// Sets a bytes column of one user's row.
     async fn set_bytes(&self, user: &str, column: &str, value: Vec<u8>) {
         let sql = format!("UPDATE astra_users SET {column} = $1 WHERE user_ref = $2");
-        match &self.raw {
-            Raw::Sqlite(pool) => {
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(value)
-                    .bind(user)
-                    .execute(pool)
-                    .await
-                    .unwrap();
-            }
-            Raw::Pg(pool) => {
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(value)
-                    .bind(user)
-                    .execute(pool)
-                    .await
-                    .unwrap();
-            }
-        }
+        with_pool!(&self.raw, |pool| {
+            let query = sqlx::query(AssertSqlSafe(sql)).bind(value).bind(user);
+            query.execute(pool).await.unwrap();
+        });
     }
 
     /// Every non-null cell of `table`, as the bytes the database hands out
@@ -110,34 +109,15 @@ impl Backend {
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!("SELECT {select} FROM {table}");
-        let mut cells = Vec::new();
-        match &self.raw {
-            Raw::Sqlite(pool) => {
-                use sqlx::Row;
-                for row in sqlx::query(AssertSqlSafe(sql))
-                    .fetch_all(pool)
-                    .await
-                    .unwrap()
-                {
-                    for i in 0..columns.len() {
-                        cells.extend(row.get::<Option<Vec<u8>>, _>(i));
-                    }
-                }
-            }
-            Raw::Pg(pool) => {
-                use sqlx::Row;
-                for row in sqlx::query(AssertSqlSafe(sql))
-                    .fetch_all(pool)
-                    .await
-                    .unwrap()
-                {
-                    for i in 0..columns.len() {
-                        cells.extend(row.get::<Option<Vec<u8>>, _>(i));
-                    }
-                }
-            }
-        }
-        cells
+        with_pool!(&self.raw, |pool| {
+            use sqlx::Row;
+            let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(pool).await;
+            let rows = rows.unwrap();
+            let cells = rows.iter().flat_map(|row| {
+                (0..columns.len()).filter_map(move |i| row.get::<Option<Vec<u8>>, _>(i))
+            });
+            cells.collect()
+        })
     }
 
     /// `table`'s columns, and whether each holds bytes.
@@ -167,38 +147,18 @@ impl Backend {
     }
 
     async fn count(&self, sql: &'static str) -> i64 {
-        match &self.raw {
-            Raw::Sqlite(pool) => sqlx::query_as::<_, (i64,)>(sql).fetch_one(pool).await,
-            Raw::Pg(pool) => sqlx::query_as::<_, (i64,)>(sql).fetch_one(pool).await,
-        }
-        .unwrap()
-        .0
+        let (n,) = with_pool!(&self.raw, |pool| {
+            sqlx::query_as::<_, (i64,)>(sql)
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        });
+        n
     }
 }
 
-/// Instantiates each test once per backend: `sqlite::name` and `postgres::name`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(super::Backend::sqlite().await).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(super::Backend::postgres().await).await
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+test_support::on_sqlite_and_postgres!(
+    Backend:
     a_stored_authorization_round_trips_and_bumps_the_generation,
     only_one_of_many_concurrent_lease_claims_wins,
     a_lease_left_by_a_dead_holder_is_taken_over_after_it_expires,
@@ -263,15 +223,16 @@ fn open(c: &TokenCipher, u: &UserRef, field: Field, sealed: &Sealed) -> String {
     c.open(u, field, sealed).unwrap().expose_secret().to_owned()
 }
 
+/// Stores a new authorization of `u` with tokens `access` and `refresh`.
+async fn store(b: &Backend, c: &TokenCipher, u: &UserRef, access: &str, refresh: &str) -> UserRow {
+    let t = tokens(c, u, access, refresh);
+    b.store.store_authorization(u, t).await.unwrap()
+}
+
+/// Stores a new authorization of user `name`, with tokens named after it.
 async fn authorize(b: &Backend, c: &TokenCipher, name: &str) -> UserRow {
-    let u = user(name);
-    let t = tokens(
-        c,
-        &u,
-        &format!("{name}-access-0"),
-        &format!("{name}-refresh-0"),
-    );
-    b.store.store_authorization(&u, t).await.unwrap()
+    let (access, refresh) = (format!("{name}-access-0"), format!("{name}-refresh-0"));
+    store(b, c, &user(name), &access, &refresh).await
 }
 
 async fn lease(b: &Backend, u: &UserRef, holder: &str, ttl: i64) -> Lease {
@@ -279,6 +240,52 @@ async fn lease(b: &Backend, u: &UserRef, holder: &str, ttl: i64) -> Lease {
         LeaseOutcome::Acquired { lease, .. } => lease,
         other => panic!("expected a lease, got {other:?}"),
     }
+}
+
+/// Commits refreshed tokens (`access`, `refresh`) under lease `l`.
+async fn refresh(
+    b: &Backend,
+    c: &TokenCipher,
+    l: &Lease,
+    access: &str,
+    refresh: &str,
+) -> CommitOutcome {
+    let t = tokens(c, &l.user_ref, access, refresh);
+    b.store.commit_refresh(l, t).await.unwrap()
+}
+
+/// Ends `l` as Astra refusing the refresh token; true if the lease was current.
+async fn require_reauthorization(b: &Backend, l: &Lease) -> bool {
+    let outcome = LeaseRelease::ReauthorizationRequired {
+        error_code: "invalid_grant",
+        astra_request_id: None,
+    };
+    b.store.release_lease(l, outcome).await.unwrap()
+}
+
+/// The plaintext of `row`'s access token, opened as `u`'s.
+fn access_of(c: &TokenCipher, u: &UserRef, row: &UserRow) -> String {
+    open(c, u, Field::AccessToken, &row.access_token)
+}
+
+/// The plaintext of `row`'s current refresh token, opened as `u`'s.
+fn refresh_of(c: &TokenCipher, u: &UserRef, row: &UserRow) -> String {
+    open(c, u, Field::RefreshToken, &row.refresh_token)
+}
+
+/// Records the pending authorization `state_hash(n)` for `u`, alive for `ttl` seconds.
+async fn put_state(b: &Backend, n: u8, u: &UserRef, ttl: i64) {
+    let hash = state_hash(n);
+    b.store
+        .put_state(&hash, u, None, now() + ttl)
+        .await
+        .unwrap();
+}
+
+/// Asserts that committing new tokens under `l` is refused as fenced out.
+async fn assert_fenced_out(b: &Backend, c: &TokenCipher, l: &Lease, why: &str) {
+    let outcome = refresh(b, c, l, "late-access", "late-refresh").await;
+    assert!(matches!(outcome, CommitOutcome::FencedOut), "{why}");
 }
 
 fn committed(outcome: CommitOutcome) -> UserRow {
@@ -298,39 +305,22 @@ async fn a_stored_authorization_round_trips_and_bumps_the_generation(b: Backend)
     let c = cipher();
     let u = user("alice@example.com");
     let before = now();
-    let first = b
-        .store
-        .store_authorization(&u, tokens(&c, &u, "access-1", "refresh-1"))
-        .await
-        .unwrap();
+    let first = store(&b, &c, &u, "access-1", "refresh-1").await;
     assert_eq!(first.generation, 1);
     assert_eq!(first.status, UserStatus::Active);
     assert!(first.created_at >= before - 1 && first.updated_at >= first.created_at);
 
     let read = b.store.get(&u).await.unwrap().expect("the user is stored");
     assert_eq!(read, first);
-    assert_eq!(
-        open(&c, &u, Field::AccessToken, &read.access_token),
-        "access-1"
-    );
-    assert_eq!(
-        open(&c, &u, Field::RefreshToken, &read.refresh_token),
-        "refresh-1"
-    );
+    assert_eq!(access_of(&c, &u, &read), "access-1");
+    assert_eq!(refresh_of(&c, &u, &read), "refresh-1");
     assert_eq!(read.last_astra_request_id.as_deref(), Some("req-1"));
     assert!(read.previous_refresh.is_none() && read.lease_holder.is_none());
 
-    let second = b
-        .store
-        .store_authorization(&u, tokens(&c, &u, "access-2", "refresh-2"))
-        .await
-        .unwrap();
+    let second = store(&b, &c, &u, "access-2", "refresh-2").await;
     assert_eq!(second.generation, 2);
     assert_eq!(second.created_at, first.created_at);
-    assert_eq!(
-        open(&c, &u, Field::AccessToken, &second.access_token),
-        "access-2"
-    );
+    assert_eq!(access_of(&c, &u, &second), "access-2");
     assert!(
         second.previous_refresh.is_none(),
         "a new authorization replaces everything"
@@ -393,12 +383,7 @@ async fn a_fenced_out_commit_is_refused(b: Backend) {
     let fast = lease(&b, &u, "fast", 60).await;
     let before = b.store.get(&u).await.unwrap().unwrap();
 
-    let late = b
-        .store
-        .commit_refresh(&slow, tokens(&c, &u, "slow-access", "slow-refresh"))
-        .await
-        .unwrap();
-    assert!(matches!(late, CommitOutcome::FencedOut));
+    assert_fenced_out(&b, &c, &slow, "the lease was taken over").await;
     assert_eq!(
         b.store.get(&u).await.unwrap().unwrap(),
         before,
@@ -412,16 +397,8 @@ async fn a_fenced_out_commit_is_refused(b: Backend) {
         "a superseded lease cannot be released either"
     );
 
-    let row = committed(
-        b.store
-            .commit_refresh(&fast, tokens(&c, &u, "fast-access", "fast-refresh"))
-            .await
-            .unwrap(),
-    );
-    assert_eq!(
-        open(&c, &u, Field::AccessToken, &row.access_token),
-        "fast-access"
-    );
+    let row = committed(refresh(&b, &c, &fast, "fast-access", "fast-refresh").await);
+    assert_eq!(access_of(&c, &u, &row), "fast-access");
 }
 
 async fn a_refresh_keeps_the_previous_refresh_token(b: Backend) {
@@ -429,24 +406,13 @@ async fn a_refresh_keeps_the_previous_refresh_token(b: Backend) {
     let authorized = authorize(&b, &c, "rotating").await;
     let u = authorized.user_ref.clone();
     let l = lease(&b, &u, "replica-a", 60).await;
-    let row = committed(
-        b.store
-            .commit_refresh(&l, tokens(&c, &u, "access-1", "refresh-1"))
-            .await
-            .unwrap(),
-    );
+    let row = committed(refresh(&b, &c, &l, "access-1", "refresh-1").await);
     assert_eq!(row.generation, 2);
     assert_eq!(row.status, UserStatus::Active);
     assert!(row.last_refresh_at.is_some());
     assert!(row.lease_holder.is_none() && row.lease_expires_at.is_none());
-    assert_eq!(
-        open(&c, &u, Field::AccessToken, &row.access_token),
-        "access-1"
-    );
-    assert_eq!(
-        open(&c, &u, Field::RefreshToken, &row.refresh_token),
-        "refresh-1"
-    );
+    assert_eq!(access_of(&c, &u, &row), "access-1");
+    assert_eq!(refresh_of(&c, &u, &row), "refresh-1");
     let previous = row
         .previous_refresh
         .as_ref()
@@ -461,23 +427,10 @@ async fn a_refresh_keeps_the_previous_refresh_token(b: Backend) {
         "rotating-refresh-0"
     );
 
-    let again = b
-        .store
-        .commit_refresh(&l, tokens(&c, &u, "access-x", "refresh-x"))
-        .await
-        .unwrap();
-    assert!(
-        matches!(again, CommitOutcome::FencedOut),
-        "a committed lease is spent"
-    );
+    assert_fenced_out(&b, &c, &l, "a committed lease is spent").await;
 
     let l2 = lease(&b, &u, "replica-b", 60).await;
-    let row = committed(
-        b.store
-            .commit_refresh(&l2, tokens(&c, &u, "access-2", "refresh-2"))
-            .await
-            .unwrap(),
-    );
+    let row = committed(refresh(&b, &c, &l2, "access-2", "refresh-2").await);
     assert_eq!(row.generation, 3);
     let previous = row.previous_refresh.expect("the old refresh token is kept");
     assert_eq!(
@@ -490,12 +443,7 @@ async fn a_lease_conditioned_on_an_old_generation_is_not_taken(b: Backend) {
     let c = cipher();
     let u = authorize(&b, &c, "generational").await.user_ref;
     let l = lease(&b, &u, "first", 60).await;
-    committed(
-        b.store
-            .commit_refresh(&l, tokens(&c, &u, "a", "r"))
-            .await
-            .unwrap(),
-    );
+    committed(refresh(&b, &c, &l, "a", "r").await);
     match b.store.try_lease(&u, "second", 60, Some(1)).await.unwrap() {
         LeaseOutcome::GenerationMoved { row } => {
             assert_eq!(row.generation, 2);
@@ -520,23 +468,11 @@ async fn a_new_authorization_fences_out_an_in_flight_refresh(b: Backend) {
     let c = cipher();
     let u = authorize(&b, &c, "reauthorized").await.user_ref;
     let in_flight = lease(&b, &u, "refresher", 60).await;
-    let fresh = b
-        .store
-        .store_authorization(&u, tokens(&c, &u, "new-access", "new-refresh"))
-        .await
-        .unwrap();
+    let fresh = store(&b, &c, &u, "new-access", "new-refresh").await;
     assert!(fresh.lease_holder.is_none() && fresh.lease_epoch > in_flight.epoch);
-    let outcome = b
-        .store
-        .commit_refresh(&in_flight, tokens(&c, &u, "stale-access", "stale-refresh"))
-        .await
-        .unwrap();
-    assert!(matches!(outcome, CommitOutcome::FencedOut));
+    assert_fenced_out(&b, &c, &in_flight, "a new authorization came").await;
     let row = b.store.get(&u).await.unwrap().unwrap();
-    assert_eq!(
-        open(&c, &u, Field::AccessToken, &row.access_token),
-        "new-access"
-    );
+    assert_eq!(access_of(&c, &u, &row), "new-access");
 }
 
 async fn a_failed_refresh_is_recorded_for_backoff_and_ends_the_lease(b: Backend) {
@@ -564,23 +500,10 @@ async fn a_failed_refresh_is_recorded_for_backoff_and_ends_the_lease(b: Backend)
     assert_eq!(row.last_astra_request_id.as_deref(), Some("req-9"));
     assert_eq!(row.next_refresh_at, retry_at);
     assert!(row.lease_holder.is_none() && row.lease_expires_at.is_none());
-    let stale = b
-        .store
-        .commit_refresh(&l, tokens(&c, &u, "a", "r"))
-        .await
-        .unwrap();
-    assert!(
-        matches!(stale, CommitOutcome::FencedOut),
-        "a released lease is spent"
-    );
+    assert_fenced_out(&b, &c, &l, "a released lease is spent").await;
 
     let l2 = lease(&b, &u, "refresher", 60).await;
-    let row = committed(
-        b.store
-            .commit_refresh(&l2, tokens(&c, &u, "a", "r"))
-            .await
-            .unwrap(),
-    );
+    let row = committed(refresh(&b, &c, &l2, "a", "r").await);
     assert!(
         row.last_error.is_none(),
         "a successful refresh clears the error"
@@ -591,29 +514,14 @@ async fn a_refused_refresh_token_marks_the_user_for_reauthorization(b: Backend) 
     let c = cipher();
     let u = authorize(&b, &c, "revoked").await.user_ref;
     let l = lease(&b, &u, "refresher", 60).await;
-    assert!(
-        b.store
-            .release_lease(
-                &l,
-                LeaseRelease::ReauthorizationRequired {
-                    error_code: "invalid_grant",
-                    astra_request_id: None,
-                },
-            )
-            .await
-            .unwrap()
-    );
+    assert!(require_reauthorization(&b, &l).await);
     let row = b.store.get(&u).await.unwrap().unwrap();
     assert_eq!(row.status, UserStatus::ReauthorizationRequired);
     assert_eq!(row.generation, 1);
     assert_eq!(row.last_error.as_deref(), Some("invalid_grant"));
     assert_eq!(row.last_astra_request_id.as_deref(), Some("req-1"), "kept");
 
-    let back = b
-        .store
-        .store_authorization(&u, tokens(&c, &u, "a", "r"))
-        .await
-        .unwrap();
+    let back = store(&b, &c, &u, "a", "r").await;
     assert_eq!(back.status, UserStatus::Active);
     assert!(back.last_error.is_none());
 }
@@ -644,16 +552,7 @@ async fn claim_due_returns_each_due_user_once_across_concurrent_claimers(b: Back
     tk.next_refresh_at = t - 10;
     b.store.store_authorization(&revoked, tk).await.unwrap();
     let l = lease(&b, &revoked, "x", 60).await;
-    b.store
-        .release_lease(
-            &l,
-            LeaseRelease::ReauthorizationRequired {
-                error_code: "invalid_grant",
-                astra_request_id: None,
-            },
-        )
-        .await
-        .unwrap();
+    require_reauthorization(&b, &l).await;
 
     let replica = b.replica().await;
     let claimer = |store: Arc<dyn UserStore>, holder: &'static str| async move {
@@ -724,10 +623,7 @@ async fn an_authorization_state_is_single_use_and_expires(b: Backend) {
         .await
         .unwrap();
     assert!(b.store.take_state(&expired).await.unwrap().is_none());
-    b.store
-        .put_state(&state_hash(3), &u, None, now() + 600)
-        .await
-        .unwrap();
+    put_state(&b, 3, &u, 600).await;
     assert_eq!(b.store.purge_expired_states().await.unwrap(), 1);
     assert!(b.store.take_state(&state_hash(3)).await.unwrap().is_some());
 
@@ -746,23 +642,9 @@ async fn an_authorization_state_is_single_use_and_expires(b: Backend) {
 async fn the_raw_tables_hold_no_token_plaintext(b: Backend) {
     let c = cipher();
     let u = user("plain");
-    b.store
-        .store_authorization(
-            &u,
-            tokens(&c, &u, "PLAINTEXT-ACCESS-0", "PLAINTEXT-REFRESH-0"),
-        )
-        .await
-        .unwrap();
+    store(&b, &c, &u, "PLAINTEXT-ACCESS-0", "PLAINTEXT-REFRESH-0").await;
     let l = lease(&b, &u, "r", 60).await;
-    committed(
-        b.store
-            .commit_refresh(
-                &l,
-                tokens(&c, &u, "PLAINTEXT-ACCESS-1", "PLAINTEXT-REFRESH-1"),
-            )
-            .await
-            .unwrap(),
-    );
+    committed(refresh(&b, &c, &l, "PLAINTEXT-ACCESS-1", "PLAINTEXT-REFRESH-1").await);
     let cells = b.dump("astra_users").await;
     assert!(cells.len() >= 15, "the dump sees the columns");
     assert!(
@@ -826,24 +708,14 @@ async fn rows_using_a_key_are_counted_for_rotation(b: Backend) {
 
     // A refresh re-seals the new tokens; the previous refresh token keeps k1.
     let l = lease(&b, &u1, "r", 60).await;
-    let row = committed(
-        b.store
-            .commit_refresh(&l, tokens(&rotated, &u1, "a", "r"))
-            .await
-            .unwrap(),
-    );
+    let row = committed(refresh(&b, &rotated, &l, "a", "r").await);
     assert_eq!(row.access_token.key_id, "k2");
     assert_eq!(row.previous_refresh.as_ref().unwrap().token.key_id, "k1");
     assert_eq!(b.store.count_rows_using_key("k1").await.unwrap(), 2);
     assert_eq!(b.store.count_rows_using_key("k2").await.unwrap(), 1);
 
     let l = lease(&b, &u1, "r", 60).await;
-    committed(
-        b.store
-            .commit_refresh(&l, tokens(&rotated, &u1, "a", "r"))
-            .await
-            .unwrap(),
-    );
+    committed(refresh(&b, &rotated, &l, "a", "r").await);
     assert_eq!(b.store.count_rows_using_key("k1").await.unwrap(), 1);
     assert_eq!(b.store.count_rows_using_key("k2").await.unwrap(), 1);
 }
@@ -854,16 +726,7 @@ async fn pagination_by_status_walks_every_user_once(b: Backend) {
         let row = authorize(&b, &c, &format!("user-{i:02}")).await;
         if i % 3 == 0 {
             let l = lease(&b, &row.user_ref, "r", 60).await;
-            b.store
-                .release_lease(
-                    &l,
-                    LeaseRelease::ReauthorizationRequired {
-                        error_code: "invalid_grant",
-                        astra_request_id: None,
-                    },
-                )
-                .await
-                .unwrap();
+            require_reauthorization(&b, &l).await;
         }
     }
     let walk = |status: Option<UserStatus>| {
@@ -923,14 +786,8 @@ async fn delete_erases_the_user(b: Backend) {
     let c = cipher();
     let u = authorize(&b, &c, "leaving").await.user_ref;
     let other = authorize(&b, &c, "staying").await.user_ref;
-    b.store
-        .put_state(&state_hash(5), &u, None, now() + 600)
-        .await
-        .unwrap();
-    b.store
-        .put_state(&state_hash(6), &other, None, now() + 600)
-        .await
-        .unwrap();
+    put_state(&b, 5, &u, 600).await;
+    put_state(&b, 6, &other, 600).await;
     let in_flight = lease(&b, &u, "r", 60).await;
 
     assert!(b.store.delete(&u).await.unwrap());
@@ -941,12 +798,7 @@ async fn delete_erases_the_user(b: Backend) {
             .await,
         0
     );
-    let late = b
-        .store
-        .commit_refresh(&in_flight, tokens(&c, &u, "a", "r"))
-        .await
-        .unwrap();
-    assert!(matches!(late, CommitOutcome::FencedOut));
+    assert_fenced_out(&b, &c, &in_flight, "the user was deleted").await;
     assert!(
         b.store.get(&u).await.unwrap().is_none(),
         "a late commit does not resurrect"

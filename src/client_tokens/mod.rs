@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::config::{ClientSettings, ConfigError, Settings};
+use crate::config::{ClientSettings, ConfigError, Settings, invalid};
 use crate::core::{CredentialSet, PerSet};
 use crate::observability::Metrics;
 use credentials::{CredentialSource, CredentialStore};
@@ -97,4 +97,18 @@ fn exchange_request(client: &ClientSettings) -> ExchangeRequest {
         auth_style: client.auth_style,
         scope: Some(client.scope.clone()).filter(|s| !s.trim().is_empty()),
     }
+}
+
+/// Checks that setting `key`, `ms` milliseconds, lies between 1 and the
+/// setting `max_key` (`max_ms`), which bounds it; `fix` suggests a value.
+fn check_ms_within(
+    key: &'static str,
+    ms: u64,
+    (max_key, max_ms): (&str, u64),
+    fix: &str,
+) -> Result<(), ConfigError> {
+    if ms == 0 || ms > max_ms {
+        return invalid(key, format!("{ms} ms must be between 1 and {max_key}"), fix);
+    }
+    Ok(())
 }

@@ -17,7 +17,7 @@ use super::credentials::ClientCredentials;
 use crate::config::{
     AuthStyle, CALLER_BUDGET, ConfigError, TokenEndpointSettings, https_url, invalid,
 };
-use crate::core::{AccessToken, unix_now};
+use crate::core::{AccessToken, USER_AGENT, outbound_client, unix_now};
 
 /// Why an exchange produced no token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,16 +89,12 @@ impl OAuthClient {
             "would send client secrets in clear text",
             "use e.g. https://api.astrada.co/oauth/token",
         )?;
-        if te.connect_timeout_ms == 0 || te.connect_timeout_ms > te.timeout_ms {
-            return invalid(
-                "token_endpoint.connect_timeout_ms",
-                format!(
-                    "{} ms must be between 1 and timeout_ms",
-                    te.connect_timeout_ms
-                ),
-                "use a value such as 1000",
-            );
-        }
+        super::check_ms_within(
+            "token_endpoint.connect_timeout_ms",
+            te.connect_timeout_ms,
+            ("timeout_ms", te.timeout_ms),
+            "use a value such as 1000",
+        )?;
         let timeout = Duration::from_millis(te.timeout_ms);
         if timeout > CALLER_BUDGET {
             return invalid(
@@ -120,13 +116,9 @@ impl OAuthClient {
                 "use at least 1024 (default 65536)",
             );
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(te.connect_timeout_ms))
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("astrada-token-vendor/", env!("CARGO_PKG_VERSION")))
-            .build();
-        let Ok(http) = http else {
+        let connect_timeout = Duration::from_millis(te.connect_timeout_ms);
+        let http = outbound_client(connect_timeout, timeout).user_agent(USER_AGENT);
+        let Ok(http) = http.build() else {
             return invalid(
                 "token_endpoint.url",
                 "no HTTP client can be built for it on this machine (TLS set-up failed)".into(),

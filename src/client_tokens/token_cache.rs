@@ -105,16 +105,12 @@ impl CachePolicy {
                 "raise refresh_ahead_secs or lower min_remaining_secs",
             );
         }
-        if c.backoff_initial_ms == 0 || c.backoff_initial_ms > c.backoff_max_ms {
-            return invalid(
-                "cache.backoff_initial_ms",
-                format!(
-                    "{} ms must be between 1 and backoff_max_ms",
-                    c.backoff_initial_ms
-                ),
-                "use a value such as 250",
-            );
-        }
+        super::check_ms_within(
+            "cache.backoff_initial_ms",
+            c.backoff_initial_ms,
+            ("backoff_max_ms", c.backoff_max_ms),
+            "use a value such as 250",
+        )?;
         Ok(Self {
             refresh_ahead: Duration::from_secs(c.refresh_ahead_secs),
             min_remaining: Duration::from_secs(c.min_remaining_secs),

@@ -1,32 +1,14 @@
 //! The two Astrada credential sets, and a value kept for each of them.
 
-use std::fmt;
-
-/// The two credential sets every Astrada customer receives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CredentialSet {
-    /// Full backend access; its tokens never leave the internal listener.
-    Api,
-    /// Card enrollment only; its tokens are handed to browsers.
-    Sdk,
-}
-
-impl CredentialSet {
-    /// Both sets, in a fixed order for loops and metrics.
-    pub const ALL: [CredentialSet; 2] = [CredentialSet::Api, CredentialSet::Sdk];
-
-    /// Lower-case name used in configuration keys, logs and metric labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CredentialSet::Api => "api",
-            CredentialSet::Sdk => "sdk",
-        }
-    }
-}
-
-impl fmt::Display for CredentialSet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+super::named_enum! {
+    /// The two credential sets every Astrada customer receives; named in
+    /// lower case in configuration keys, logs and metric labels.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum CredentialSet {
+        /// Full backend access; its tokens never leave the internal listener.
+        Api = "api",
+        /// Card enrollment only; its tokens are handed to browsers.
+        Sdk = "sdk",
     }
 }
 

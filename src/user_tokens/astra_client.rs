@@ -22,6 +22,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+use crate::core::{USER_AGENT, outbound_client};
+
 /// The longest `request-id` we keep; real ones are UUID-sized, and anything
 /// much longer is more likely to be junk than an identifier.
 const MAX_REQUEST_ID_LEN: usize = 128;
@@ -217,13 +219,10 @@ impl AstraClient {
             .ok_or(AstraClientBuildError::NotABaseUrl("api_base"))?;
         let authorize_url = with_path(&config.authorize_base, &["login", "oauth", "authorize"])
             .ok_or(AstraClientBuildError::NotABaseUrl("authorize_base"))?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.timeout)
-            // A redirect from a token endpoint is never legitimate, and
-            // following one would resend our Basic credentials elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("astrada-token-vendor/", env!("CARGO_PKG_VERSION")))
+        // A redirect from a token endpoint is never legitimate, and following
+        // one would resend our Basic credentials elsewhere.
+        let http = outbound_client(config.connect_timeout, config.timeout)
+            .user_agent(USER_AGENT)
             .build()
             .map_err(AstraClientBuildError::Http)?;
         Ok(Self {
@@ -258,34 +257,37 @@ impl AstraClient {
 
     /// Exchanges an authorization code (single use, valid minutes) for tokens.
     pub async fn exchange_code(&self, code: &SecretString) -> Result<AstraTokens, AstraError> {
-        self.token_request(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.expose_secret()),
-            ("redirect_uri", self.redirect_uri.as_str()),
-        ])
-        .await
+        self.token_request("authorization_code", ("code", code))
+            .await
     }
 
     /// Trades a refresh token for a new access token and a new refresh token.
     /// The previous access token stops working; the refresh token passed in
     /// stays usable until its own expiry.
     pub async fn refresh(&self, refresh_token: &SecretString) -> Result<AstraTokens, AstraError> {
-        self.token_request(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token.expose_secret()),
-            ("redirect_uri", self.redirect_uri.as_str()),
-        ])
-        .await
+        self.token_request("refresh_token", ("refresh_token", refresh_token))
+            .await
     }
 
-    async fn token_request(&self, form: &[(&str, &str)]) -> Result<AstraTokens, AstraError> {
+    /// `POST`s the token endpoint a `grant_type` with the one secret it
+    /// takes (`(field, value)`) and the redirect URI.
+    async fn token_request(
+        &self,
+        grant_type: &str,
+        (field, value): (&str, &SecretString),
+    ) -> Result<AstraTokens, AstraError> {
+        let form = [
+            ("grant_type", grant_type),
+            (field, value.expose_secret()),
+            ("redirect_uri", self.redirect_uri.as_str()),
+        ];
         let mut response = self
             .http
             .post(self.token_url.clone())
             .header(reqwest::header::ACCEPT, "application/json")
             // reqwest marks this header sensitive, keeping it out of its own Debug output.
             .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
-            .form(form)
+            .form(&form)
             .send()
             .await
             .map_err(|e| transport_error(&e, None))?;

@@ -309,12 +309,19 @@ mod tests {
         SecretString::from(s.to_owned())
     }
 
+    fn seal(c: &TokenCipher, u: &str, field: Field, plaintext: &str) -> Sealed {
+        c.seal(&user(u), field, &secret(plaintext)).unwrap()
+    }
+
+    /// Why `sealed` does not open as `u`'s `field`.
+    fn open_error(c: &TokenCipher, u: &str, field: Field, sealed: &Sealed) -> CryptoError {
+        c.open(&user(u), field, sealed).map(|_| ()).unwrap_err()
+    }
+
     #[test]
     fn seal_then_open_round_trips_with_the_active_key() {
         let c = cipher();
-        let sealed = c
-            .seal(&user("alice"), Field::AccessToken, &secret("tok-123"))
-            .unwrap();
+        let sealed = seal(&c, "alice", Field::AccessToken, "tok-123");
         assert_eq!(sealed.key_id, "k2");
         assert_eq!(sealed.blob.len(), NONCE_LEN + "tok-123".len() + TAG_LEN);
         let opened = c.open(&user("alice"), Field::AccessToken, &sealed).unwrap();
@@ -324,60 +331,53 @@ mod tests {
     #[test]
     fn each_seal_uses_a_fresh_nonce() {
         let c = cipher();
-        let a = c
-            .seal(&user("a"), Field::AccessToken, &secret("same"))
-            .unwrap();
-        let b = c
-            .seal(&user("a"), Field::AccessToken, &secret("same"))
-            .unwrap();
+        let a = seal(&c, "a", Field::AccessToken, "same");
+        let b = seal(&c, "a", Field::AccessToken, "same");
         assert_ne!(a.blob, b.blob);
     }
 
     #[test]
     fn another_user_field_or_key_label_does_not_open() {
         let c = cipher();
-        let sealed = c
-            .seal(&user("alice"), Field::RefreshToken, &secret("r"))
-            .unwrap();
-        assert!(matches!(
-            c.open(&user("bob"), Field::RefreshToken, &sealed),
-            Err(CryptoError::Rejected)
-        ));
-        assert!(matches!(
-            c.open(&user("alice"), Field::AccessToken, &sealed),
-            Err(CryptoError::Rejected)
-        ));
+        let sealed = seal(&c, "alice", Field::RefreshToken, "r");
         let relabelled = Sealed {
             key_id: "k1".into(),
             blob: sealed.blob.clone(),
         };
-        assert!(matches!(
-            c.open(&user("alice"), Field::RefreshToken, &relabelled),
-            Err(CryptoError::Rejected)
-        ));
         let mut flipped = sealed.clone();
         let last = flipped.blob.len() - 1;
         flipped.blob[last] ^= 1;
-        assert!(matches!(
-            c.open(&user("alice"), Field::RefreshToken, &flipped),
-            Err(CryptoError::Rejected)
-        ));
+        for (u, field, sealed, what) in [
+            ("bob", Field::RefreshToken, &sealed, "another user"),
+            ("alice", Field::AccessToken, &sealed, "another field"),
+            (
+                "alice",
+                Field::RefreshToken,
+                &relabelled,
+                "another key label",
+            ),
+            ("alice", Field::RefreshToken, &flipped, "a flipped bit"),
+        ] {
+            assert_eq!(
+                open_error(&c, u, field, sealed),
+                CryptoError::Rejected,
+                "{what}"
+            );
+        }
         let short = Sealed {
             key_id: "k2".into(),
             blob: vec![0; NONCE_LEN + TAG_LEN - 1],
         };
-        assert!(matches!(
-            c.open(&user("alice"), Field::RefreshToken, &short),
-            Err(CryptoError::Truncated)
-        ));
+        assert_eq!(
+            open_error(&c, "alice", Field::RefreshToken, &short),
+            CryptoError::Truncated
+        );
     }
 
     #[test]
     fn rows_sealed_with_a_retired_active_key_still_open_after_rotation() {
         let old = TokenCipher::new(vec![("k1".into(), key(1))], "k1").unwrap();
-        let sealed = old
-            .seal(&user("u"), Field::AccessToken, &secret("t"))
-            .unwrap();
+        let sealed = seal(&old, "u", Field::AccessToken, "t");
         let rotated = cipher();
         assert_eq!(rotated.active_key_id(), "k2");
         assert!(rotated.has_key("k1"));
@@ -388,10 +388,7 @@ mod tests {
 
         let without_k1 = TokenCipher::new(vec![("k2".into(), key(2))], "k2").unwrap();
         assert_eq!(
-            without_k1
-                .open(&user("u"), Field::AccessToken, &sealed)
-                .map(|_| ())
-                .unwrap_err(),
+            open_error(&without_k1, "u", Field::AccessToken, &sealed),
             CryptoError::UnknownKey {
                 key_id: "k1".into()
             }
@@ -446,9 +443,7 @@ mod tests {
     #[test]
     fn debug_output_shows_no_key_or_token_material() {
         let c = cipher();
-        let sealed = c
-            .seal(&user("u"), Field::AccessToken, &secret("plain-tok"))
-            .unwrap();
+        let sealed = seal(&c, "u", Field::AccessToken, "plain-tok");
         let debug = format!("{c:?} {sealed:?}");
         assert!(debug.contains("k1") && debug.contains("len"), "{debug}");
         assert!(!debug.contains("plain-tok"), "{debug}");

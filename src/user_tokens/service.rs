@@ -18,7 +18,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::astra_client::{AstraClient, AstraClientConfig, AstraTokens};
+use super::astra_client::{AstraClient, AstraClientConfig, AstraError, AstraTokens};
 use super::crypto::{Field, TokenCipher};
 use super::error::UserTokenError;
 use super::pacer::Pacer;
@@ -378,15 +378,9 @@ impl UserTokens {
         user: &UserRef,
         code: &SecretString,
     ) -> Result<UserRow, UserTokenError> {
-        self.pacer.wait().await;
-        let started = tokio::time::Instant::now();
-        let answer = self.astra.exchange_code(code).await;
-        self.metrics.astra_call(started.elapsed());
-        let tokens = answer.map_err(|e| {
-            tracing::warn!(user_ref = %user, astra_request_id = e.request_id(), error = %e, "authorization code exchange failed");
-            UserTokenError::from_astra(&e)
-        })?;
-        self.store_new_authorization(user, &tokens).await
+        let call = self.astra.exchange_code(code);
+        self.authorize_with(user, call, "authorization code exchange failed")
+            .await
     }
 
     /// `PUT /astra/users/{user_ref}/refresh-token`: imports a refresh token
@@ -396,12 +390,25 @@ impl UserTokens {
         user: &UserRef,
         refresh_token: &SecretString,
     ) -> Result<UserRow, UserTokenError> {
+        let call = self.astra.refresh(refresh_token);
+        self.authorize_with(user, call, "refresh token import failed")
+            .await
+    }
+
+    /// Makes one paced, timed call to Astra for `user` and stores the tokens
+    /// it returns as a new authorization; a failure is logged as `failed`.
+    async fn authorize_with(
+        &self,
+        user: &UserRef,
+        call: impl Future<Output = Result<AstraTokens, AstraError>>,
+        failed: &str,
+    ) -> Result<UserRow, UserTokenError> {
         self.pacer.wait().await;
         let started = tokio::time::Instant::now();
-        let answer = self.astra.refresh(refresh_token).await;
+        let answer = call.await;
         self.metrics.astra_call(started.elapsed());
         let tokens = answer.map_err(|e| {
-            tracing::warn!(user_ref = %user, astra_request_id = e.request_id(), error = %e, "refresh token import failed");
+            tracing::warn!(user_ref = %user, astra_request_id = e.request_id(), error = %e, "{failed}");
             UserTokenError::from_astra(&e)
         })?;
         self.store_new_authorization(user, &tokens).await

@@ -13,7 +13,7 @@ use secrecy::ExposeSecret;
 use super::service::now;
 use super::user_ref::UserRef;
 use crate::config::{AstraSettings, ConfigError, https_url, invalid};
-use crate::core::jittered;
+use crate::core::{jittered, outbound_client};
 
 /// Attempts per event, with doubling waits between them (1 s, 2 s, 4 s, …).
 const ATTEMPTS: u32 = 6;
@@ -45,11 +45,8 @@ impl Webhook {
                 "set ATV_ASTRA__WEBHOOK_SECRET to a random value (openssl rand -hex 32)",
             );
         }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .build();
-        let Ok(http) = http else {
+        let timeout = Duration::from_secs(5);
+        let Ok(http) = outbound_client(timeout, timeout).build() else {
             return invalid(
                 "astra.webhook_url",
                 "no HTTP client can be built for it".into(),

@@ -23,6 +23,23 @@ pub const REDIRECT_URI: &str = "http://127.0.0.1:9/astra/callback";
 pub const KEY_1: (&str, [u8; 32]) = ("k1", [0; 32]);
 pub const KEY_2: (&str, [u8; 32]) = ("k2", [1; 32]);
 
+/// Evaluates `$body` with `$pool` a fresh pool on `$store`'s database (of
+/// either type: the body is compiled once for each), then closes the pool.
+macro_rules! with_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store {
+            Store::Sqlite { url, .. } => with_pool!(@on sqlx::SqlitePool, url, |$pool| $body),
+            Store::Postgres { url } => with_pool!(@on sqlx::PgPool, url, |$pool| $body),
+        }
+    };
+    (@on $pool_type:ty, $url:expr, |$pool:ident| $body:expr) => {{
+        let $pool = <$pool_type>::connect($url).await.unwrap();
+        let out = $body;
+        $pool.close().await;
+        out
+    }};
+}
+
 /// The store behind the service, and raw SQL access to look at it.
 pub enum Store {
     Sqlite { url: String, _dir: TempDir },
@@ -62,33 +79,26 @@ impl Store {
 
     /// Runs one statement with `user` bound as its only parameter (`$1`).
     pub async fn execute(&self, sql: &'static str, user: &str) {
-        match self {
-            Store::Sqlite { url, .. } => {
-                let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-                sqlx::query(sql).bind(user).execute(&pool).await.unwrap();
-                pool.close().await;
-            }
-            Store::Postgres { url } => {
-                let pool = sqlx::PgPool::connect(url).await.unwrap();
-                sqlx::query(sql).bind(user).execute(&pool).await.unwrap();
-                pool.close().await;
-            }
-        }
+        with_pool!(self, |pool| {
+            sqlx::query(sql).bind(user).execute(&pool).await.unwrap();
+        });
+    }
+
+    /// Overwrites `user`'s stored refresh token ciphertext with `blob`.
+    pub async fn set_refresh_token(&self, user: &str, blob: Vec<u8>) {
+        const SQL: &str = "UPDATE astra_users SET refresh_token = $1 WHERE user_ref = $2";
+        with_pool!(self, |pool| {
+            let query = sqlx::query(SQL).bind(blob).bind(user);
+            query.execute(&pool).await.unwrap();
+        });
     }
 
     /// Every byte of every stored token column, concatenated.
     pub async fn raw_token_bytes(&self) -> Vec<u8> {
         const SQL: &str = "SELECT access_token, refresh_token FROM astra_users";
-        let rows: Vec<(Vec<u8>, Vec<u8>)> = match self {
-            Store::Sqlite { url, .. } => {
-                let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-                sqlx::query_as(SQL).fetch_all(&pool).await.unwrap()
-            }
-            Store::Postgres { url } => {
-                let pool = sqlx::PgPool::connect(url).await.unwrap();
-                sqlx::query_as(SQL).fetch_all(&pool).await.unwrap()
-            }
-        };
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = with_pool!(self, |pool| {
+            sqlx::query_as(SQL).fetch_all(&pool).await.unwrap()
+        });
         rows.into_iter()
             .flat_map(|(a, r)| [a, r].concat())
             .collect()
@@ -127,6 +137,13 @@ impl World {
         )
         .unwrap();
         Self { astra, store }
+    }
+
+    /// A world on `store` and one app on it with the default settings.
+    pub async fn with_app(store: Store) -> (Self, TestApp) {
+        let world = Self::new(store).await;
+        let app = world.app(|_| {}).await;
+        (world, app)
     }
 
     /// `[astra]` pointing at this world, sealing with `KEY_1`.
@@ -173,6 +190,22 @@ impl World {
             .exchange_code(&user_ref(user), &code)
             .await
             .expect("code exchange");
+    }
+
+    /// A service of its own through which `user` is authorized as Astra
+    /// user `astra-{user}`.
+    pub async fn authorized(&self, user: &str) -> Arc<UserTokens> {
+        let service = self.service(|_| {}).await;
+        self.authorize(&service, user, &format!("astra-{user}"))
+            .await;
+        service
+    }
+
+    /// [`World::authorized`], then `user`'s access token looks expired.
+    pub async fn expired(&self, user: &str) -> Arc<UserTokens> {
+        let service = self.authorized(user).await;
+        self.store.expire_access_token(user).await;
+        service
     }
 }
 
@@ -235,15 +268,15 @@ impl TestApp {
         }
     }
 
+    /// `method` on `path` of the internal listener, as it answers.
+    pub async fn send(&self, method: reqwest::Method, path: &str) -> reqwest::Response {
+        let url = format!("{}{path}", self.internal);
+        self.http.request(method, url).send().await.unwrap()
+    }
+
     /// `GET` on the internal listener: status and JSON body.
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.internal))
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.json().await.unwrap_or_default())
+        json_answer(self.send(reqwest::Method::GET, path).await).await
     }
 
     /// `POST` JSON on the internal listener: status and JSON body.
@@ -255,6 +288,22 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        (r.status().as_u16(), r.json().await.unwrap_or_default())
+        json_answer(r).await
     }
+
+    /// Asks for `user`'s token to be refreshed by a caller that found the
+    /// one of `generation` stale: status and JSON body.
+    pub async fn refresh_stale(
+        &self,
+        user: &str,
+        generation: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let path = format!("/astra/users/{user}/token/refresh");
+        self.post(&path, serde_json::json!({ "stale_generation": generation }))
+            .await
+    }
+}
+
+async fn json_answer(r: reqwest::Response) -> (u16, serde_json::Value) {
+    (r.status().as_u16(), r.json().await.unwrap_or_default())
 }

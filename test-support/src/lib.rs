@@ -2,13 +2,15 @@
 //! helper exists once: the service on free loopback ports ([`app`]), the
 //! mock Astrada token endpoint ([`upstream`]), the app's session JWTs and
 //! JWKS ([`session`]), Secrets Manager on moto ([`moto`]), a throw-away
-//! PostgreSQL cluster ([`postgres`]) and the per-user Astra world ([`astra`]).
+//! PostgreSQL cluster ([`postgres`]), the per-user Astra world ([`astra`])
+//! and captured trace-level logs ([`logs`]).
 //!
 //! Paths and problem types come from the crate's own exports
 //! (`http::SDK_TOKEN_PATH`, `http::problem::PROBLEM_BASE`, ...), never copies.
 
 pub mod app;
 pub mod astra;
+pub mod logs;
 pub mod moto;
 pub mod postgres;
 pub mod session;
@@ -40,4 +42,26 @@ where
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Instantiates each named test, an `async fn(B)`, once per database, as
+/// `sqlite::name` and `postgres::name`, where `B::sqlite()` and
+/// `B::postgres()` build its argument:
+/// `on_sqlite_and_postgres!(Backend: a_test, another_test)`.
+#[macro_export]
+macro_rules! on_sqlite_and_postgres {
+    ($backend:ident: $($name:ident),* $(,)?) => {
+        $crate::on_sqlite_and_postgres!(@db sqlite, $backend: $($name),*);
+        $crate::on_sqlite_and_postgres!(@db postgres, $backend: $($name),*);
+    };
+    (@db $db:ident, $backend:ident: $($name:ident),*) => {
+        mod $db {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::$backend::$db().await).await
+                }
+            )*
+        }
+    };
 }

@@ -119,14 +119,8 @@ impl Moto {
 
     /// Creates a secret holding `value` as text; returns its ARN.
     pub async fn create_secret(&self, name: &str, value: &str) -> String {
-        let out = self
-            .client()
-            .create_secret()
-            .name(name)
-            .secret_string(value)
-            .send()
-            .await
-            .expect("CreateSecret");
+        let request = self.client().create_secret().name(name);
+        let out = sent("CreateSecret", request.secret_string(value).send()).await;
         out.arn().expect("an ARN").to_owned()
     }
 
@@ -139,27 +133,25 @@ impl Moto {
 
     /// Creates a secret holding `value` as binary (SecretBinary).
     pub async fn create_binary_secret(&self, name: &str, value: &[u8]) {
-        self.client()
-            .create_secret()
-            .name(name)
-            .secret_binary(Blob::new(value))
-            .send()
-            .await
-            .expect("CreateSecret");
+        let request = self.client().create_secret().name(name);
+        let request = request.secret_binary(Blob::new(value));
+        sent("CreateSecret", request.send()).await;
     }
 
     /// Stores a new current version, as a rotation does; returns its VersionId.
     pub async fn put_secret_value(&self, name: &str, value: &str) -> String {
-        let out = self
-            .client()
-            .put_secret_value()
-            .secret_id(name)
-            .secret_string(value)
-            .send()
-            .await
-            .expect("PutSecretValue");
+        let request = self.client().put_secret_value().secret_id(name);
+        let out = sent("PutSecretValue", request.secret_string(value).send()).await;
         out.version_id().expect("a VersionId").to_owned()
     }
+}
+
+/// Awaits one request to moto; a failure fails the test, naming `operation`.
+async fn sent<T, E: std::fmt::Debug>(
+    operation: &str,
+    request: impl Future<Output = Result<T, E>>,
+) -> T {
+    request.await.expect(operation)
 }
 
 /// `$ATV_MOTO_SERVER` (set by scripts/test-deps/moto.sh), else the virtualenv

@@ -10,6 +10,7 @@ use std::time::Duration;
 use astrada_token_vendor::app::dev::fake_astra::FakeAstraFault;
 use astrada_token_vendor::http::problem::PROBLEM_BASE;
 use astrada_token_vendor::user_tokens::{FaultPoint, Field, UserTokenError};
+use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use wiremock::matchers::{method, path};
@@ -17,28 +18,8 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use test_support::astra::{KEY_1, KEY_2, Store, World, cipher, keys, user_ref};
 
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(super::Store::sqlite().await).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(super::Store::postgres().await).await
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores!(
+test_support::on_sqlite_and_postgres!(
+    Store:
     a_callback_exchanges_the_code_and_each_state_works_once,
     an_unknown_or_expired_state_is_refused,
     two_hundred_concurrent_requests_for_an_expired_token_refresh_once,
@@ -62,8 +43,7 @@ fn problem(slug: &str) -> String {
 }
 
 async fn a_callback_exchanges_the_code_and_each_state_works_once(store: Store) {
-    let world = World::new(store).await;
-    let app = world.app(|_| {}).await;
+    let (world, app) = World::with_app(store).await;
     let (status, started) = app
         .post(
             "/astra/users/alice/authorization",
@@ -144,11 +124,8 @@ async fn an_unknown_or_expired_state_is_refused(store: Store) {
 }
 
 async fn two_hundred_concurrent_requests_for_an_expired_token_refresh_once(store: Store) {
-    let world = World::new(store).await;
-    let app = world.app(|_| {}).await;
-    let service = world.service(|_| {}).await;
-    world.authorize(&service, "carol", "astra-carol").await;
-    world.store.expire_access_token("carol").await;
+    let (world, app) = World::with_app(store).await;
+    world.expired("carol").await;
 
     let app = Arc::new(app);
     let requests = (0..200).map(|_| {
@@ -176,9 +153,7 @@ async fn two_hundred_concurrent_requests_for_an_expired_token_refresh_once(store
 async fn two_replicas_refresh_an_expired_user_once(store: Store) {
     let world = World::new(store).await;
     let (a, b) = (world.app(|_| {}).await, world.app(|_| {}).await);
-    let service = world.service(|_| {}).await;
-    world.authorize(&service, "dave", "astra-dave").await;
-    world.store.expire_access_token("dave").await;
+    world.expired("dave").await;
 
     let (a, b) = (Arc::new(a), Arc::new(b));
     let requests = (0..100).map(|i| {
@@ -200,16 +175,10 @@ async fn two_replicas_refresh_an_expired_user_once(store: Store) {
 async fn after_one_replica_refreshes_the_other_hands_out_the_new_token(store: Store) {
     let world = World::new(store).await;
     let (a, b) = (world.app(|_| {}).await, world.app(|_| {}).await);
-    let service = world.service(|_| {}).await;
-    world.authorize(&service, "erin", "astra-erin").await;
+    world.authorized("erin").await;
     let (_, before) = b.get("/astra/users/erin/token").await;
 
-    let (status, refreshed) = a
-        .post(
-            "/astra/users/erin/token/refresh",
-            json!({"stale_generation": before["generation"]}),
-        )
-        .await;
+    let (status, refreshed) = a.refresh_stale("erin", &before["generation"]).await;
     assert_eq!(status, 200);
     let (_, after) = b.get("/astra/users/erin/token").await;
     assert_ne!(after["access_token"], before["access_token"]);
@@ -229,20 +198,13 @@ async fn after_one_replica_refreshes_the_other_hands_out_the_new_token(store: St
 async fn a_stale_generation_refresh_happens_only_once_per_generation(store: Store) {
     let world = World::new(store).await;
     let app = Arc::new(world.app(|_| {}).await);
-    let service = world.service(|_| {}).await;
-    world.authorize(&service, "fay", "astra-fay").await;
+    world.authorized("fay").await;
     let (_, first) = app.get("/astra/users/fay/token").await;
     let generation = first["generation"].as_i64().unwrap();
 
     let burst = (0..50).map(|_| {
         let app = Arc::clone(&app);
-        tokio::spawn(async move {
-            app.post(
-                "/astra/users/fay/token/refresh",
-                json!({"stale_generation": generation}),
-            )
-            .await
-        })
+        tokio::spawn(async move { app.refresh_stale("fay", &generation.into()).await })
     });
     for answer in futures::future::join_all(burst).await {
         let (status, body) = answer.unwrap();
@@ -254,9 +216,7 @@ async fn a_stale_generation_refresh_happens_only_once_per_generation(store: Stor
 
 async fn a_refresh_interrupted_after_astra_answered_loses_nothing(store: Store) {
     let world = World::new(store).await;
-    let service = world.service(|_| {}).await;
-    world.authorize(&service, "gus", "astra-gus").await;
-    world.store.expire_access_token("gus").await;
+    let service = world.expired("gus").await;
 
     let mut crashing = world.service(|_| {}).await;
     let crashed = Arc::new(AtomicBool::new(false));
@@ -292,8 +252,7 @@ async fn a_refresh_interrupted_after_astra_answered_loses_nothing(store: Store) 
 
 async fn a_refused_refresh_token_falls_back_to_the_previous_one(store: Store) {
     let world = World::new(store).await;
-    let service = world.service(|_| {}).await;
-    world.authorize(&service, "hal", "astra-hal").await;
+    let service = world.authorized("hal").await;
     // One refresh, so the first refresh token becomes the previous one.
     let first = service.token(&user_ref("hal")).await.unwrap();
     let second = service
@@ -308,7 +267,7 @@ async fn a_refused_refresh_token_falls_back_to_the_previous_one(store: Store) {
             &SecretString::from("rt_unknown"),
         )
         .unwrap();
-    set_refresh_token(&world.store, "hal", bogus.blob).await;
+    world.store.set_refresh_token("hal", bogus.blob).await;
 
     let third = service
         .refresh_stale(&user_ref("hal"), second.generation)
@@ -323,30 +282,6 @@ async fn a_refused_refresh_token_falls_back_to_the_previous_one(store: Store) {
         service.summary(&user_ref("hal")).await.unwrap().status,
         "active"
     );
-}
-
-async fn set_refresh_token(store: &Store, user: &str, blob: Vec<u8>) {
-    const SQL: &str = "UPDATE astra_users SET refresh_token = $1 WHERE user_ref = $2";
-    match store {
-        Store::Sqlite { url, .. } => {
-            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-            sqlx::query(SQL)
-                .bind(blob)
-                .bind(user)
-                .execute(&pool)
-                .await
-                .unwrap();
-        }
-        Store::Postgres { url } => {
-            let pool = sqlx::PgPool::connect(url).await.unwrap();
-            sqlx::query(SQL)
-                .bind(blob)
-                .bind(user)
-                .execute(&pool)
-                .await
-                .unwrap();
-        }
-    }
 }
 
 async fn a_user_whose_refresh_tokens_are_refused_must_reauthorize_and_the_webhook_hears(
@@ -367,8 +302,7 @@ async fn a_user_whose_refresh_tokens_are_refused_must_reauthorize_and_the_webhoo
             s.webhook_secret = SecretString::from(secret);
         })
         .await;
-    let service = world.service(|_| {}).await;
-    world.authorize(&service, "ivy", "astra-ivy").await;
+    world.authorized("ivy").await;
     world.astra.revoke_refresh_tokens("astra-ivy");
     world.store.expire_access_token("ivy").await;
 
@@ -406,11 +340,8 @@ async fn a_user_whose_refresh_tokens_are_refused_must_reauthorize_and_the_webhoo
 }
 
 async fn a_401_from_astra_does_not_mark_the_user(store: Store) {
-    let world = World::new(store).await;
-    let app = world.app(|_| {}).await;
-    let service = world.service(|_| {}).await;
-    world.authorize(&service, "jon", "astra-jon").await;
-    world.store.expire_access_token("jon").await;
+    let (world, app) = World::with_app(store).await;
+    world.expired("jon").await;
     world.astra.set_fault(FakeAstraFault::ClientRejected);
 
     let (status, body) = app.get("/astra/users/jon/token").await;
@@ -425,19 +356,11 @@ async fn a_401_from_astra_does_not_mark_the_user(store: Store) {
 }
 
 async fn a_transient_astra_failure_leaves_the_status_alone(store: Store) {
-    let world = World::new(store).await;
-    let app = world.app(|_| {}).await;
-    let service = world.service(|_| {}).await;
-    world.authorize(&service, "kim", "astra-kim").await;
-    world.store.expire_access_token("kim").await;
+    let (world, app) = World::with_app(store).await;
+    world.expired("kim").await;
     world.astra.set_fault(FakeAstraFault::ServerError(503));
 
-    let r = app
-        .http
-        .get(format!("{}/astra/users/kim/token", app.internal))
-        .send()
-        .await
-        .unwrap();
+    let r = app.send(Method::GET, "/astra/users/kim/token").await;
     assert_eq!(r.status(), 503);
     assert!(r.headers().contains_key("retry-after"));
     let (_, summary) = app.get("/astra/users/kim").await;
@@ -508,8 +431,7 @@ async fn the_scheduler_refreshes_due_users_and_no_others(store: Store) {
 
 async fn the_raw_database_holds_no_token_plaintext(store: Store) {
     let world = World::new(store).await;
-    let service = world.service(|_| {}).await;
-    world.authorize(&service, "pia", "astra-pia").await;
+    let service = world.authorized("pia").await;
     let token = service.token(&user_ref("pia")).await.unwrap();
     let raw = world.store.raw_token_bytes().await;
     let plaintext = token.access_token.expose_secret().as_bytes();
@@ -540,8 +462,7 @@ async fn expires_in_never_outlives_the_next_planned_refresh(store: Store) {
 }
 
 async fn the_api_never_returns_a_refresh_token_and_deletes_users(store: Store) {
-    let world = World::new(store).await;
-    let app = world.app(|_| {}).await;
+    let (world, app) = World::with_app(store).await;
     let code = world.astra.issue_code("astra-rae");
     let (status, summary) = app
         .post("/astra/users/rae/authorization-code", json!({"code": code}))
@@ -564,12 +485,7 @@ async fn the_api_never_returns_a_refresh_token_and_deletes_users(store: Store) {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["type"], problem("invalid-user-ref"));
 
-    let r = app
-        .http
-        .delete(format!("{}/astra/users/rae", app.internal))
-        .send()
-        .await
-        .unwrap();
+    let r = app.send(Method::DELETE, "/astra/users/rae").await;
     assert_eq!(r.status(), 204);
     let (status, _) = app.get("/astra/users/rae/token").await;
     assert_eq!(status, 404);

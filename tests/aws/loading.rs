@@ -12,6 +12,8 @@ use serde_json::json;
 use test_support::moto::{Moto, OnMoto, SECRET_ID, failed_load, reloads, spawn_on_moto};
 use test_support::{SECRET_MARK, bundle, issued_to_of, json, pair, secret_of};
 
+use crate::rotated_bundle;
+
 #[tokio::test]
 async fn credentials_load_from_one_secret_holding_both_sets() {
     let app = OnMoto::scene().start().await;
@@ -39,9 +41,7 @@ async fn credentials_load_from_one_secret_per_set_named_by_arn() {
 async fn the_loaded_bundle_carries_the_current_version_id_and_no_secret_in_debug_output() {
     let (moto, _astrada) = OnMoto::scene().prepare().await;
     let source = moto.source(SecretLayout::Bundle(SECRET_ID.into()));
-    let current = moto
-        .put_secret_value(SECRET_ID, &bundle("api-v1", "sdk-v2"))
-        .await;
+    let current = moto.put_secret_value(SECRET_ID, &rotated_bundle()).await;
 
     let loaded = source.load().await.expect("the secret loads");
 

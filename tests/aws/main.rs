@@ -6,3 +6,8 @@ mod loading;
 mod outages;
 mod rotation;
 mod serve;
+
+/// The secret after the SDK credentials are rotated: `api-v1` kept, `sdk-v2` new.
+fn rotated_bundle() -> String {
+    test_support::bundle("api-v1", "sdk-v2")
+}

@@ -7,6 +7,8 @@ use astrada_token_vendor::config::Settings;
 use test_support::moto::{OnMoto, SECRET_ID, failed_load, reloads};
 use test_support::{bundle, eventually, issued_to_of};
 
+use crate::rotated_bundle;
+
 /// Credentials re-read every second; tokens refreshed 2 s before they expire.
 pub fn reload_every_second(s: &mut Settings) {
     s.credentials.reload_interval_secs = 1;
@@ -46,9 +48,7 @@ async fn serving_continues_while_secrets_manager_is_down_and_a_rotation_is_picke
     // Back, restored with a newer version: the service picks it up.
     app.moto.start_again().await;
     app.astrada.accept("sdk-v2");
-    app.moto
-        .create_secret(SECRET_ID, &bundle("api-v1", "sdk-v2"))
-        .await;
+    app.moto.create_secret(SECRET_ID, &rotated_bundle()).await;
     eventually(
         "the restored secret is loaded",
         Duration::from_secs(30),

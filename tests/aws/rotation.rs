@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use test_support::moto::{OnMoto, SECRET_ID, reloads};
-use test_support::{bundle, eventually, issued_to_of, refresh_ahead};
+use test_support::{eventually, issued_to_of, refresh_ahead};
 
 use crate::outages::reload_every_second;
+use crate::rotated_bundle;
 
 /// `ids` switches from `old` to `new` once and never goes back.
 fn assert_switched_once(ids: &[String], old: &str, new: &str) {
@@ -82,7 +83,7 @@ async fn rotation_under_200_concurrent_callers_fails_no_request_and_the_next_exc
         // for a while, as in a real rotation.
         app.astrada.accept("sdk-v2");
         app.moto
-            .put_secret_value(SECRET_ID, &bundle("api-v1", "sdk-v2"))
+            .put_secret_value(SECRET_ID, &rotated_bundle())
             .await;
         eventually(
             "a caller receives a token issued to sdk-v2",
@@ -128,7 +129,7 @@ async fn invalid_client_from_the_token_endpoint_re_reads_the_secret_at_once() {
     // Rotated in Secrets Manager and at Astrada, which revoked the old secret
     // at once; the service has not seen the new version yet.
     app.moto
-        .put_secret_value(SECRET_ID, &bundle("api-v1", "sdk-v2"))
+        .put_secret_value(SECRET_ID, &rotated_bundle())
         .await;
     app.astrada.accept("sdk-v2");
     app.astrada.revoke("sdk-v1");

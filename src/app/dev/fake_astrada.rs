@@ -10,20 +10,21 @@
 //! route for that (loopback test rigs only; dev mode never mounts it).
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::http::header;
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::{EncodingKey, Header};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use super::serve::{Listener, control_routes};
 use crate::core::unix_now;
 
 /// What the fake accepts and how it answers.
@@ -81,7 +82,7 @@ pub struct FakeAstrada {
 impl FakeAstrada {
     /// Starts on `addr` (port 0 picks a free one).
     pub fn start(addr: SocketAddr, config: FakeAstradaConfig) -> std::io::Result<Self> {
-        Self::start_inner(addr, config, false)
+        Self::serve(Listener::plain(addr)?, config)
     }
 
     /// Like [`FakeAstrada::start`], plus `GET /_control` (the [`FakeStats`]
@@ -92,23 +93,11 @@ impl FakeAstrada {
         addr: SocketAddr,
         config: FakeAstradaConfig,
     ) -> std::io::Result<Self> {
-        // The control route is unauthenticated: never let it leave the machine.
-        if !addr.ip().is_loopback() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("the fake's control route listens on loopback only, not {addr}"),
-            ));
-        }
-        Self::start_inner(addr, config, true)
+        Self::serve(Listener::with_control(addr, "the fake Astrada")?, config)
     }
 
-    fn start_inner(
-        addr: SocketAddr,
-        config: FakeAstradaConfig,
-        control: bool,
-    ) -> std::io::Result<Self> {
-        let tcp = TcpListener::bind(addr)?;
-        let bound = tcp.local_addr()?;
+    fn serve(listener: Listener, config: FakeAstradaConfig) -> std::io::Result<Self> {
+        let bound = listener.addr;
         let token_url = format!("http://{bound}/oauth/token");
         let mut key = [0u8; 32];
         key.iter_mut().for_each(|b| *b = fastrand::u8(..));
@@ -119,24 +108,13 @@ impl FakeAstrada {
             key: EncodingKey::from_secret(&key),
             shared: Arc::clone(&shared),
         });
-        let server = HttpServer::new(move || {
-            let app = App::new()
+        let handle = spawn_server!(listener.tcp, move || {
+            App::new()
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(16 * 1024))
-                .route("/oauth/token", web::post().to(token));
-            if control {
-                app.route("/_control", web::get().to(get_control))
-                    .route("/_control", web::post().to(set_control))
-            } else {
-                app
-            }
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(tcp)?
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
+                .route("/oauth/token", web::post().to(token))
+                .configure(control_routes(listener.control, get_control, set_control))
+        });
         Ok(Self {
             token_url,
             handle,

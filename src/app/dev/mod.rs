@@ -18,6 +18,9 @@ use secrecy::ExposeSecret;
 use crate::http::ASTRA_CALLBACK_PATH;
 use crate::user_tokens::crypto::fill_random;
 
+// Declared first: the fakes use its macro.
+#[macro_use]
+mod serve;
 pub mod fake_astra;
 pub mod fake_astrada;
 

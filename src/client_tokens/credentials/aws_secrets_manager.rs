@@ -17,9 +17,9 @@ use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{CredentialBundle, CredentialError, CredentialSource, parse_bundle, parse_pair};
+use super::{CredentialBundle, CredentialError, CredentialSource, Origin};
 use crate::config::{ConfigError, CredentialSettings, invalid};
-use crate::core::PerSet;
+use crate::core::{CredentialSet, PerSet};
 
 // A reload must never hang: the SDK retries within these bounds, and the
 // reload loop retries after them.
@@ -60,18 +60,30 @@ impl SecretLayout {
                 "source is \"aws_secrets_manager\" but no secret is named".into(),
                 "set ATV_CREDENTIALS__SECRET_ID to the name or ARN of a secret holding both sets, or ATV_CREDENTIALS__API__SECRET_ID and ATV_CREDENTIALS__SDK__SECRET_ID to one secret each",
             ),
-            (false, true, false) => invalid(
-                "credentials.sdk.secret_id",
-                "is empty while credentials.api.secret_id is set".into(),
-                "set ATV_CREDENTIALS__SDK__SECRET_ID too, or name one secret holding both sets in credentials.secret_id",
-            ),
-            (false, false, true) => invalid(
-                "credentials.api.secret_id",
-                "is empty while credentials.sdk.secret_id is set".into(),
-                "set ATV_CREDENTIALS__API__SECRET_ID too, or name one secret holding both sets in credentials.secret_id",
-            ),
+            (false, true, false) => secret_missing_for(CredentialSet::Sdk, CredentialSet::Api),
+            (false, false, true) => secret_missing_for(CredentialSet::Api, CredentialSet::Sdk),
         }
     }
+}
+
+/// The error for a per-set layout that names a secret for `named` but none
+/// for `missing`.
+fn secret_missing_for(
+    missing: CredentialSet,
+    named: CredentialSet,
+) -> Result<SecretLayout, ConfigError> {
+    let key = PerSet {
+        api: "credentials.api.secret_id",
+        sdk: "credentials.sdk.secret_id",
+    };
+    invalid(
+        key.get(missing),
+        format!("is empty while {} is set", key.get(named)),
+        &format!(
+            "set ATV_CREDENTIALS__{}__SECRET_ID too, or name one secret holding both sets in credentials.secret_id",
+            missing.as_str().to_uppercase()
+        ),
+    )
 }
 
 /// Reads the credentials with `GetSecretValue` (the `AWSCURRENT` version) on
@@ -234,7 +246,8 @@ impl CredentialSource for AwsSecretsManagerSource {
             SecretLayout::Bundle(id) => {
                 let label = "the secret";
                 let (text, version) = self.fetch(id, label).await?;
-                let mut bundle = parse_bundle(text.expose_secret().as_bytes(), &name, label)?;
+                let mut bundle =
+                    Origin::new(&name, label).parse_bundle(text.expose_secret().as_bytes())?;
                 bundle.version = Some(version);
                 Ok(bundle)
             }
@@ -245,8 +258,10 @@ impl CredentialSource for AwsSecretsManagerSource {
                     tokio::try_join!(self.fetch(api, &api_label), self.fetch(sdk, &sdk_label))?;
                 Ok(CredentialBundle {
                     sets: PerSet {
-                        api: parse_pair(api_text.expose_secret().as_bytes(), &name, &api_label)?,
-                        sdk: parse_pair(sdk_text.expose_secret().as_bytes(), &name, &sdk_label)?,
+                        api: Origin::new(&name, &api_label)
+                            .parse_pair(api_text.expose_secret().as_bytes())?,
+                        sdk: Origin::new(&name, &sdk_label)
+                            .parse_pair(sdk_text.expose_secret().as_bytes())?,
                     },
                     version: Some(format!("api {api_version}, sdk {sdk_version}")),
                 })

@@ -120,7 +120,7 @@ impl CredentialSource for InlineSource {
     }
 }
 
-/// A JSON file holding both sets (see [`parse_bundle`]), re-read on each reload
+/// A JSON file holding both sets (see [`Origin::parse_bundle`]), re-read on each reload
 /// so that whatever writes it (a CSI secrets driver, an agent) can rotate it.
 pub struct FileSource {
     path: PathBuf,
@@ -149,7 +149,7 @@ impl CredentialSource for FileSource {
                     reason: kind.to_string(),
                 },
             })?;
-        parse_bundle(&bytes, &name, "the file")
+        Origin::new(&name, "the file").parse_bundle(&bytes)
     }
 
     fn describe(&self) -> String {
@@ -157,83 +157,76 @@ impl CredentialSource for FileSource {
     }
 }
 
-/// Parses `{"api": {"client_id", "client_secret"}, "sdk": {…}}`.
-pub fn parse_bundle(
-    bytes: &[u8],
-    source_name: &str,
-    secret: &str,
-) -> Result<CredentialBundle, CredentialError> {
-    let value = parse_json(bytes, source_name, secret)?;
-    let pair = |set: CredentialSet| match value.get(set.as_str()) {
-        Some(inner) => parse_pair_value(inner, source_name, secret, &format!("{set}.")),
-        None => Err(malformed(
+/// Where a JSON credential document came from, named in every error about
+/// it: the source, and which secret of the source.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub source_name: &'a str,
+    pub secret: &'a str,
+}
+
+impl<'a> Origin<'a> {
+    pub fn new(source_name: &'a str, secret: &'a str) -> Self {
+        Self {
             source_name,
             secret,
-            format!("missing object \"{set}\" (expected {{\"api\": {{…}}, \"sdk\": {{…}}}})"),
-        )),
-    };
-    Ok(CredentialBundle {
-        sets: PerSet::try_from_fn(pair)?,
-        version: None,
-    })
-}
-
-/// Parses a single `{"client_id": "…", "client_secret": "…"}` pair.
-pub fn parse_pair(
-    bytes: &[u8],
-    source_name: &str,
-    secret: &str,
-) -> Result<ClientCredentials, CredentialError> {
-    let value = parse_json(bytes, source_name, secret)?;
-    parse_pair_value(&value, source_name, secret, "")
-}
-
-fn parse_json(
-    bytes: &[u8],
-    source_name: &str,
-    secret: &str,
-) -> Result<serde_json::Value, CredentialError> {
-    // serde_json's syntax errors carry only a position, never the input.
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| malformed(source_name, secret, format!("not JSON ({e})")))?;
-    if !value.is_object() {
-        return Err(malformed(source_name, secret, "not a JSON object".into()));
-    }
-    Ok(value)
-}
-
-fn parse_pair_value(
-    value: &serde_json::Value,
-    source_name: &str,
-    secret: &str,
-    prefix: &str,
-) -> Result<ClientCredentials, CredentialError> {
-    let field = |name: &str| -> Result<String, CredentialError> {
-        match value.get(name).and_then(|v| v.as_str()) {
-            Some(s) if !s.trim().is_empty() => Ok(s.to_owned()),
-            Some(_) => Err(malformed(
-                source_name,
-                secret,
-                format!("field \"{prefix}{name}\" is empty"),
-            )),
-            None => Err(malformed(
-                source_name,
-                secret,
-                format!("missing string field \"{prefix}{name}\""),
-            )),
         }
-    };
-    Ok(ClientCredentials {
-        client_id: field("client_id")?,
-        client_secret: SecretString::from(field("client_secret")?),
-    })
-}
+    }
 
-fn malformed(source_name: &str, secret: &str, problem: String) -> CredentialError {
-    CredentialError::Malformed {
-        source_name: source_name.to_owned(),
-        secret: secret.to_owned(),
-        problem,
+    /// Parses `{"api": {"client_id", "client_secret"}, "sdk": {…}}`.
+    pub fn parse_bundle(self, bytes: &[u8]) -> Result<CredentialBundle, CredentialError> {
+        let value = self.parse_json(bytes)?;
+        let pair = |set: CredentialSet| match value.get(set.as_str()) {
+            Some(inner) => self.parse_pair_value(inner, &format!("{set}.")),
+            None => Err(self.malformed(format!(
+                "missing object \"{set}\" (expected {{\"api\": {{…}}, \"sdk\": {{…}}}})"
+            ))),
+        };
+        Ok(CredentialBundle {
+            sets: PerSet::try_from_fn(pair)?,
+            version: None,
+        })
+    }
+
+    /// Parses a single `{"client_id": "…", "client_secret": "…"}` pair.
+    pub fn parse_pair(self, bytes: &[u8]) -> Result<ClientCredentials, CredentialError> {
+        self.parse_pair_value(&self.parse_json(bytes)?, "")
+    }
+
+    fn parse_json(self, bytes: &[u8]) -> Result<serde_json::Value, CredentialError> {
+        // serde_json's syntax errors carry only a position, never the input.
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| self.malformed(format!("not JSON ({e})")))?;
+        if !value.is_object() {
+            return Err(self.malformed("not a JSON object".into()));
+        }
+        Ok(value)
+    }
+
+    fn parse_pair_value(
+        self,
+        value: &serde_json::Value,
+        prefix: &str,
+    ) -> Result<ClientCredentials, CredentialError> {
+        let field = |name: &str| -> Result<String, CredentialError> {
+            match value.get(name).and_then(|v| v.as_str()) {
+                Some(s) if !s.trim().is_empty() => Ok(s.to_owned()),
+                Some(_) => Err(self.malformed(format!("field \"{prefix}{name}\" is empty"))),
+                None => Err(self.malformed(format!("missing string field \"{prefix}{name}\""))),
+            }
+        };
+        Ok(ClientCredentials {
+            client_id: field("client_id")?,
+            client_secret: SecretString::from(field("client_secret")?),
+        })
+    }
+
+    fn malformed(self, problem: String) -> CredentialError {
+        CredentialError::Malformed {
+            source_name: self.source_name.to_owned(),
+            secret: self.secret.to_owned(),
+            problem,
+        }
     }
 }
 

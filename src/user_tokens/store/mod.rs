@@ -49,28 +49,13 @@ pub mod sqlite;
 
 pub use error::StoreError;
 
-/// Whether a user's stored tokens can still be used and refreshed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum UserStatus {
-    Active,
-    /// Astra refused the refresh token; the user must authorize again.
-    ReauthorizationRequired,
-}
-
-impl UserStatus {
-    pub const ALL: [UserStatus; 2] = [UserStatus::Active, UserStatus::ReauthorizationRequired];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UserStatus::Active => "active",
-            UserStatus::ReauthorizationRequired => "reauthorization_required",
-        }
-    }
-}
-
-impl fmt::Display for UserStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+crate::core::named_enum! {
+    /// Whether a user's stored tokens can still be used and refreshed.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum UserStatus {
+        Active = "active",
+        /// Astra refused the refresh token; the user must authorize again.
+        ReauthorizationRequired = "reauthorization_required",
     }
 }
 
@@ -405,6 +390,13 @@ fn check_state_hash(state_hash: &str) -> Result<(), StoreError> {
             "state_hash must be the lowercase SHA-256 hex of the state",
         ))
     }
+}
+
+/// The pool both backends open from [`StoreOptions`].
+fn pool_options<DB: sqlx::Database>(options: &StoreOptions) -> sqlx::pool::PoolOptions<DB> {
+    sqlx::pool::PoolOptions::new()
+        .max_connections(options.max_connections.max(1))
+        .acquire_timeout(options.acquire_timeout)
 }
 
 fn check_limit(limit: u32) -> i64 {

@@ -17,7 +17,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::{
     CommitOutcome, Lease, LeaseOutcome, LeaseRelease, NewTokens, PendingAuthorization,
@@ -38,57 +38,33 @@ pub struct PgStore {
     pool: PgPool,
 }
 
-impl fmt::Debug for PgStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgStore").finish_non_exhaustive()
-    }
-}
-
 impl PgStore {
     /// Connects to `url` (`postgres://…`) and migrates the schema (see the module docs).
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         let connect = PgConnectOptions::from_str(url)?;
         migrate(&connect, options).await?;
-        let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections.max(1))
-            .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
-            .await?;
+        let pool = super::pool_options(options).connect_with(connect).await?;
         Ok(Self { pool })
     }
-
-    async fn claim_due_inner(
-        &self,
-        holder: &str,
-        limit: i64,
-        ttl_secs: i64,
-    ) -> Result<Vec<PgRow>, StoreError> {
-        // The outer lease condition repeats the inner one on purpose: a row
-        // leased by `try_lease` after this statement's snapshot is re-checked
-        // against its newest version when the UPDATE reaches it.
-        let rows = sqlx::query(
-            "UPDATE astra_users SET lease_epoch = lease_epoch + 1, lease_holder = $1, \
-             lease_expires_at = CAST(floor(EXTRACT(EPOCH FROM now())) AS BIGINT) + $2 \
-             WHERE user_ref IN ( \
-               SELECT user_ref FROM astra_users \
-               WHERE status = 'active' \
-               AND next_refresh_at <= CAST(floor(EXTRACT(EPOCH FROM now())) AS BIGINT) \
-               AND (lease_expires_at IS NULL \
-                    OR lease_expires_at <= CAST(floor(EXTRACT(EPOCH FROM now())) AS BIGINT)) \
-               ORDER BY next_refresh_at LIMIT $3 \
-               FOR UPDATE SKIP LOCKED) \
-             AND (lease_expires_at IS NULL \
-                  OR lease_expires_at <= CAST(floor(EXTRACT(EPOCH FROM now())) AS BIGINT)) \
-             RETURNING *",
-        )
-        .bind(holder)
-        .bind(ttl_secs)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows)
-    }
 }
+
+/// Claims due users (see [`user_store_impl!`]). The outer lease condition
+/// repeats the inner one on purpose: a row leased by `try_lease` after this
+/// statement's snapshot is re-checked against its newest version when the
+/// UPDATE reaches it.
+const CLAIM_DUE: &str = "UPDATE astra_users SET lease_epoch = lease_epoch + 1, lease_holder = $1, \
+     lease_expires_at = CAST(floor(EXTRACT(EPOCH FROM now())) AS BIGINT) + $2 \
+     WHERE user_ref IN ( \
+       SELECT user_ref FROM astra_users \
+       WHERE status = 'active' \
+       AND next_refresh_at <= CAST(floor(EXTRACT(EPOCH FROM now())) AS BIGINT) \
+       AND (lease_expires_at IS NULL \
+            OR lease_expires_at <= CAST(floor(EXTRACT(EPOCH FROM now())) AS BIGINT)) \
+       ORDER BY next_refresh_at LIMIT $3 \
+       FOR UPDATE SKIP LOCKED) \
+     AND (lease_expires_at IS NULL \
+          OR lease_expires_at <= CAST(floor(EXTRACT(EPOCH FROM now())) AS BIGINT)) \
+     RETURNING *";
 
 async fn migrate(connect: &PgConnectOptions, options: &StoreOptions) -> Result<(), StoreError> {
     // A pool of exactly one connection: the lock and the migrations share a
@@ -121,5 +97,6 @@ async fn migrate(connect: &PgConnectOptions, options: &StoreOptions) -> Result<(
 user_store_impl!(
     PgStore,
     sqlx::Postgres,
-    now = "CAST(floor(EXTRACT(EPOCH FROM now())) AS BIGINT)"
+    now = "CAST(floor(EXTRACT(EPOCH FROM now())) AS BIGINT)",
+    claim_due = ("BEGIN", CLAIM_DUE)
 );

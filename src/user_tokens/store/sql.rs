@@ -5,14 +5,29 @@
 //! indexes) except how to read the clock, so each backend instantiates
 //! [`user_store_impl!`] with its "now" expression spliced in by `concat!`.
 //! One text for both keeps the fencing rules from drifting apart; the
-//! backends differ only in connection setup and in `claim_due`, which each
-//! provides as an inherent `claim_due_inner`.
+//! backends differ only in connection setup and in `claim_due`, whose
+//! statement and transaction each passes in.
 
-/// Implements [`super::UserStore`] for `$store` (a struct with a
-/// `pool: sqlx::Pool<$db>` field and a `claim_due_inner` method), where
-/// `$now` is an SQL expression for the database's clock in unix seconds.
+/// An `UPDATE` of `astra_users` that ends the lease of user `$1` if its
+/// epoch is still `$2` (the fencing rule every release shares), and also sets
+/// the columns given as `"column = value, "` pieces.
+macro_rules! end_lease_sql {
+    ($($set:tt),* $(,)?) => {
+        concat!(
+            "UPDATE astra_users SET ",
+            $($set,)*
+            "lease_epoch = lease_epoch + 1, lease_holder = NULL, lease_expires_at = NULL ",
+            "WHERE user_ref = $1 AND lease_epoch = $2"
+        )
+    };
+}
+
+/// Implements [`super::UserStore`] and `Debug` for `$store` (a struct with a
+/// `pool: sqlx::Pool<$db>` field), where `$now` is an SQL expression for the
+/// database's clock in unix seconds, and `claim_due` runs `$claim` (binding
+/// holder, ttl and limit as `$1`..`$3`) in a transaction opened by `$begin`.
 macro_rules! user_store_impl {
-    ($store:ty, $db:ty, now = $now:literal) => {
+    ($store:ty, $db:ty, now = $now:literal, claim_due = ($begin:expr, $claim:expr)) => {
         fn decode_user(r: &<$db as sqlx::Database>::Row) -> Result<UserRow, StoreError> {
             use sqlx::Row;
             let corrupt = |what: &str| StoreError::Corrupt { what: what.into() };
@@ -76,12 +91,92 @@ macro_rules! user_store_impl {
             })
         }
 
+        type Query<'q> = sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>;
+
+        // The two statements that write new tokens: each takes its own key
+        // parameters first, then the tokens as bound by `bind_tokens`.
+
+        /// A new authorization replaces everything stored for `$1`.
+        const STORE_AUTHORIZATION: &str = concat!(
+            "INSERT INTO astra_users (user_ref, status, generation, ",
+            "access_key_id, access_token, access_expires_at, ",
+            "refresh_key_id, refresh_token, refresh_issued_at, refresh_expires_at, ",
+            "next_refresh_at, last_astra_request_id, lease_epoch, created_at, updated_at) ",
+            "VALUES ($1, 'active', 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, ",
+            $now, ", ", $now, ") ",
+            "ON CONFLICT (user_ref) DO UPDATE SET ",
+            "status = 'active', generation = astra_users.generation + 1, ",
+            "access_key_id = excluded.access_key_id, access_token = excluded.access_token, ",
+            "access_expires_at = excluded.access_expires_at, ",
+            "refresh_key_id = excluded.refresh_key_id, refresh_token = excluded.refresh_token, ",
+            "refresh_issued_at = excluded.refresh_issued_at, ",
+            "refresh_expires_at = excluded.refresh_expires_at, ",
+            "prev_refresh_key_id = NULL, prev_refresh_token = NULL, prev_refresh_expires_at = NULL, ",
+            "next_refresh_at = excluded.next_refresh_at, last_refresh_at = NULL, ",
+            "last_astra_request_id = excluded.last_astra_request_id, last_error = NULL, ",
+            "lease_epoch = astra_users.lease_epoch + 1, lease_holder = NULL, lease_expires_at = NULL, ",
+            "updated_at = excluded.updated_at ",
+            "RETURNING *"
+        );
+
+        /// Refreshed tokens for `$1`, if its lease epoch is still `$2`.
+        const COMMIT_REFRESH: &str = concat!(
+            "UPDATE astra_users SET ",
+            "prev_refresh_key_id = refresh_key_id, prev_refresh_token = refresh_token, ",
+            "prev_refresh_expires_at = refresh_expires_at, ",
+            "access_key_id = $3, access_token = $4, access_expires_at = $5, ",
+            "refresh_key_id = $6, refresh_token = $7, refresh_issued_at = $8, ",
+            "refresh_expires_at = $9, next_refresh_at = $10, last_astra_request_id = $11, ",
+            "status = 'active', generation = generation + 1, last_refresh_at = ", $now, ", ",
+            "last_error = NULL, lease_epoch = lease_epoch + 1, lease_holder = NULL, ",
+            "lease_expires_at = NULL, updated_at = ", $now, " ",
+            "WHERE user_ref = $1 AND lease_epoch = $2 ",
+            "RETURNING *"
+        );
+
+        /// Checks `tokens` and binds them as the next nine parameters, in
+        /// field order: both statements above list their columns that way.
+        fn bind_tokens(query: Query<'_>, tokens: NewTokens) -> Result<Query<'_>, StoreError> {
+            check_request_id(tokens.astra_request_id.as_deref())?;
+            Ok(query
+                .bind(tokens.access_token.key_id)
+                .bind(tokens.access_token.blob)
+                .bind(tokens.access_expires_at)
+                .bind(tokens.refresh_token.key_id)
+                .bind(tokens.refresh_token.blob)
+                .bind(tokens.refresh_issued_at)
+                .bind(tokens.refresh_expires_at)
+                .bind(tokens.next_refresh_at)
+                .bind(tokens.astra_request_id))
+        }
+
+        /// The number a `SELECT COUNT(*)` statement answers.
+        async fn count(
+            query: sqlx::query::QueryAs<'_, $db, (i64,), <$db as sqlx::Database>::Arguments>,
+            pool: &sqlx::Pool<$db>,
+        ) -> Result<u64, StoreError> {
+            let (n,) = query.fetch_one(pool).await?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        }
+
+        impl fmt::Debug for $store {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($store)).finish_non_exhaustive()
+            }
+        }
+
         fn check_lease_args(holder: &str, ttl_secs: i64) -> Result<(), StoreError> {
             super::check_label(holder, "lease holder must be 1-128 characters of A-Z a-z 0-9 . _ : -")?;
             if !(1..=86_400).contains(&ttl_secs) {
                 return Err(StoreError::InvalidInput("lease ttl must be 1 to 86400 seconds"));
             }
             Ok(())
+        }
+
+        /// The labels a failed refresh records.
+        fn check_failure(error_code: &str, astra_request_id: Option<&str>) -> Result<(), StoreError> {
+            super::check_label(error_code, "error code must be 1-128 characters of A-Z a-z 0-9 . _ : -")?;
+            check_request_id(astra_request_id)
         }
 
         fn check_request_id(id: Option<&str>) -> Result<(), StoreError> {
@@ -106,40 +201,8 @@ macro_rules! user_store_impl {
                 user: &UserRef,
                 tokens: NewTokens,
             ) -> Result<UserRow, StoreError> {
-                check_request_id(tokens.astra_request_id.as_deref())?;
-                let row = sqlx::query(concat!(
-                    "INSERT INTO astra_users (user_ref, status, generation, ",
-                    "access_key_id, access_token, access_expires_at, ",
-                    "refresh_key_id, refresh_token, refresh_issued_at, refresh_expires_at, ",
-                    "next_refresh_at, last_astra_request_id, lease_epoch, created_at, updated_at) ",
-                    "VALUES ($1, 'active', 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, ",
-                    $now, ", ", $now, ") ",
-                    "ON CONFLICT (user_ref) DO UPDATE SET ",
-                    "status = 'active', generation = astra_users.generation + 1, ",
-                    "access_key_id = excluded.access_key_id, access_token = excluded.access_token, ",
-                    "access_expires_at = excluded.access_expires_at, ",
-                    "refresh_key_id = excluded.refresh_key_id, refresh_token = excluded.refresh_token, ",
-                    "refresh_issued_at = excluded.refresh_issued_at, ",
-                    "refresh_expires_at = excluded.refresh_expires_at, ",
-                    "prev_refresh_key_id = NULL, prev_refresh_token = NULL, prev_refresh_expires_at = NULL, ",
-                    "next_refresh_at = excluded.next_refresh_at, last_refresh_at = NULL, ",
-                    "last_astra_request_id = excluded.last_astra_request_id, last_error = NULL, ",
-                    "lease_epoch = astra_users.lease_epoch + 1, lease_holder = NULL, lease_expires_at = NULL, ",
-                    "updated_at = excluded.updated_at ",
-                    "RETURNING *"
-                ))
-                .bind(user.as_str())
-                .bind(tokens.access_token.key_id)
-                .bind(tokens.access_token.blob)
-                .bind(tokens.access_expires_at)
-                .bind(tokens.refresh_token.key_id)
-                .bind(tokens.refresh_token.blob)
-                .bind(tokens.refresh_issued_at)
-                .bind(tokens.refresh_expires_at)
-                .bind(tokens.next_refresh_at)
-                .bind(tokens.astra_request_id)
-                .fetch_one(&self.pool)
-                .await?;
+                let insert = sqlx::query(STORE_AUTHORIZATION).bind(user.as_str());
+                let row = bind_tokens(insert, tokens)?.fetch_one(&self.pool).await?;
                 decode_user(&row)
             }
 
@@ -186,33 +249,8 @@ macro_rules! user_store_impl {
                 lease: &Lease,
                 tokens: RefreshedTokens,
             ) -> Result<CommitOutcome, StoreError> {
-                check_request_id(tokens.astra_request_id.as_deref())?;
-                let row = sqlx::query(concat!(
-                    "UPDATE astra_users SET ",
-                    "prev_refresh_key_id = refresh_key_id, prev_refresh_token = refresh_token, ",
-                    "prev_refresh_expires_at = refresh_expires_at, ",
-                    "access_key_id = $3, access_token = $4, access_expires_at = $5, ",
-                    "refresh_key_id = $6, refresh_token = $7, refresh_issued_at = $8, ",
-                    "refresh_expires_at = $9, next_refresh_at = $10, last_astra_request_id = $11, ",
-                    "status = 'active', generation = generation + 1, last_refresh_at = ", $now, ", ",
-                    "last_error = NULL, lease_epoch = lease_epoch + 1, lease_holder = NULL, ",
-                    "lease_expires_at = NULL, updated_at = ", $now, " ",
-                    "WHERE user_ref = $1 AND lease_epoch = $2 ",
-                    "RETURNING *"
-                ))
-                .bind(lease.user_ref.as_str())
-                .bind(lease.epoch)
-                .bind(tokens.access_token.key_id)
-                .bind(tokens.access_token.blob)
-                .bind(tokens.access_expires_at)
-                .bind(tokens.refresh_token.key_id)
-                .bind(tokens.refresh_token.blob)
-                .bind(tokens.refresh_issued_at)
-                .bind(tokens.refresh_expires_at)
-                .bind(tokens.next_refresh_at)
-                .bind(tokens.astra_request_id)
-                .fetch_optional(&self.pool)
-                .await?;
+                let update = sqlx::query(COMMIT_REFRESH).bind(lease.user_ref.as_str()).bind(lease.epoch);
+                let row = bind_tokens(update, tokens)?.fetch_optional(&self.pool).await?;
                 match row {
                     Some(row) => Ok(CommitOutcome::Committed(decode_user(&row)?)),
                     None => Ok(CommitOutcome::FencedOut),
@@ -224,47 +262,26 @@ macro_rules! user_store_impl {
                 lease: &Lease,
                 outcome: LeaseRelease<'_>,
             ) -> Result<bool, StoreError> {
-                const CODE: &str = "error code must be 1-128 characters of A-Z a-z 0-9 . _ : -";
+                let ending = |sql| sqlx::query(sql).bind(lease.user_ref.as_str()).bind(lease.epoch);
                 let query = match outcome {
-                    LeaseRelease::Unused => sqlx::query(concat!(
-                        "UPDATE astra_users SET lease_epoch = lease_epoch + 1, ",
-                        "lease_holder = NULL, lease_expires_at = NULL ",
-                        "WHERE user_ref = $1 AND lease_epoch = $2"
-                    ))
-                    .bind(lease.user_ref.as_str())
-                    .bind(lease.epoch),
+                    LeaseRelease::Unused => ending(end_lease_sql!()),
                     LeaseRelease::Failed { error_code, retry_at, astra_request_id } => {
-                        super::check_label(error_code, CODE)?;
-                        check_request_id(astra_request_id)?;
-                        sqlx::query(concat!(
-                            "UPDATE astra_users SET lease_epoch = lease_epoch + 1, ",
-                            "lease_holder = NULL, lease_expires_at = NULL, ",
+                        check_failure(error_code, astra_request_id)?;
+                        ending(end_lease_sql!(
                             "last_error = $3, next_refresh_at = $4, ",
                             "last_astra_request_id = COALESCE($5, last_astra_request_id), ",
-                            "updated_at = ", $now, " ",
-                            "WHERE user_ref = $1 AND lease_epoch = $2"
+                            "updated_at = ", $now, ", "
                         ))
-                        .bind(lease.user_ref.as_str())
-                        .bind(lease.epoch)
-                        .bind(error_code)
-                        .bind(retry_at)
-                        .bind(astra_request_id)
+                        .bind(error_code).bind(retry_at).bind(astra_request_id)
                     }
                     LeaseRelease::ReauthorizationRequired { error_code, astra_request_id } => {
-                        super::check_label(error_code, CODE)?;
-                        check_request_id(astra_request_id)?;
-                        sqlx::query(concat!(
-                            "UPDATE astra_users SET lease_epoch = lease_epoch + 1, ",
-                            "lease_holder = NULL, lease_expires_at = NULL, ",
+                        check_failure(error_code, astra_request_id)?;
+                        ending(end_lease_sql!(
                             "status = 'reauthorization_required', last_error = $3, ",
                             "last_astra_request_id = COALESCE($4, last_astra_request_id), ",
-                            "updated_at = ", $now, " ",
-                            "WHERE user_ref = $1 AND lease_epoch = $2"
+                            "updated_at = ", $now, ", "
                         ))
-                        .bind(lease.user_ref.as_str())
-                        .bind(lease.epoch)
-                        .bind(error_code)
-                        .bind(astra_request_id)
+                        .bind(error_code).bind(astra_request_id)
                     }
                 };
                 Ok(query.execute(&self.pool).await?.rows_affected() == 1)
@@ -277,7 +294,14 @@ macro_rules! user_store_impl {
                 ttl_secs: i64,
             ) -> Result<Vec<(Lease, UserRow)>, StoreError> {
                 check_lease_args(holder, ttl_secs)?;
-                let rows = self.claim_due_inner(holder, super::check_limit(limit), ttl_secs).await?;
+                let mut tx = self.pool.begin_with($begin).await?;
+                let rows = sqlx::query($claim)
+                    .bind(holder)
+                    .bind(ttl_secs)
+                    .bind(super::check_limit(limit))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
                 rows.iter()
                     .map(|r| {
                         let row = decode_user(r)?;
@@ -339,25 +363,19 @@ macro_rules! user_store_impl {
             }
 
             async fn count_refresh_expiring_before(&self, ts: i64) -> Result<u64, StoreError> {
-                let (n,): (i64,) = sqlx::query_as(concat!(
+                let query = sqlx::query_as(concat!(
                     "SELECT COUNT(*) FROM astra_users ",
                     "WHERE status = 'active' AND refresh_expires_at < $1"
-                ))
-                .bind(ts)
-                .fetch_one(&self.pool)
-                .await?;
-                Ok(u64::try_from(n).unwrap_or(0))
+                ));
+                count(query.bind(ts), &self.pool).await
             }
 
             async fn count_rows_using_key(&self, key_id: &str) -> Result<u64, StoreError> {
-                let (n,): (i64,) = sqlx::query_as(concat!(
+                let query = sqlx::query_as(concat!(
                     "SELECT COUNT(*) FROM astra_users ",
                     "WHERE access_key_id = $1 OR refresh_key_id = $1 OR prev_refresh_key_id = $1"
-                ))
-                .bind(key_id)
-                .fetch_one(&self.pool)
-                .await?;
-                Ok(u64::try_from(n).unwrap_or(0))
+                ));
+                count(query.bind(key_id), &self.pool).await
             }
 
             async fn put_state(

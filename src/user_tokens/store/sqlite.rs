@@ -14,10 +14,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 
 use super::{
     CommitOutcome, Lease, LeaseOutcome, LeaseRelease, NewTokens, PendingAuthorization,
@@ -33,12 +30,6 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
-impl fmt::Debug for SqliteStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SqliteStore").finish_non_exhaustive()
-    }
-}
-
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite:PATH`) and migrates it.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
@@ -50,44 +41,21 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(options.busy_timeout)
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(options.max_connections.max(1))
-            .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
-            .await?;
+        let pool = super::pool_options(options).connect_with(connect).await?;
         run_migrations(&pool).await?;
         Ok(Self { pool })
     }
-
-    /// `BEGIN IMMEDIATE` takes the write lock before the due users are
-    /// selected, so a second process claiming from the same file waits
-    /// (up to `busy_timeout`) and then sees this batch already leased.
-    async fn claim_due_inner(
-        &self,
-        holder: &str,
-        limit: i64,
-        ttl_secs: i64,
-    ) -> Result<Vec<SqliteRow>, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let rows = sqlx::query(
-            "UPDATE astra_users SET lease_epoch = lease_epoch + 1, lease_holder = $1, \
-             lease_expires_at = unixepoch() + $2 \
-             WHERE user_ref IN ( \
-               SELECT user_ref FROM astra_users \
-               WHERE status = 'active' AND next_refresh_at <= unixepoch() \
-               AND (lease_expires_at IS NULL OR lease_expires_at <= unixepoch()) \
-               ORDER BY next_refresh_at LIMIT $3) \
-             RETURNING *",
-        )
-        .bind(holder)
-        .bind(ttl_secs)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(rows)
-    }
 }
+
+/// Claims due users (see [`user_store_impl!`]).
+const CLAIM_DUE: &str = "UPDATE astra_users SET lease_epoch = lease_epoch + 1, lease_holder = $1, \
+     lease_expires_at = unixepoch() + $2 \
+     WHERE user_ref IN ( \
+       SELECT user_ref FROM astra_users \
+       WHERE status = 'active' AND next_refresh_at <= unixepoch() \
+       AND (lease_expires_at IS NULL OR lease_expires_at <= unixepoch()) \
+       ORDER BY next_refresh_at LIMIT $3) \
+     RETURNING *";
 
 /// Boxed at a concrete lifetime: awaiting `Migrator::run` directly makes the
 /// caller's future fail the `Send` check that `tokio::spawn` needs
@@ -98,4 +66,12 @@ fn run_migrations(
     Box::pin(MIGRATOR.run(pool))
 }
 
-user_store_impl!(SqliteStore, sqlx::Sqlite, now = "unixepoch()");
+// `BEGIN IMMEDIATE` takes the write lock before the due users are selected,
+// so a second process claiming from the same file waits (up to
+// `busy_timeout`) and then sees this batch already leased.
+user_store_impl!(
+    SqliteStore,
+    sqlx::Sqlite,
+    now = "unixepoch()",
+    claim_due = ("BEGIN IMMEDIATE", CLAIM_DUE)
+);

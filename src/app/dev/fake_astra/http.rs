@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -12,12 +11,13 @@ use std::time::Duration;
 use actix_web::dev::{ServerHandle, Service, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
+use super::super::serve::{Listener, control_routes};
 use super::{FakeAstraConfig, FakeAstraFault, Shared, stats};
 
 /// Longer than any client timeout we configure, so a `Timeout` fault is
@@ -43,39 +43,27 @@ impl RequestIds {
 }
 
 pub(super) fn serve(
-    tcp: TcpListener,
+    listener: Listener,
     config: FakeAstraConfig,
     store: Shared,
-    control: bool,
 ) -> std::io::Result<ServerHandle> {
     let state = web::Data::new(State { config, store });
     let ids = Arc::new(RequestIds {
         prefix: fastrand::u32(..),
         next: AtomicU64::new(1),
     });
-    let server = HttpServer::new(move || {
+    let handle = spawn_server!(listener.tcp, move || {
         let ids = Arc::clone(&ids);
-        let app = App::new()
+        App::new()
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(64 * 1024))
             .wrap_fn(move |req, srv| with_request_id(ids.next(), req, srv))
             .route("/v1/oauth/token", web::post().to(token))
             .route("/v1/user", web::get().to(user))
             .route("/login/oauth/authorize", web::get().to(authorize_page))
-            .route("/login/oauth/authorize", web::post().to(authorize_submit));
-        if control {
-            app.route("/_control", web::get().to(get_control))
-                .route("/_control", web::post().to(set_control))
-        } else {
-            app
-        }
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(tcp)?
-    .run();
-    let handle = server.handle();
-    tokio::spawn(server);
+            .route("/login/oauth/authorize", web::post().to(authorize_submit))
+            .configure(control_routes(listener.control, get_control, set_control))
+    });
     Ok(handle)
 }
 

@@ -24,7 +24,7 @@ mod http;
 mod store;
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -33,6 +33,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::serve::Listener;
 use store::{Lifetimes, Store};
 
 /// Who the fake accepts and how long what it issues lives.
@@ -128,29 +129,18 @@ impl FakeAstra {
     /// Binds `addr` (port 0 picks a free one) and serves on the current
     /// Tokio runtime until [`FakeAstra::stop`].
     pub fn start(addr: SocketAddr, config: FakeAstraConfig) -> std::io::Result<Self> {
-        Self::start_inner(addr, config, false)
+        Self::serve(Listener::plain(addr)?, config)
     }
 
     /// Like [`FakeAstra::start`], plus `GET /_control` (a [`FakeAstraStats`])
     /// and `POST /_control` (`{"fault": …, "latency_ms": …}`, both optional).
     /// The route has no authentication, so a non-loopback `addr` is refused.
     pub fn start_with_control(addr: SocketAddr, config: FakeAstraConfig) -> std::io::Result<Self> {
-        if !addr.ip().is_loopback() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "the fake Astra control route may only listen on a loopback address",
-            ));
-        }
-        Self::start_inner(addr, config, true)
+        Self::serve(Listener::with_control(addr, "the fake Astra")?, config)
     }
 
-    fn start_inner(
-        addr: SocketAddr,
-        config: FakeAstraConfig,
-        control: bool,
-    ) -> std::io::Result<Self> {
-        let tcp = TcpListener::bind(addr)?;
-        let bound = tcp.local_addr()?;
+    fn serve(listener: Listener, config: FakeAstraConfig) -> std::io::Result<Self> {
+        let bound = listener.addr;
         let base_url = Url::parse(&format!("http://{bound}/"))
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let store = Shared(Arc::new(Mutex::new(Store::new(
@@ -161,7 +151,7 @@ impl FakeAstra {
             },
             config.latency,
         ))));
-        let handle = http::serve(tcp, config, store.clone(), control)?;
+        let handle = http::serve(listener, config, store.clone())?;
         Ok(Self {
             base_url,
             handle,

@@ -2,14 +2,12 @@
 //! setting `X-Forwarded-User`). The header is believed only from the
 //! gateway's addresses: from anyone else it is a forgery.
 
-use std::net::IpAddr;
-
 use actix_web::HttpRequest;
 use actix_web::http::header::HeaderName;
 use ipnet::IpNet;
 
 use super::{AuthError, Caller};
-use crate::config::{ConfigError, TrustedHeaderSettings, invalid};
+use crate::config::{ConfigError, TrustedHeaderSettings, invalid, ip_ranges};
 use crate::core::has_controls;
 
 /// Longest subject accepted from the header; longer values are refused.
@@ -50,21 +48,10 @@ impl TrustedHeader {
                 "list only your gateway's addresses, e.g. [\"10.12.34.0/26\"]",
             );
         }
-        let proxies = settings
-            .trusted_proxies
-            .iter()
-            .map(|p| {
-                p.parse::<IpNet>()
-                    .or_else(|_| p.parse::<IpAddr>().map(IpNet::from))
-                    .or_else(|_| {
-                        invalid(
-                            "caller_auth.trusted_header.trusted_proxies",
-                            format!("`{p}` is neither an IP address nor a CIDR range"),
-                            "use e.g. \"10.12.34.0/26\" or \"192.0.2.7\"",
-                        )
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let proxies = ip_ranges(
+            "caller_auth.trusted_header.trusted_proxies",
+            &settings.trusted_proxies,
+        )?;
         for net in wider_than_slash_16(&proxies) {
             tracing::warn!(
                 range = %net,

@@ -1,7 +1,10 @@
 //! Value checks shared by the parts that validate their own sections, so
 //! every refusal reads the same: the key, the problem, the fix.
 
+use std::net::IpAddr;
 use std::time::Duration;
+
+use ipnet::IpNet;
 
 use super::{ConfigError, ENV_PREFIX};
 
@@ -60,6 +63,25 @@ pub fn https_url(
             "use an https:// URL (plain http is accepted for loopback only)",
         ),
     }
+}
+
+/// Parses addresses and CIDR ranges (an address is its own /32 or /128),
+/// naming `key` on error.
+pub fn ip_ranges(key: &'static str, values: &[String]) -> Result<Vec<IpNet>, ConfigError> {
+    values
+        .iter()
+        .map(|p| {
+            p.parse::<IpNet>()
+                .or_else(|_| p.parse::<IpAddr>().map(IpNet::from))
+                .or_else(|_| {
+                    invalid(
+                        key,
+                        format!("`{p}` is neither an IP address nor a CIDR range"),
+                        "use e.g. \"10.12.34.0/26\" or \"192.0.2.7\"",
+                    )
+                })
+        })
+        .collect()
 }
 
 #[cfg(test)]

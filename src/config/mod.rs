@@ -14,7 +14,7 @@ use std::path::Path;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 
-pub use checks::{CALLER_BUDGET, env_var, https_url, invalid, required};
+pub use checks::{CALLER_BUDGET, env_var, https_url, invalid, ip_ranges, required};
 pub use sections::*;
 
 /// The embedded defaults, also printed by `--help` as the configuration reference.

@@ -23,6 +23,17 @@ pub fn is_secret_key(key: &str) -> bool {
     SECRET_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key))
 }
 
+/// `Visitor` methods that take a scalar as its text.
+macro_rules! scalars_as_text {
+    ($($visit:ident: $ty:ty),* $(,)?) => {
+        $(
+            fn $visit<E: serde::de::Error>(self, v: $ty) -> Result<String, E> {
+                Ok(v.to_string())
+            }
+        )*
+    };
+}
+
 /// A secret given as any scalar is taken as its text: an all-digit secret
 /// in a TOML file or environment variable is a secret, not a type error
 /// that would print it. The error for a non-scalar never contains the value.
@@ -39,27 +50,15 @@ fn secret_from_scalar<'de, D: Deserializer<'de>>(d: D) -> Result<SecretString, D
         fn visit_string<E: serde::de::Error>(self, v: String) -> Result<String, E> {
             Ok(v)
         }
-        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_char<E: serde::de::Error>(self, v: char) -> Result<String, E> {
-            Ok(v.to_string())
-        }
+        scalars_as_text!(
+            visit_bool: bool,
+            visit_i64: i64,
+            visit_u64: u64,
+            visit_i128: i128,
+            visit_u128: u128,
+            visit_f64: f64,
+            visit_char: char,
+        );
     }
     d.deserialize_any(Scalar).map(SecretString::from)
 }

@@ -10,7 +10,7 @@ use actix_web::http::header::{HeaderMap, HeaderName};
 use ipnet::IpNet;
 
 use crate::caller_auth::trusted_header::wider_than_slash_16;
-use crate::config::{ConfigError, ServerSettings, invalid};
+use crate::config::{ConfigError, ServerSettings, ip_ranges};
 
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -38,7 +38,7 @@ pub struct TrustedProxies {
 impl TrustedProxies {
     /// Parses `server.trusted_proxies`, naming the key on error.
     pub fn from_settings(settings: &ServerSettings) -> Result<Self, ConfigError> {
-        let nets = parse_nets("server.trusted_proxies", &settings.trusted_proxies)?;
+        let nets = ip_ranges("server.trusted_proxies", &settings.trusted_proxies)?;
         for net in wider_than_slash_16(&nets) {
             tracing::warn!(
                 range = %net,
@@ -87,24 +87,6 @@ impl TrustedProxies {
         }
         ClientAddr(Some(client))
     }
-}
-
-/// Parses addresses and CIDR ranges, naming `key` on error.
-pub fn parse_nets(key: &'static str, values: &[String]) -> Result<Vec<IpNet>, ConfigError> {
-    values
-        .iter()
-        .map(|p| {
-            p.parse::<IpNet>()
-                .or_else(|_| p.parse::<IpAddr>().map(IpNet::from))
-                .or_else(|_| {
-                    invalid(
-                        key,
-                        format!("`{p}` is neither an IP address nor a CIDR range"),
-                        "use e.g. \"10.12.34.0/26\" or \"192.0.2.7\"",
-                    )
-                })
-        })
-        .collect()
 }
 
 /// The `X-Forwarded-For` hops, left (client) to right (nearest proxy); `None`

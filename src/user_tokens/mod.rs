@@ -32,7 +32,7 @@ pub mod webhook;
 
 pub use crypto::{CryptoError, Field, KeyringError, Sealed, TokenCipher};
 pub use error::UserTokenError;
-pub use service::{FaultHook, FaultPoint, HandedToken, Trigger, UserSummary, UserTokens};
+pub use service::{FaultHook, FaultPoint, Grant, HandedToken, Trigger, UserSummary, UserTokens};
 pub use store::{
     CommitOutcome, Lease, LeaseOutcome, LeaseRelease, NewTokens, PendingAuthorization,
     PreviousRefresh, RefreshedTokens, StoreError, StoreOptions, UserRow, UserStatus, UserStore,

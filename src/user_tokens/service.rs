@@ -64,6 +64,27 @@ pub enum FaultPoint {
 /// lease held and nothing written, as a killed process would.
 pub type FaultHook = Arc<dyn Fn(FaultPoint) -> bool + Send + Sync>;
 
+/// What a customer's backend hands over to authorize a user.
+pub enum Grant {
+    /// An authorization code from Astra's redirect.
+    Code(SecretString),
+    /// A refresh token obtained before adopting this service.
+    RefreshToken(SecretString),
+}
+
+impl Grant {
+    fn secret(&self) -> &SecretString {
+        match self {
+            Grant::Code(s) | Grant::RefreshToken(s) => s,
+        }
+    }
+
+    /// Whether the grant carries no text at all.
+    pub fn is_empty(&self) -> bool {
+        self.secret().expose_secret().trim().is_empty()
+    }
+}
+
 /// A token handed to a caller (`Debug` shows no token).
 #[derive(Debug)]
 pub struct HandedToken {
@@ -369,30 +390,30 @@ impl UserTokens {
             .take_state(&state_hash(state))
             .await?
             .ok_or(UserTokenError::StateInvalid)?;
-        self.exchange_code(&pending.user_ref, code).await
-    }
-
-    /// Exchanges an authorization code for `user` and stores the tokens.
-    pub async fn exchange_code(
-        &self,
-        user: &UserRef,
-        code: &SecretString,
-    ) -> Result<UserRow, UserTokenError> {
-        let call = self.astra.exchange_code(code);
-        self.authorize_with(user, call, "authorization code exchange failed")
+        self.authorize(&pending.user_ref, &Grant::Code(code.clone()))
             .await
     }
 
-    /// `PUT /astra/users/{user_ref}/refresh-token`: imports a refresh token
-    /// obtained elsewhere, proving it by refreshing once.
-    pub async fn import_refresh_token(
+    /// Turns `grant` into a new authorization of `user`: an authorization
+    /// code is exchanged; an imported refresh token is proven by refreshing
+    /// once (`PUT /astra/users/{user_ref}/refresh-token`).
+    pub async fn authorize(
         &self,
         user: &UserRef,
-        refresh_token: &SecretString,
+        grant: &Grant,
     ) -> Result<UserRow, UserTokenError> {
-        let call = self.astra.refresh(refresh_token);
-        self.authorize_with(user, call, "refresh token import failed")
-            .await
+        match grant {
+            Grant::Code(code) => {
+                let call = self.astra.exchange_code(code);
+                self.authorize_with(user, call, "authorization code exchange failed")
+                    .await
+            }
+            Grant::RefreshToken(token) => {
+                let call = self.astra.refresh(token);
+                self.authorize_with(user, call, "refresh token import failed")
+                    .await
+            }
+        }
     }
 
     /// Makes one paced, timed call to Astra for `user` and stores the tokens

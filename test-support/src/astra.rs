@@ -8,7 +8,7 @@ use std::time::Duration;
 use astrada_token_vendor::app::dev::fake_astra::{FakeAstra, FakeAstraConfig};
 use astrada_token_vendor::config::{AstraSettings, Settings};
 use astrada_token_vendor::observability::Metrics;
-use astrada_token_vendor::user_tokens::{TokenCipher, UserRef, UserTokens};
+use astrada_token_vendor::user_tokens::{Grant, TokenCipher, UserRef, UserTokens};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use secrecy::SecretString;
@@ -185,9 +185,9 @@ impl World {
 
     /// Authorizes `user` through the service as Astra user `astra_user`.
     pub async fn authorize(&self, service: &UserTokens, user: &str, astra_user: &str) {
-        let code = SecretString::from(self.astra.issue_code(astra_user));
+        let code = Grant::Code(SecretString::from(self.astra.issue_code(astra_user)));
         service
-            .exchange_code(&user_ref(user), &code)
+            .authorize(&user_ref(user), &code)
             .await
             .expect("code exchange");
     }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::caller_auth::InternalAuth;
 use crate::http::problem::Problem;
-use crate::user_tokens::{HandedToken, UserRef, UserStatus, UserTokenError, UserTokens};
+use crate::user_tokens::{Grant, HandedToken, UserRef, UserStatus, UserTokenError, UserTokens};
 
 /// What the internal `/astra/…` routes need.
 pub struct AstraRoutes {
@@ -87,38 +87,46 @@ pub struct CodeBody {
     code: SecretString,
 }
 
-/// `POST /astra/users/{user_ref}/authorization-code` → 200 user summary.
-pub async fn exchange_code(
-    req: HttpRequest,
-    route: web::Data<AstraRoutes>,
-    body: web::Bytes,
-) -> Result<HttpResponse, Problem> {
-    let user = route.admit(&req).await?;
-    let body: CodeBody = json(&body)?;
-    non_empty(&body.code, "code")?;
-    route.users.exchange_code(&user, &body.code).await?;
-    Ok(HttpResponse::Ok().json(route.users.summary(&user).await?))
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshTokenBody {
     refresh_token: SecretString,
 }
 
-/// `PUT /astra/users/{user_ref}/refresh-token` → 200 user summary.
+/// `POST /astra/users/{user_ref}/authorization-code` `{"code"}` → 200 user summary.
+pub async fn exchange_code(
+    req: HttpRequest,
+    route: web::Data<AstraRoutes>,
+    body: web::Bytes,
+) -> Result<HttpResponse, Problem> {
+    authorize(&req, &route, &body, |b: CodeBody| Grant::Code(b.code)).await
+}
+
+/// `PUT /astra/users/{user_ref}/refresh-token` `{"refresh_token"}` → 200 user summary.
 pub async fn import_refresh_token(
     req: HttpRequest,
     route: web::Data<AstraRoutes>,
     body: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
-    let user = route.admit(&req).await?;
-    let body: RefreshTokenBody = json(&body)?;
-    non_empty(&body.refresh_token, "refresh_token")?;
-    route
-        .users
-        .import_refresh_token(&user, &body.refresh_token)
-        .await?;
+    authorize(&req, &route, &body, |b: RefreshTokenBody| {
+        Grant::RefreshToken(b.refresh_token)
+    })
+    .await
+}
+
+/// Admits the caller, then reads the grant from `body` and authorizes the user.
+async fn authorize<B: for<'de> Deserialize<'de>>(
+    req: &HttpRequest,
+    route: &AstraRoutes,
+    body: &[u8],
+    grant: impl FnOnce(B) -> Grant,
+) -> Result<HttpResponse, Problem> {
+    let user = route.admit(req).await?;
+    let grant = grant(json(body)?);
+    if grant.is_empty() {
+        return Err(UserTokenError::BadRequest("a required value is empty").into());
+    }
+    route.users.authorize(&user, &grant).await?;
     Ok(HttpResponse::Ok().json(route.users.summary(&user).await?))
 }
 
@@ -268,11 +276,4 @@ pub async fn callback(
 fn json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Problem> {
     serde_json::from_slice(body)
         .map_err(|_| UserTokenError::BadRequest("the body is not the expected JSON object").into())
-}
-
-fn non_empty(value: &SecretString, _name: &'static str) -> Result<(), Problem> {
-    if value.expose_secret().trim().is_empty() {
-        return Err(UserTokenError::BadRequest("a required value is empty").into());
-    }
-    Ok(())
 }

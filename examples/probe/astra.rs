@@ -45,18 +45,25 @@ impl Astra {
     }
 }
 
+/// The fake Astra, the services in front of it, and the users `PREFIX0..N`.
 #[derive(clap::Args)]
-pub struct SeedArgs {
+pub struct Fleet {
     /// The fake Astra's base URL.
     #[arg(long)]
     fake: url::Url,
-    /// Base URLs of the services to authorize at, comma-separated.
+    /// Base URLs of the services (replicas), comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
     targets: Vec<url::Url>,
     #[arg(long)]
     users: usize,
     #[arg(long, default_value = "u")]
     prefix: String,
+}
+
+#[derive(clap::Args)]
+pub struct SeedArgs {
+    #[command(flatten)]
+    fleet: Fleet,
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
     #[arg(long, default_value = "bench-astra")]
@@ -71,16 +78,8 @@ pub struct DrillArgs {
     /// Drill name for the verdict line.
     #[arg(long)]
     name: String,
-    /// The fake Astra's base URL.
-    #[arg(long)]
-    fake: url::Url,
-    /// Base URLs of the replicas, comma-separated.
-    #[arg(long, value_delimiter = ',', required = true)]
-    targets: Vec<url::Url>,
-    #[arg(long)]
-    users: usize,
-    #[arg(long, default_value = "u")]
-    prefix: String,
+    #[command(flatten)]
+    fleet: Fleet,
     /// Requests in flight at once, over all targets.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
@@ -111,13 +110,13 @@ fn user_url(base: &url::Url, user: &str, rest: &str) -> anyhow::Result<url::Url>
 
 async fn seed(args: SeedArgs) -> anyhow::Result<()> {
     let http = client(Duration::from_secs(30))?;
-    let authorize = args.fake.join("login/oauth/authorize")?;
+    let authorize = args.fleet.fake.join("login/oauth/authorize")?;
     let started = Instant::now();
-    let results: Vec<anyhow::Result<()>> = futures::stream::iter(0..args.users)
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(0..args.fleet.users)
         .map(|i| {
             let (http, authorize, args) = (&http, &authorize, &args);
             async move {
-                let user = format!("{}{i}", args.prefix);
+                let user = format!("{}{i}", args.fleet.prefix);
                 let answer = http
                     .post(authorize.clone())
                     .form(&[
@@ -143,7 +142,7 @@ async fn seed(args: SeedArgs) -> anyhow::Result<()> {
                     .find(|(k, _)| k == "code")
                     .map(|(_, v)| v.into_owned())
                     .context("no code in Location")?;
-                let target = &args.targets[i % args.targets.len()];
+                let target = &args.fleet.targets[i % args.fleet.targets.len()];
                 let answer = http
                     .post(user_url(target, &user, "authorization-code")?)
                     .json(&json!({ "code": code }))
@@ -166,12 +165,12 @@ async fn seed(args: SeedArgs) -> anyhow::Result<()> {
         anyhow::bail!(
             "{} of {} users not seeded; first: {first:#}",
             failed.len(),
-            args.users
+            args.fleet.users
         );
     }
     println!(
         "{}",
-        json!({ "seeded": args.users, "ms": started.elapsed().as_millis() as u64 })
+        json!({ "seeded": args.fleet.users, "ms": started.elapsed().as_millis() as u64 })
     );
     Ok(())
 }
@@ -206,11 +205,15 @@ async fn fire(
 ) -> anyhow::Result<Vec<Answer>> {
     let mut prepared = Vec::with_capacity(jobs.len());
     for (user, target, call) in jobs {
-        let name = format!("{}{user}", args.prefix);
+        let name = format!("{}{user}", args.fleet.prefix);
         let request = match call {
-            Call::Token => http.get(user_url(&args.targets[target], &name, "token")?),
+            Call::Token => http.get(user_url(&args.fleet.targets[target], &name, "token")?),
             Call::Stale(generation) => http
-                .post(user_url(&args.targets[target], &name, "token/refresh")?)
+                .post(user_url(
+                    &args.fleet.targets[target],
+                    &name,
+                    "token/refresh",
+                )?)
                 .json(&json!({ "stale_generation": generation })),
         };
         prepared.push((user, request));
@@ -324,10 +327,10 @@ async fn judge(
     answers: &[Answer],
     duration: Duration,
 ) -> anyhow::Result<Counts> {
-    let after = fake_stats(http, &args.fake).await?;
+    let after = fake_stats(http, &args.fleet.fake).await?;
     let mut c = Counts {
-        users: args.users,
-        targets: args.targets.len(),
+        users: args.fleet.users,
+        targets: args.fleet.targets.len(),
         requests: answers.len(),
         duration_ms: duration.as_millis() as u64,
         refreshes: after.refreshes - before.refreshes,
@@ -345,6 +348,7 @@ async fn judge(
         }
     }
     c.users_not_refreshed = args
+        .fleet
         .users
         .saturating_sub(c.users_refreshed_once + c.users_refreshed_more);
     let mut tokens_by_user: HashMap<usize, HashSet<&str>> = HashMap::new();
@@ -362,7 +366,7 @@ async fn judge(
     }
     c.users_with_several_tokens = tokens_by_user.values().filter(|t| t.len() > 1).count();
     let handed: HashSet<String> = answers.iter().filter_map(|a| a.token.clone()).collect();
-    let current = current_tokens(http, &args.fake, handed).await?;
+    let current = current_tokens(http, &args.fleet.fake, handed).await?;
     c.replaced_handed_out = answers
         .iter()
         .filter(|a| a.status == Some(200))
@@ -428,8 +432,8 @@ fn every_user_on_every_target(
     args: &DrillArgs,
     call: impl Fn(usize) -> Call,
 ) -> Vec<(usize, usize, Call)> {
-    let mut jobs: Vec<_> = (0..args.users)
-        .flat_map(|u| (0..args.targets.len()).map(move |t| (u, t)))
+    let mut jobs: Vec<_> = (0..args.fleet.users)
+        .flat_map(|u| (0..args.fleet.targets.len()).map(move |t| (u, t)))
         .map(|(u, t)| (u, t, call(u)))
         .collect();
     fastrand::shuffle(&mut jobs);
@@ -438,7 +442,7 @@ fn every_user_on_every_target(
 
 async fn stampede(args: DrillArgs) -> anyhow::Result<bool> {
     let http = client(Duration::from_millis(args.timeout_ms))?;
-    let before = fake_stats(&http, &args.fake).await?;
+    let before = fake_stats(&http, &args.fleet.fake).await?;
     let started = Instant::now();
     let answers = fire(
         &http,
@@ -456,12 +460,12 @@ async fn coherence(args: DrillArgs) -> anyhow::Result<bool> {
     let firsts = fire(
         &http,
         &args,
-        (0..args.users)
-            .map(|u| (u, u % args.targets.len(), Call::Token))
+        (0..args.fleet.users)
+            .map(|u| (u, u % args.fleet.targets.len(), Call::Token))
             .collect(),
     )
     .await?;
-    let mut generation = vec![None; args.users];
+    let mut generation = vec![None; args.fleet.users];
     for a in &firsts {
         generation[a.user] = a.generation.filter(|_| a.status == Some(200));
     }
@@ -471,7 +475,7 @@ async fn coherence(args: DrillArgs) -> anyhow::Result<bool> {
         "{missing} users had no current generation to report stale"
     );
 
-    let before = fake_stats(&http, &args.fake).await?;
+    let before = fake_stats(&http, &args.fleet.fake).await?;
     let started = Instant::now();
     let mut answers = fire(
         &http,

@@ -398,26 +398,20 @@ pub(crate) fn jwks_source(keys: JwksKeys<'_>) -> Result<KeySource, ConfigError> 
     )?;
     let extra_roots = match keys.ca_file {
         Some((key, path)) => {
-            let pem = match std::fs::read(path) {
-                Ok(pem) => pem,
-                Err(e) => {
-                    return invalid(
-                        key,
-                        format!("cannot read {}: {e}", path.display()),
-                        "point it at the CA bundle that signed the JWKS endpoint, or set it to \"\"",
-                    );
-                }
-            };
-            match reqwest::Certificate::from_pem_bundle(&pem) {
-                Ok(certs) => certs,
-                Err(_) => {
-                    return invalid(
-                        key,
-                        format!("{} holds no PEM certificate", path.display()),
-                        "point it at a PEM CA bundle",
-                    );
-                }
-            }
+            let pem = std::fs::read(path).or_else(|e| {
+                invalid(
+                    key,
+                    format!("cannot read {}: {e}", path.display()),
+                    "point it at the CA bundle that signed the JWKS endpoint, or set it to \"\"",
+                )
+            })?;
+            reqwest::Certificate::from_pem_bundle(&pem).or_else(|_| {
+                invalid(
+                    key,
+                    format!("{} holds no PEM certificate", path.display()),
+                    "point it at a PEM CA bundle",
+                )
+            })?
         }
         None => Vec::new(),
     };

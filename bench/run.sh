@@ -9,6 +9,7 @@
 # Knobs: BENCH_SECS (per wrk run, default 10), BENCH_CONNS ("1 64 256"),
 # BENCH_WORKERS (server workers, default 1: one core for the servers, one for
 # wrk), SOAK_SECS (600), SOAK_RATE (500 req/s), COLD_N (10000),
+# BENCH_NODE (auto|off: the Node.js node:http peer row, when node is installed),
 # BENCH_AUTH (auto|on|off: the caller-auth-on row; auto = measured when the
 # service starts with it, else noted in the results), BENCH_NO_BUILD=1 (reuse target/release), SOAK_JSON (an
 # earlier bench/soak.sh output to use instead of soaking again).
@@ -20,6 +21,7 @@ SOAK_SECS="${SOAK_SECS:-600}"
 COLD_N="${COLD_N:-10000}"
 BENCH_AUTH="${BENCH_AUTH:-auto}"
 UPSTREAM_LATENCY_MS="${UPSTREAM_LATENCY_MS:-80}"
+BENCH_ORIGIN="https://app.bench.invalid"
 RESULTS="${BENCH_RESULTS:-$BENCH_ROOT/bench/RESULTS.md}"
 OUT="$BENCH_TMP/results.jsonl"
 : >"$OUT"
@@ -63,6 +65,15 @@ start_bg naive "${ON_SERVER_CPU[@]}" "$EX/naive_peer" --addr "127.0.0.1:$NAIVE" 
   --workers "${BENCH_WORKERS:-1}" --token-url "http://127.0.0.1:$UP/oauth/token" \
   --client "$SDK_ID:$SDK_SECRET"
 wait_http_ok "http://127.0.0.1:$NAIVE/"
+# The peer users would pick instead: Node's node:http with a module-level
+# token cache and the same response headers, on the same core.
+NODE_URL=""
+if [ "${BENCH_NODE:-auto}" != off ] && command -v node >/dev/null; then
+  NODE_PORT=$(free_port)
+  start_bg node-peer "${ON_SERVER_CPU[@]}" node "$BENCH_ROOT/bench/node-peer.mjs" --port "$NODE_PORT" \
+    --token-url "http://127.0.0.1:$UP/oauth/token" --client "$SDK_ID:$SDK_SECRET" --origin "$BENCH_ORIGIN"
+  wait_http_ok "http://127.0.0.1:$NODE_PORT/" && NODE_URL="http://127.0.0.1:$NODE_PORT/"
+fi
 
 # Caller auth on: a second vendor with [caller_auth] mode = "jwt" and a valid
 # session token on every request (see bench/auth.sh for the key names).
@@ -72,7 +83,10 @@ if [ "$BENCH_AUTH" != off ]; then
   source "$BENCH_ROOT/bench/auth.sh"
   auth_setup
   APUB=$(free_port); AINT=$(free_port)
-  VENDOR_EXTRA_ENV=("${AUTH_ENV[@]}")
+  # Every production layer on: caller auth, an allowed Origin (sent by wrk),
+  # the rate limit on but far above what one wrk client sends.
+  VENDOR_EXTRA_ENV=("${AUTH_ENV[@]}" "ATV_CORS__ALLOWED_ORIGINS=[\"$BENCH_ORIGIN\"]"
+    "ATV_RATE_LIMIT__PER_CALLER_PER_MINUTE=60000000" "ATV_RATE_LIMIT__BURST=1000000")
   start_vendor "$UP" "$APUB" "$AINT"
   VENDOR_EXTRA_ENV=()
   VENDOR_AUTH_PID=$VENDOR_PID
@@ -97,8 +111,9 @@ for c in $BENCH_CONNS; do
   wrk_run ceiling "$c" "http://127.0.0.1:$CEIL/"
   wrk_run vendor "$c" "$SDK_URL"
   if [ -n "$AUTH_URL" ]; then
-    BENCH_AUTH_HEADER="$AUTH_HEADER" wrk_run vendor-auth "$c" "$AUTH_URL"
+    BENCH_AUTH_HEADER="$AUTH_HEADER" BENCH_ORIGIN="$BENCH_ORIGIN" wrk_run vendor-auth "$c" "$AUTH_URL"
   fi
+  [ -z "$NODE_URL" ] || BENCH_ORIGIN="$BENCH_ORIGIN" wrk_run node "$c" "$NODE_URL"
   before=$(fake_issued "$UP" "$SDK_ID")
   wrk_run naive "$c" "http://127.0.0.1:$NAIVE/"
   after=$(fake_issued "$UP" "$SDK_ID")

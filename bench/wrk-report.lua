@@ -1,9 +1,14 @@
 -- wrk reporter: one JSON line (prefixed WRKJSON) with counts and latency,
 -- so bench/run.sh can build its table without scraping wrk's text.
--- BENCH_AUTH_HEADER (e.g. "Bearer eyJ...") is sent as Authorization when set.
+-- BENCH_AUTH_HEADER (e.g. "Bearer eyJ...") is sent as Authorization when set,
+-- BENCH_ORIGIN as Origin.
 local auth = os.getenv("BENCH_AUTH_HEADER")
 if auth and auth ~= "" then
   wrk.headers["Authorization"] = auth
+end
+local origin = os.getenv("BENCH_ORIGIN")
+if origin and origin ~= "" then
+  wrk.headers["Origin"] = origin
 end
 
 done = function(summary, latency, requests)

@@ -217,8 +217,22 @@ pub fn bearer(req: &HttpRequest) -> Result<Option<&str>, AuthError> {
 }
 
 fn is_token68(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+    TOKEN68[usize::from(b)]
 }
+
+/// The token68 alphabet as a table: session tokens are long, and this check
+/// runs over every byte of every one.
+static TOKEN68: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=');
+        b += 1;
+    }
+    table
+};
 
 /// Checks `[caller_auth.jwt]` and builds the session-token verifier, reading
 /// a configured key file once.

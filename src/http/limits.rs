@@ -78,10 +78,39 @@ pub async fn check(
 
 /// Bytes of the request line and headers as they arrived (near enough).
 fn head_size(req: &ServiceRequest) -> usize {
-    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    let line = req.method().as_str().len() + uri_len(req.uri()) + 12;
     req.headers()
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum::<usize>()
         + line
+}
+
+/// The length of `uri` as displayed (`scheme://authority/path?query`),
+/// without formatting it.
+fn uri_len(uri: &actix_web::http::Uri) -> usize {
+    uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path().len()
+        + uri.query().map_or(0, |q| q.len() + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_len_is_the_displayed_length() {
+        for uri in [
+            "/",
+            "/astrada-sdk-token",
+            "/astrada-sdk-token?x=1&y=%20",
+            "http://example.com:8080/a?b",
+            "https://example.com",
+            "*",
+        ] {
+            let parsed: actix_web::http::Uri = uri.parse().expect("uri");
+            assert_eq!(uri_len(&parsed), parsed.to_string().len(), "{uri}");
+        }
+    }
 }

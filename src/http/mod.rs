@@ -238,19 +238,30 @@ fn serve(
     let tcp = TcpListener::bind(addr)
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     let port = tcp.local_addr()?.port();
+    let request_metrics = Arc::new(
+        layers.metrics.request_metrics(
+            listener.as_str(),
+            PUBLIC_PATHS
+                .iter()
+                .chain(INTERNAL_PATHS)
+                .copied()
+                .chain([UNMATCHED]),
+        ),
+    );
     let server = HttpServer::new(move || {
         let Layers {
             limits,
-            metrics,
             trusted_proxies,
+            ..
         } = layers.clone();
+        let request_metrics = Arc::clone(&request_metrics);
         App::new()
             .configure(routes.clone())
             .default_service(web::to(not_found))
             .wrap(from_fn(move |req, next| limits::check(limits, req, next)))
             .wrap(limits::security_headers())
             .wrap(from_fn(move |req, next| {
-                request_metrics::record(metrics.clone(), listener, req, next)
+                request_metrics::record(Arc::clone(&request_metrics), req, next)
             }))
             .wrap(from_fn(move |req, next| {
                 request_span::trace_request(Arc::clone(&trusted_proxies), listener, req, next)
@@ -273,7 +284,7 @@ fn worker_count(configured: usize) -> usize {
 }
 
 fn astra_routes(cfg: &mut web::ServiceConfig, data: &web::Data<AstraRoutes>) {
-    let route = |path: &str, allow: &'static str| only(path, allow).app_data(data.clone());
+    let route = |path: &'static str, allow: &'static str| only(path, allow).app_data(data.clone());
     cfg.service(route(ASTRA_USERS_PATH, "GET").route(web::get().to(astra::list)))
         .service(
             route(ASTRA_USER_PATH, "GET, DELETE")
@@ -307,14 +318,16 @@ fn health(cfg: &mut web::ServiceConfig, readiness: &web::Data<Readiness>) {
         );
 }
 
-fn get_only(path: &str) -> actix_web::Resource {
+fn get_only(path: &'static str) -> actix_web::Resource {
     only(path, "GET")
 }
 
-fn only(path: &str, allow: &'static str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(move || async move {
-        Err::<HttpResponse, _>(Problem::from(HttpError::MethodNotAllowed { allow }))
-    }))
+fn only(path: &'static str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path)
+        .app_data(RouteLabel(path))
+        .default_service(web::to(move || async move {
+            Err::<HttpResponse, _>(Problem::from(HttpError::MethodNotAllowed { allow }))
+        }))
 }
 
 /// A plain `OPTIONS` (not a CORS preflight, which the CORS middleware answers).
@@ -329,13 +342,18 @@ async fn not_found() -> Result<HttpResponse, Problem> {
     Err(HttpError::NotFound.into())
 }
 
-/// Route labels are the closed set of routed paths, so that scanners cannot
-/// blow up cardinality.
-fn route_label(pattern: Option<&str>) -> &'static str {
-    PUBLIC_PATHS
-        .iter()
-        .chain(INTERNAL_PATHS)
-        .find(|path| Some(**path) == pattern)
-        .copied()
-        .unwrap_or("unmatched")
+/// Route label of requests no route matched.
+const UNMATCHED: &str = "unmatched";
+
+/// The route a request matched, for metric labels: set on every resource
+/// (so reading it needs no pattern matching or allocation). Route labels are
+/// the closed set of routed paths, so that scanners cannot blow up
+/// cardinality.
+#[derive(Clone, Copy)]
+struct RouteLabel(&'static str);
+
+impl RouteLabel {
+    fn of(req: &actix_web::HttpRequest) -> &'static str {
+        req.app_data::<RouteLabel>().map_or(UNMATCHED, |r| r.0)
+    }
 }

@@ -71,13 +71,11 @@ pub async fn trace_request(
     let trusted = ids_trusted(&trusted_proxies, listener, peer);
     let id = request_id(req.headers(), trusted);
     let exporting = telemetry::exporting();
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
     // Without export the span only carries the request id into log lines;
     // the trace attributes would be formatted on every request for nobody.
     let span = if exporting {
         let method = req.method();
+        let route = route_of(req.request());
         let span = tracing::info_span!(
             REQUEST_SPAN,
             otel.name = %format_args!("{method} {route}"),
@@ -108,11 +106,20 @@ pub async fn trace_request(
         response.headers_mut().insert(REQUEST_ID, value);
     }
     if status.is_server_error() {
+        let route = route_of(response.request());
         span.in_scope(|| tracing::warn!(status = status.as_u16(), %route, "request failed"));
     } else if status.is_client_error() {
+        let route = route_of(response.request());
         span.in_scope(|| tracing::info!(status = status.as_u16(), %route, "request refused"));
     }
     Ok(response)
+}
+
+/// The matched route pattern, for spans and log lines (only formatted when
+/// one is written, not on every request).
+fn route_of(req: &actix_web::HttpRequest) -> String {
+    req.match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned())
 }
 
 /// Whether incoming request ids and trace context are believed: always on

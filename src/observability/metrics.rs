@@ -3,7 +3,7 @@
 //! Handles are cheap clones of shared atomics; the hot path touches only
 //! pre-resolved counters, never a label lookup.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -274,6 +274,27 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
+    /// The request metrics of one listener's `routes` (a closed set), each
+    /// series resolved once instead of looked up on every request.
+    pub fn request_metrics(
+        &self,
+        listener: &'static str,
+        routes: impl IntoIterator<Item = &'static str>,
+    ) -> RequestMetrics {
+        RequestMetrics {
+            metrics: self.clone(),
+            listener,
+            routes: routes
+                .into_iter()
+                .map(|route| RouteHandles {
+                    route,
+                    duration: OnceLock::new(),
+                    counts: std::array::from_fn(|_| OnceLock::new()),
+                })
+                .collect(),
+        }
+    }
+
     /// A cache lookup that found a usable token (`hit`) or did not.
     pub fn cache_lookup(&self, set: CredentialSet, hit: bool) {
         let counters = if hit { &self.0.hits } else { &self.0.misses };
@@ -376,5 +397,56 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.0.registry)?;
         Ok(out)
+    }
+}
+
+/// Statuses whose request counters are resolved once per route; any other
+/// status is still counted, through a label lookup.
+const STATUSES: [u16; 14] = [
+    200, 204, 400, 401, 403, 404, 405, 413, 429, 431, 500, 502, 503, 504,
+];
+
+/// One listener's request counters and latency histograms, resolved on
+/// first use (so `/metrics` lists only series that were seen) and then
+/// reached without hashing labels.
+pub struct RequestMetrics {
+    metrics: Metrics,
+    listener: &'static str,
+    routes: Vec<RouteHandles>,
+}
+
+struct RouteHandles {
+    route: &'static str,
+    duration: OnceLock<Histogram>,
+    counts: [OnceLock<Counter>; STATUSES.len()],
+}
+
+impl RequestMetrics {
+    /// One answered HTTP request (same series as [`Metrics::request`]).
+    pub fn record(&self, route: &'static str, status: u16, elapsed: Duration) {
+        let Some(handles) = self.routes.iter().find(|h| h.route == route) else {
+            return self.metrics.request(self.listener, route, status, elapsed);
+        };
+        let inner = &self.metrics.0;
+        let labels = || RequestLabels {
+            listener: self.listener,
+            route,
+            status,
+        };
+        match STATUSES.iter().position(|s| *s == status) {
+            Some(i) => handles.counts[i]
+                .get_or_init(|| inner.requests.get_or_create_owned(&labels()))
+                .inc(),
+            None => inner.requests.get_or_create(&labels()).inc(),
+        };
+        handles
+            .duration
+            .get_or_init(|| {
+                inner.request_duration.get_or_create_owned(&RouteLabels {
+                    listener: self.listener,
+                    route,
+                })
+            })
+            .observe(elapsed.as_secs_f64());
     }
 }

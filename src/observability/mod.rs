@@ -4,4 +4,4 @@
 pub mod metrics;
 pub mod telemetry;
 
-pub use metrics::Metrics;
+pub use metrics::{Metrics, RequestMetrics};

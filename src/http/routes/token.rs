@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::web::Bytes;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use arc_swap::ArcSwapOption;
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use tokio::time::Instant;
@@ -34,6 +37,16 @@ pub struct TokenRoute {
     gate: Gate,
     audit: Arc<AuditTrail>,
     metrics: Metrics,
+    /// The last body handed out: rendered again only when the token or the
+    /// whole second of `expires_in` changes, not on every request.
+    body: ArcSwapOption<RenderedBody>,
+}
+
+/// The JSON body for one token at one whole second of `expires_in`.
+struct RenderedBody {
+    token: Arc<AccessToken>,
+    expires_in: u64,
+    bytes: Bytes,
 }
 
 impl TokenRoute {
@@ -50,6 +63,7 @@ impl TokenRoute {
             gate: Gate::Browser { auth, rate_limit },
             audit,
             metrics,
+            body: ArcSwapOption::empty(),
         }
     }
 
@@ -65,6 +79,7 @@ impl TokenRoute {
             gate: Gate::Workload(auth),
             audit,
             metrics,
+            body: ArcSwapOption::empty(),
         }
     }
 
@@ -122,12 +137,45 @@ struct TokenBody<'a> {
     token_type: &'a str,
 }
 
-fn token_response(token: &AccessToken) -> HttpResponse {
-    HttpResponse::Ok().json(TokenBody {
-        access_token: token.value.expose_secret(),
-        expires_in: token.remaining(Instant::now()).as_secs(),
-        token_type: token.token_type,
-    })
+impl TokenRoute {
+    /// The token's JSON answer, from the body rendered for this token and
+    /// second when there is one.
+    fn token_response(&self, token: &Arc<AccessToken>) -> HttpResponse {
+        let expires_in = token.remaining(Instant::now()).as_secs();
+        let rendered = self.body.load();
+        let bytes = match rendered.as_deref() {
+            Some(r) if r.expires_in == expires_in && Arc::ptr_eq(&r.token, token) => {
+                r.bytes.clone()
+            }
+            _ => {
+                let body = TokenBody {
+                    access_token: token.value.expose_secret(),
+                    expires_in,
+                    token_type: token.token_type,
+                };
+                let bytes = match serde_json::to_vec(&body) {
+                    Ok(json) => Bytes::from(json),
+                    Err(e) => {
+                        return HttpResponse::from_error(
+                            actix_web::error::JsonPayloadError::Serialize(e),
+                        );
+                    }
+                };
+                self.body.store(Some(Arc::new(RenderedBody {
+                    token: Arc::clone(token),
+                    expires_in,
+                    bytes: bytes.clone(),
+                })));
+                bytes
+            }
+        };
+        HttpResponse::Ok()
+            .insert_header((
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ))
+            .body(bytes)
+    }
 }
 
 async fn hand_out(req: HttpRequest, route: &TokenRoute) -> Result<HttpResponse, Problem> {
@@ -137,7 +185,7 @@ async fn hand_out(req: HttpRequest, route: &TokenRoute) -> Result<HttpResponse, 
     route
         .audit
         .issued(&req, route.set(), &caller, &holder, &token);
-    Ok(token_response(&token))
+    Ok(route.token_response(&token))
 }
 
 /// `GET /astrada-sdk-token` (public listener): the card-enrollment token,

@@ -10,6 +10,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use astrada_token_vendor::http::{API_TOKEN_PATH, SDK_TOKEN_PATH};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use test_support::astra;
 use test_support::moto::{OnMoto, SECRET_ID};
 use test_support::{SECRET_MARK, bundle, eventually, issued_to_of};
 
@@ -185,4 +188,73 @@ async fn serve_refuses_to_start_without_an_aws_region() {
         stderr.contains("credentials.aws_region") && stderr.contains("AWS_REGION"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn serve_reads_the_astra_client_credentials_and_keys_from_their_secret() {
+    let (moto, astrada) = OnMoto::scene().prepare().await;
+    moto.put_secret_value(SECRET_ID, &bundle("api-v1", "sdk-v1"))
+        .await;
+    let astra_secret = serde_json::json!({
+        "client_id": astra::CLIENT_ID,
+        "client_secret": astra::CLIENT_SECRET,
+        "encryption_keys": {"k1": STANDARD.encode(astra::KEY_1.1)},
+        "active_key_id": "k1",
+    });
+    let astra_secret_id = moto
+        .create_secret("astrada-token-vendor/astra", &astra_secret.to_string())
+        .await;
+    let world = astra::World::new(astra::Store::sqlite().await).await;
+    let (token_url, endpoint) = (astrada.token_url(), moto.endpoint());
+    let fake = world.astra.base_url().to_string();
+
+    let served = serve(&[
+        ("ATV_CREDENTIALS__SOURCE", "aws_secrets_manager"),
+        ("ATV_CREDENTIALS__SECRET_ID", SECRET_ID),
+        ("ATV_TOKEN_ENDPOINT__URL", &token_url),
+        ("ATV_ASTRA__ENABLED", "true"),
+        ("ATV_ASTRA__SECRET_ID", &astra_secret_id),
+        ("ATV_ASTRA__API_URL", &fake),
+        ("ATV_ASTRA__AUTHORIZE_URL", &fake),
+        ("ATV_ASTRA__REDIRECT_URI", astra::REDIRECT_URI),
+        ("ATV_ASTRA__STORE_URL", world.store.url()),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", &endpoint),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ])
+    .await;
+    served.wait_ready().await;
+
+    // The client credentials from the secret are the ones Astra accepts.
+    let code = world.astra.issue_code("astra-alice");
+    let http = reqwest::Client::new();
+    let authorized = http
+        .post(format!(
+            "{}/astra/users/alice/authorization-code",
+            served.internal
+        ))
+        .json(&serde_json::json!({ "code": code }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(authorized.status(), 200);
+    let token: serde_json::Value = http
+        .get(format!("{}/astra/users/alice/token", served.internal))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        world
+            .astra
+            .is_current_access_token(token["access_token"].as_str().unwrap())
+    );
+    // …and the row is sealed under the secret's key.
+    let service = world.service(|_| {}).await;
+    assert_eq!(service.store().count_rows_using_key("k1").await.unwrap(), 1);
+    let logs = served.logs();
+    assert!(!logs.contains(astra::CLIENT_SECRET), "{logs}");
 }

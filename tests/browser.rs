@@ -9,6 +9,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use test_support::binary::{DevMode, first_ok};
 use test_support::*;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -50,8 +51,9 @@ async fn serve_example(site: &MockServer, token_url: &str, session: &str) {
         .await;
 }
 
-#[tokio::test]
-async fn the_example_page_gets_a_token_only_from_an_allowed_origin_with_a_session() {
+/// Debian's Chromium (`$ATV_CHROMIUM` or /usr/bin/chromium), once it and
+/// the driver's node_modules are known to be installed.
+fn chromium() -> String {
     let chromium = std::env::var("ATV_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(
         Path::new(&chromium).exists(),
@@ -63,6 +65,35 @@ async fn the_example_page_gets_a_token_only_from_an_allowed_origin_with_a_sessio
             .exists(),
         "tests/browser/node_modules is missing: run ./scripts/test.sh (npm ci in tests/browser)"
     );
+    chromium
+}
+
+/// Runs the driver (run.mjs) on `config` and returns its JSON report; on
+/// failure the message carries the driver's stderr, then `context()`.
+async fn drive(config: serde_json::Value, context: impl Fn() -> String) -> serde_json::Value {
+    let run = tokio::process::Command::new("node")
+        .arg("run.mjs")
+        .arg(config.to_string())
+        .current_dir(DRIVER)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the browser run ends within 2 minutes")
+        .expect("node starts");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "browser driver failed: {stderr}{}",
+        context()
+    );
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("driver printed no JSON ({e}): {stderr}"))
+}
+
+#[tokio::test]
+async fn the_example_page_gets_a_token_only_from_an_allowed_origin_with_a_session() {
+    let chromium = chromium();
 
     let key = TestKey::app_rsa("app-key-1");
     let jwks = jwks_server(&[&key]).await;
@@ -96,20 +127,7 @@ async fn the_example_page_gets_a_token_only_from_an_allowed_origin_with_a_sessio
              "page": format!("{}/index.html", shop.uri())},
         ],
     });
-    let run = tokio::process::Command::new("node")
-        .arg("run.mjs")
-        .arg(config.to_string())
-        .current_dir(DRIVER)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("the browser run ends within 2 minutes")
-        .expect("node starts");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "browser driver failed: {stderr}");
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("driver printed no JSON ({e}): {stderr}"));
+    let report = drive(config, String::new).await;
 
     let allowed = &report["allowed_with_session"];
     assert_eq!(allowed["state"], "ready", "{allowed}");
@@ -162,12 +180,11 @@ async fn the_example_page_gets_a_token_only_from_an_allowed_origin_with_a_sessio
 /// The binary, for the Astra scenario: it runs `dev` mode as a user would.
 const BIN: &str = env!("CARGO_BIN_EXE_astrada-token-vendor");
 
-fn free_loopback_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Sends `request`, which must be answered with `status`.
+async fn answer(request: reqwest::RequestBuilder, status: u16) -> reqwest::Response {
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), status);
+    response
 }
 
 /// The Astra walkthrough of the README ("Astra per-user tokens in dev mode")
@@ -178,17 +195,7 @@ fn free_loopback_port() -> u16 {
 /// (`astra.completion_url`); then the backend gets the user's token.
 #[tokio::test]
 async fn the_astra_example_page_completes_an_authorization_in_dev_mode() {
-    let chromium = std::env::var("ATV_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists(),
-        "{chromium} is missing: run ./scripts/test.sh, which installs Debian's chromium"
-    );
-    assert!(
-        Path::new(DRIVER)
-            .join("node_modules/playwright-core")
-            .exists(),
-        "tests/browser/node_modules is missing: run ./scripts/test.sh (npm ci in tests/browser)"
-    );
+    let chromium = chromium();
 
     // The completion page, on its own origin (the app's).
     let site = MockServer::start().await;
@@ -203,61 +210,34 @@ async fn the_astra_example_page_completes_an_authorization_in_dev_mode() {
     let completion = format!("{}/astra.html", site.uri());
 
     // Dev mode on free ports; its redirect URI follows the public address.
-    let (public_port, internal_port) = (free_loopback_port(), free_loopback_port());
-    let public = format!("http://127.0.0.1:{public_port}");
-    let internal = format!("http://127.0.0.1:{internal_port}");
+    let dev = DevMode::on_free_ports();
+    let (public, internal) = (dev.public_url(), dev.internal_url());
     let log_path = std::env::temp_dir().join(format!(
-        "atv-browser-astra-{}-{public_port}.log",
-        std::process::id()
+        "atv-browser-astra-{}-{}.log",
+        std::process::id(),
+        dev.public_port
     ));
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut service = tokio::process::Command::new(BIN)
-        .arg("dev")
-        .env(
-            "ATV_SERVER__PUBLIC_ADDR",
-            format!("127.0.0.1:{public_port}"),
-        )
-        .env(
-            "ATV_SERVER__INTERNAL_ADDR",
-            format!("127.0.0.1:{internal_port}"),
-        )
+    let mut service = dev
+        .command(BIN)
         .env("ATV_ASTRA__COMPLETION_URL", &completion)
         .env_remove("RUST_LOG")
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
-        .kill_on_drop(true)
         .spawn()
         .expect("the service starts");
     let service_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    // Dev mode becomes ready within 30 s.
+    let readyz = format!("{public}/readyz");
+    first_ok(&mut service, &readyz, Duration::from_secs(30), service_log).await;
 
     let http = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..300 {
-        if let Ok(r) = http.get(format!("{public}/readyz")).send().await
-            && r.status() == 200
-        {
-            ready = true;
-            break;
-        }
-        assert!(
-            service.try_wait().unwrap().is_none(),
-            "dev mode exited early:\n{}",
-            service_log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "dev mode never became ready:\n{}", service_log());
 
     // Step 1, the backend's part: start an authorization (internal listener).
     let user = "browser-user-1";
-    let started = http
-        .post(format!("{internal}/astra/users/{user}/authorization"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(started.status(), 201);
-    let started: serde_json::Value = started.json().await.unwrap();
+    let started = http.post(format!("{internal}/astra/users/{user}/authorization"));
+    let started: serde_json::Value = answer(started, 201).await.json().await.unwrap();
     let authorize_url = started["authorize_url"].as_str().unwrap().to_owned();
     assert!(started["state"].as_str().is_some_and(|s| !s.is_empty()));
     assert!(started["expires_in"].as_u64().unwrap() > 0);
@@ -270,24 +250,7 @@ async fn the_astra_example_page_completes_an_authorization_in_dev_mode() {
              "authorize_url": authorize_url, "completion": completion},
         ],
     });
-    let run = tokio::process::Command::new("node")
-        .arg("run.mjs")
-        .arg(config.to_string())
-        .current_dir(DRIVER)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("the browser run ends within 2 minutes")
-        .expect("node starts");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "browser driver failed: {stderr}\nservice log:\n{}",
-        service_log()
-    );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("driver printed no JSON ({e}): {stderr}"));
+    let report = drive(config, || format!("\nservice log:\n{}", service_log())).await;
     let astra = &report["astra_authorize"];
 
     assert_eq!(astra["state"], "authorized", "{astra}");
@@ -320,13 +283,8 @@ async fn the_astra_example_page_completes_an_authorization_in_dev_mode() {
     );
 
     // Step 4, the backend again: the user's access token.
-    let token = http
-        .get(format!("{internal}/astra/users/{user}/token"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(token.status(), 200);
-    let token: serde_json::Value = token.json().await.unwrap();
+    let token = http.get(format!("{internal}/astra/users/{user}/token"));
+    let token: serde_json::Value = answer(token, 200).await.json().await.unwrap();
     let access_token = token["access_token"].as_str().unwrap();
     assert!(!access_token.is_empty(), "{token}");
     assert_eq!(token["token_type"], "Bearer");
@@ -339,13 +297,8 @@ async fn the_astra_example_page_completes_an_authorization_in_dev_mode() {
         );
     }
     // The summary never carries a token either.
-    let summary = http
-        .get(format!("{internal}/astra/users/{user}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(summary.status(), 200);
-    let summary = summary.text().await.unwrap();
+    let summary = http.get(format!("{internal}/astra/users/{user}"));
+    let summary = answer(summary, 200).await.text().await.unwrap();
     assert!(summary.contains("\"status\":\"active\""), "{summary}");
     assert!(!summary.contains(access_token));
 

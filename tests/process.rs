@@ -4,15 +4,9 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_astrada-token-vendor");
+use test_support::binary::{DevMode, first_ok};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+const BIN: &str = env!("CARGO_BIN_EXE_astrada-token-vendor");
 
 #[test]
 fn help_lists_every_configuration_key() {
@@ -55,29 +49,17 @@ fn serve_with_a_bad_configuration_exits_non_zero_naming_the_key() {
 
 #[tokio::test]
 async fn dev_mode_serves_a_token_and_exits_0_on_sigterm() {
-    let (public, internal) = (free_port(), free_port());
-    let mut child = tokio::process::Command::new(BIN)
-        .arg("dev")
-        .env("ATV_SERVER__PUBLIC_ADDR", format!("127.0.0.1:{public}"))
-        .env("ATV_SERVER__INTERNAL_ADDR", format!("127.0.0.1:{internal}"))
+    let dev = DevMode::on_free_ports();
+    let mut child = dev
+        .command(BIN)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let http = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{public}/astrada-sdk-token");
-    let mut body = None;
-    for _ in 0..100 {
-        if let Ok(r) = http.get(&url).send().await
-            && r.status() == 200
-        {
-            body = Some(r.json::<serde_json::Value>().await.unwrap());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let body = body.expect("dev mode served a token within 10 s");
+    // Dev mode serves a token within 10 s.
+    let url = format!("{}/astrada-sdk-token", dev.public_url());
+    let answer = first_ok(&mut child, &url, Duration::from_secs(10), String::new).await;
+    let body = answer.json::<serde_json::Value>().await.unwrap();
     assert_eq!(body["token_type"], "Bearer");
     assert!(
         body["access_token"].as_str().unwrap().split('.').count() == 3,

@@ -191,54 +191,66 @@ mod tests {
         );
     }
 
+    /// Headers of one request and the client address they should yield.
+    type Case<'a> = (&'a [(&'static str, &'static str)], &'a str);
+
+    /// For each case, the client address `p` finds behind the peer 10.1.0.5.
+    fn assert_clients(p: &TrustedProxies, cases: &[Case]) {
+        for (pairs, client) in cases {
+            assert_eq!(
+                p.client_addr(ip("10.1.0.5"), &headers(pairs)),
+                ClientAddr(ip(client)),
+                "{pairs:?}"
+            );
+        }
+    }
+
     #[test]
     fn the_right_most_untrusted_hop_wins_over_client_supplied_ones() {
         let p = proxies(&["10.1.0.0/24", "10.2.0.9/32"]);
-        // The client sent "1.1.1.1" itself; the ingress appended the real address.
-        let h = headers(&[("x-forwarded-for", "1.1.1.1, 203.0.113.7, 10.2.0.9")]);
-        assert_eq!(
-            p.client_addr(ip("10.1.0.5"), &h),
-            ClientAddr(ip("203.0.113.7"))
-        );
-        let h = headers(&[
-            ("x-forwarded-for", "1.1.1.1"),
-            ("x-forwarded-for", "203.0.113.7"),
-        ]);
-        assert_eq!(
-            p.client_addr(ip("10.1.0.5"), &h),
-            ClientAddr(ip("203.0.113.7"))
-        );
-        // Garbage ends the walk at the last good (trusted) hop.
-        let h = headers(&[("x-forwarded-for", "203.0.113.7, nonsense")]);
-        assert_eq!(
-            p.client_addr(ip("10.1.0.5"), &h),
-            ClientAddr(ip("10.1.0.5"))
+        assert_clients(
+            &p,
+            &[
+                // The client sent "1.1.1.1" itself; the ingress appended the real address.
+                (
+                    &[("x-forwarded-for", "1.1.1.1, 203.0.113.7, 10.2.0.9")],
+                    "203.0.113.7",
+                ),
+                (
+                    &[
+                        ("x-forwarded-for", "1.1.1.1"),
+                        ("x-forwarded-for", "203.0.113.7"),
+                    ],
+                    "203.0.113.7",
+                ),
+                // Garbage ends the walk at the last good (trusted) hop.
+                (&[("x-forwarded-for", "203.0.113.7, nonsense")], "10.1.0.5"),
+            ],
         );
     }
 
     #[test]
     fn rfc_7239_forwarded_is_preferred_and_parsed() {
         let p = proxies(&["10.1.0.0/24"]);
-        let h = headers(&[
-            ("x-forwarded-for", "192.0.2.99"),
-            (
-                "forwarded",
-                "for=192.0.2.60;proto=https, for=\"[2001:db8:cafe::17]:4711\"",
-            ),
-        ]);
-        assert_eq!(
-            p.client_addr(ip("10.1.0.5"), &h),
-            ClientAddr(ip("2001:db8:cafe::17"))
-        );
-        let h = headers(&[("forwarded", "for=198.51.100.3:8443;by=10.1.0.5")]);
-        assert_eq!(
-            p.client_addr(ip("10.1.0.5"), &h),
-            ClientAddr(ip("198.51.100.3"))
-        );
-        let h = headers(&[("forwarded", "for=unknown")]);
-        assert_eq!(
-            p.client_addr(ip("10.1.0.5"), &h),
-            ClientAddr(ip("10.1.0.5"))
+        assert_clients(
+            &p,
+            &[
+                (
+                    &[
+                        ("x-forwarded-for", "192.0.2.99"),
+                        (
+                            "forwarded",
+                            "for=192.0.2.60;proto=https, for=\"[2001:db8:cafe::17]:4711\"",
+                        ),
+                    ],
+                    "2001:db8:cafe::17",
+                ),
+                (
+                    &[("forwarded", "for=198.51.100.3:8443;by=10.1.0.5")],
+                    "198.51.100.3",
+                ),
+                (&[("forwarded", "for=unknown")], "10.1.0.5"),
+            ],
         );
     }
 }

@@ -3,13 +3,15 @@
 //! mock Astrada token endpoint ([`upstream`]), the app's session JWTs and
 //! JWKS ([`session`]), Secrets Manager on moto ([`moto`]), a throw-away
 //! PostgreSQL cluster ([`postgres`]), the per-user Astra world ([`astra`])
-//! and captured trace-level logs ([`logs`]).
+//! captured trace-level logs ([`logs`]) and the built binary in `dev` mode
+//! ([`binary`]).
 //!
 //! Paths and problem types come from the crate's own exports
 //! (`http::SDK_TOKEN_PATH`, `http::problem::PROBLEM_BASE`, ...), never copies.
 
 pub mod app;
 pub mod astra;
+pub mod binary;
 pub mod logs;
 pub mod moto;
 pub mod postgres;
@@ -26,6 +28,14 @@ pub use upstream::*;
 /// Seconds since the Unix epoch, for JWT claims.
 pub fn unix_now() -> i64 {
     astrada_token_vendor::core::unix_now().as_secs() as i64
+}
+
+/// A loopback port that was free a moment ago, for a server the test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
 }
 
 /// Polls `condition` every 100 ms until it holds; fails after `limit`.

@@ -13,7 +13,6 @@
 //! root, so under root they run as the `postgres` user.
 //!
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -61,13 +60,6 @@ fn pg_bin() -> PathBuf {
         .expect("no PostgreSQL found: run scripts/test-deps/postgres.sh or set ATV_TEST_PG_BIN")
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
 fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -101,7 +93,7 @@ impl PgCluster {
         let cluster = Self {
             bin: pg_bin(),
             dir,
-            port: free_port(),
+            port: crate::free_port(),
             as_postgres_user: is_root(),
         };
         if cluster.as_postgres_user {

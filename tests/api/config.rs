@@ -384,37 +384,54 @@ fn cors_origins_must_be_exact() {
     }
 }
 
-#[test]
-fn trusted_header_mode_needs_proxy_addresses() {
-    const PROXIES: &str = "ATV_CALLER_AUTH__TRUSTED_HEADER__TRUSTED_PROXIES";
+/// A mode (`mode_var` = `mode`) that needs the list `key` (set through
+/// `list_var`): refused, naming `key`, while the list is empty and while it
+/// holds `bad`; loads once it holds `good`. Returns the refusal of `bad`.
+fn mode_needs_list(
+    (mode_var, mode): (&str, &str),
+    (list_var, key): (&str, &str),
+    bad: &str,
+    good: &str,
+) -> String {
+    let mut refusal = String::new();
     case(|c| {
         c.with_credentials().with_auth();
-        c.set("ATV_CALLER_AUTH__MODE", "trusted_header")
-            .refused_naming("caller_auth.trusted_header.trusted_proxies");
-        c.set(PROXIES, r#"["10.0.0.0/33"]"#)
-            .refused_naming("caller_auth.trusted_header.trusted_proxies");
-        c.set(PROXIES, r#"["10.0.0.0/8", "192.0.2.7"]"#);
+        c.set(mode_var, mode).refused_naming(key);
+        refusal = c.set(list_var, bad).refused_naming(key);
+        c.set(list_var, good);
         assert!(c.load().is_ok());
     });
+    refusal
+}
+
+#[test]
+fn trusted_header_mode_needs_proxy_addresses() {
+    mode_needs_list(
+        ("ATV_CALLER_AUTH__MODE", "trusted_header"),
+        (
+            "ATV_CALLER_AUTH__TRUSTED_HEADER__TRUSTED_PROXIES",
+            "caller_auth.trusted_header.trusted_proxies",
+        ),
+        r#"["10.0.0.0/33"]"#,
+        r#"["10.0.0.0/8", "192.0.2.7"]"#,
+    );
 }
 
 #[test]
 fn static_keys_must_be_stored_as_sha256_hashes() {
-    const HASHES: &str = "ATV_INTERNAL_AUTH__STATIC_KEYS__KEY_HASHES";
-    case(|c| {
-        c.with_credentials().with_auth();
-        c.set("ATV_INTERNAL_AUTH__MODE", "static_keys")
-            .refused_naming("internal_auth.static_keys.key_hashes");
-        let text = c
-            .set(HASHES, r#"["my-plain-text-key"]"#)
-            .refused_naming("internal_auth.static_keys.key_hashes");
-        assert!(
-            !text.contains("my-plain-text-key"),
-            "the value is not echoed: {text}"
-        );
-        c.set(HASHES, format!("[\"{}\"]", "ab".repeat(32)));
-        assert!(c.load().is_ok());
-    });
+    let text = mode_needs_list(
+        ("ATV_INTERNAL_AUTH__MODE", "static_keys"),
+        (
+            "ATV_INTERNAL_AUTH__STATIC_KEYS__KEY_HASHES",
+            "internal_auth.static_keys.key_hashes",
+        ),
+        r#"["my-plain-text-key"]"#,
+        &format!("[\"{}\"]", "ab".repeat(32)),
+    );
+    assert!(
+        !text.contains("my-plain-text-key"),
+        "the value is not echoed: {text}"
+    );
 }
 
 #[test]

@@ -20,8 +20,11 @@ const ARGS = [
   "--disable-sync",
 ];
 
-async function runScenario(scenario) {
-  if (scenario.astra) return runAstraScenario(scenario);
+// Opens a fresh Chromium profile for `scenario`, records the page's console
+// errors and failed requests in `report`, shows each response to
+// `onResponse`, then runs `steps(page, bodies)`: `bodies()` resolves to every
+// response body the page received (null for one that never arrived).
+async function inBrowser(scenario, report, onResponse, steps) {
   console.error(`browser: ${scenario.name}`);
   const profile = await mkdtemp(join(tmpdir(), "atv-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
@@ -30,16 +33,8 @@ async function runScenario(scenario) {
     args: ARGS,
     timeout: 30000,
   });
-  const report = {
-    state: null,
-    text: null,
-    tokenRequests: [],
-    failedRequests: [],
-    consoleErrors: [],
-    bodiesChecked: 0,
-    sawAccessToken: false,
-    leaks: [],
-  };
+  report.consoleErrors = [];
+  report.failedRequests = [];
   const bodies = [];
   try {
     const page = context.pages()[0] ?? (await context.newPage());
@@ -50,14 +45,44 @@ async function runScenario(scenario) {
       report.failedRequests.push({ url: r.url(), error: r.failure()?.errorText ?? "" });
     });
     page.on("response", (r) => {
-      if (r.url().includes("/astrada-sdk-token") && r.request().method() === "GET") {
-        report.tokenRequests.push({ url: r.url(), status: r.status() });
-      }
+      onResponse(r);
       // Some bodies never arrive (a response the browser blocked): give up after 3 s.
       const gaveUp = new Promise((resolve) => setTimeout(() => resolve(null), 3000));
       bodies.push(Promise.race([r.text().catch(() => null), gaveUp]));
     });
+    await steps(page, () => Promise.all(bodies));
+  } finally {
+    await context.close();
+    await rm(profile, { recursive: true, force: true });
+  }
+  return report;
+}
 
+// What the page's scripts can see besides response bodies: its DOM and its
+// script-readable storage.
+async function pageState(page) {
+  return [
+    await page.content(),
+    await page.evaluate(() => document.cookie + JSON.stringify({ ...localStorage })),
+  ];
+}
+
+async function runScenario(scenario) {
+  if (scenario.astra) return runAstraScenario(scenario);
+  const report = {
+    state: null,
+    text: null,
+    tokenRequests: [],
+    bodiesChecked: 0,
+    sawAccessToken: false,
+    leaks: [],
+  };
+  const onResponse = (r) => {
+    if (r.url().includes("/astrada-sdk-token") && r.request().method() === "GET") {
+      report.tokenRequests.push({ url: r.url(), status: r.status() });
+    }
+  };
+  return inBrowser(scenario, report, onResponse, async (page, bodies) => {
     if (scenario.login) await page.goto(scenario.login);
     await page.goto(scenario.page);
     const root = page.locator("#card-enrollment[data-state=ready], #card-enrollment[data-state=error]");
@@ -67,11 +92,8 @@ async function runScenario(scenario) {
 
     // Everything the page could see: its DOM, its script-readable storage,
     // and every response body it received.
-    const seen = [
-      await page.content(),
-      await page.evaluate(() => document.cookie + JSON.stringify({ ...localStorage })),
-    ];
-    for (const body of await Promise.all(bodies)) {
+    const seen = await pageState(page);
+    for (const body of await bodies()) {
       if (body === null) continue;
       report.bodiesChecked += 1;
       if (body.includes('"access_token"')) report.sawAccessToken = true;
@@ -80,11 +102,7 @@ async function runScenario(scenario) {
     for (const secret of config.forbidden) {
       if (seen.some((s) => s.includes(secret))) report.leaks.push(`forbidden[${config.forbidden.indexOf(secret)}]`);
     }
-  } finally {
-    await context.close();
-    await rm(profile, { recursive: true, force: true });
-  }
-  return report;
+  });
 }
 
 // The Astra authorization in the browser: `authorize_url` (started by the
@@ -95,14 +113,6 @@ async function runScenario(scenario) {
 // everything the browser saw (`seen`), so the test can check that no token
 // or code reached the page.
 async function runAstraScenario(scenario) {
-  console.error(`browser: ${scenario.name}`);
-  const profile = await mkdtemp(join(tmpdir(), "atv-chromium-"));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: config.chromium,
-    headless: true,
-    args: ARGS,
-    timeout: 30000,
-  });
   const report = {
     state: null,
     problem: null,
@@ -111,32 +121,19 @@ async function runAstraScenario(scenario) {
     navigations: [],
     callbackStatuses: [],
     callbackOrigins: [],
-    consoleErrors: [],
-    failedRequests: [],
     seen: [],
   };
-  const bodies = [];
-  try {
-    const page = context.pages()[0] ?? (await context.newPage());
-    page.on("console", (m) => {
-      if (m.type() === "error") report.consoleErrors.push(m.text());
-    });
-    page.on("requestfailed", (r) => {
-      report.failedRequests.push({ url: r.url(), error: r.failure()?.errorText ?? "" });
-    });
+  const onResponse = (r) => {
+    const at = new URL(r.url());
+    if (at.pathname === "/astra/callback") {
+      report.callbackStatuses.push(r.status());
+      report.callbackOrigins.push(at.origin);
+    }
+  };
+  return inBrowser(scenario, report, onResponse, async (page, bodies) => {
     page.on("framenavigated", (frame) => {
       if (frame === page.mainFrame()) report.navigations.push(frame.url());
     });
-    page.on("response", (r) => {
-      const at = new URL(r.url());
-      if (at.pathname === "/astra/callback") {
-        report.callbackStatuses.push(r.status());
-        report.callbackOrigins.push(at.origin);
-      }
-      const gaveUp = new Promise((resolve) => setTimeout(() => resolve(null), 3000));
-      bodies.push(Promise.race([r.text().catch(() => null), gaveUp]));
-    });
-
     await page.goto(scenario.authorize_url);
     await page.getByRole("button", { name: "Authorize" }).click();
     await page.waitForURL((url) => url.href.startsWith(scenario.completion), { timeout: 15000 });
@@ -146,16 +143,11 @@ async function runAstraScenario(scenario) {
     report.problem = await page.locator("#astra-result").getAttribute("data-problem");
     report.text = await page.locator("#astra-result").textContent();
     report.finalUrl = page.url();
-    report.seen.push(await page.content());
-    report.seen.push(await page.evaluate(() => document.cookie + JSON.stringify({ ...localStorage })));
-    for (const body of await Promise.all(bodies)) {
+    report.seen.push(...(await pageState(page)));
+    for (const body of await bodies()) {
       if (body !== null) report.seen.push(body);
     }
-  } finally {
-    await context.close();
-    await rm(profile, { recursive: true, force: true });
-  }
-  return report;
+  });
 }
 
 const results = {};

@@ -59,7 +59,12 @@ async fn request_spans_are_exported_over_otlp_in_the_callers_trace() {
         FreshToken::lasting(300).after(Duration::from_millis(300)),
     )
     .await;
-    let app = spawn_app(&upstream).await;
+    // The caller's trace and request id count only from a trusted proxy (a
+    // gateway); here that is the test itself, on loopback.
+    let app = spawn_app_with(&upstream, |s| {
+        s.server.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
     let response = app
         .sdk_request()
         .header("traceparent", format!("00-{TRACE_ID}-00f067aa0ba902b7-01"))

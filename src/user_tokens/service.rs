@@ -360,11 +360,9 @@ impl UserTokens {
         user: &UserRef,
         user_intent_id: Option<&str>,
     ) -> Result<StartedAuthorization, UserTokenError> {
-        if user_intent_id.is_some_and(|id| {
-            id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_graphic())
-        }) {
+        if user_intent_id.is_some_and(|id| !store::is_label(id)) {
             return Err(UserTokenError::BadRequest(
-                "user_intent_id must be 1 to 128 visible ASCII characters",
+                "user_intent_id must be 1 to 128 characters of A-Z a-z 0-9 . _ : -",
             ));
         }
         let state = random_state()?;

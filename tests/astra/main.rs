@@ -481,6 +481,17 @@ async fn the_api_never_returns_a_refresh_token_and_deletes_users(store: Store) {
             "{text}"
         );
     }
+    let (status, body) = app
+        .post(
+            "/astra/users/rae/authorization",
+            json!({"user_intent_id": "C>I_"}),
+        )
+        .await;
+    assert_eq!(
+        status, 400,
+        "an intent id the store cannot keep is the caller's error"
+    );
+    assert_eq!(body["type"], problem("bad-request"));
     let (status, body) = app.get("/astra/users/not%20valid/token").await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["type"], problem("invalid-user-ref"));

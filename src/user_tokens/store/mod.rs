@@ -365,13 +365,20 @@ pub async fn connect(url: &str, options: &StoreOptions) -> Result<Arc<dyn UserSt
 /// Error codes and request ids are stored and shown to operators; keeping
 /// them to a short, plain alphabet stops a token or a response body from
 /// landing in those columns by mistake.
-fn check_label(value: &str, what: &'static str) -> Result<(), StoreError> {
-    let ok = !value.is_empty()
+/// Whether `value` may be stored as a label (error code, request id, holder,
+/// user intent id): 1 to 128 of `A-Z a-z 0-9 . _ : -`. Callers that take
+/// such a value from a request check it here first, so a bad one is the
+/// caller's `400`, not the store's refusal.
+pub fn is_label(value: &str) -> bool {
+    !value.is_empty()
         && value.len() <= 128
         && value
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
-    if ok {
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+}
+
+fn check_label(value: &str, what: &'static str) -> Result<(), StoreError> {
+    if is_label(value) {
         Ok(())
     } else {
         Err(StoreError::InvalidInput(what))

@@ -14,6 +14,7 @@ pub const SECRET_KEYS: &[&str] = &[
     "credentials.api.client_secret",
     "credentials.sdk.client_secret",
     "astra.client_secret",
+    "astra.store_url",
     "astra.encryption_keys",
     "astra.webhook_secret",
 ];
@@ -320,7 +321,9 @@ pub struct AstraSettings {
     pub connect_timeout_ms: u64,
     pub timeout_ms: u64,
     pub max_response_bytes: usize,
-    pub store_url: String,
+    /// May carry the database password, so it is held as a secret.
+    #[serde(deserialize_with = "secret_from_scalar")]
+    pub store_url: SecretString,
     /// A file holding the store URL (a mounted Kubernetes Secret); wins over `store_url`.
     pub store_url_file: PathBuf,
     pub store_max_connections: u32,

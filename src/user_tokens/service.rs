@@ -683,7 +683,7 @@ fn state_hash(state: &str) -> String {
 /// carry a password, so it is held as a secret and never echoed.
 fn store_url(s: &AstraSettings) -> Result<SecretString, ConfigError> {
     if s.store_url_file.as_os_str().is_empty() {
-        return Ok(SecretString::from(s.store_url.clone()));
+        return Ok(s.store_url.clone());
     }
     match std::fs::read_to_string(&s.store_url_file) {
         Ok(text) if !text.trim().is_empty() => Ok(SecretString::from(text.trim().to_owned())),

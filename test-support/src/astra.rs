@@ -155,7 +155,7 @@ impl World {
         s.client_id = CLIENT_ID.into();
         s.client_secret = SecretString::from(CLIENT_SECRET);
         s.redirect_uri = REDIRECT_URI.into();
-        s.store_url = self.store.url().to_owned();
+        s.store_url = SecretString::from(self.store.url());
         s.encryption_keys = keys(&[KEY_1]);
         s.active_key_id = KEY_1.0.into();
         s.timeout_ms = 1000;

@@ -84,6 +84,20 @@ async fn serve(env: &[(&str, &str)]) -> Served {
     }
 }
 
+/// `serve` on one Secrets Manager secret holding both sets, on moto at
+/// `endpoint`, exchanging at `token_url`.
+fn one_secret_on_moto<'a>(token_url: &'a str, endpoint: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("ATV_CREDENTIALS__SOURCE", "aws_secrets_manager"),
+        ("ATV_CREDENTIALS__SECRET_ID", SECRET_ID),
+        ("ATV_TOKEN_ENDPOINT__URL", token_url),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ]
+}
+
 impl Served {
     async fn wait_ready(&self) {
         let http = reqwest::Client::new();
@@ -117,16 +131,7 @@ async fn serve_reads_one_secret_through_aws_endpoint_url_secrets_manager() {
     let token_url = astrada.token_url();
     let endpoint = moto.endpoint();
 
-    let served = serve(&[
-        ("ATV_CREDENTIALS__SOURCE", "aws_secrets_manager"),
-        ("ATV_CREDENTIALS__SECRET_ID", SECRET_ID),
-        ("ATV_TOKEN_ENDPOINT__URL", &token_url),
-        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", &endpoint),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-    ])
-    .await;
+    let served = serve(&one_secret_on_moto(&token_url, &endpoint)).await;
     served.wait_ready().await;
 
     let sdk = served.token(&served.public, SDK_TOKEN_PATH).await;
@@ -208,22 +213,16 @@ async fn serve_reads_the_astra_client_credentials_and_keys_from_their_secret() {
     let (token_url, endpoint) = (astrada.token_url(), moto.endpoint());
     let fake = world.astra.base_url().to_string();
 
-    let served = serve(&[
-        ("ATV_CREDENTIALS__SOURCE", "aws_secrets_manager"),
-        ("ATV_CREDENTIALS__SECRET_ID", SECRET_ID),
-        ("ATV_TOKEN_ENDPOINT__URL", &token_url),
+    let mut env = one_secret_on_moto(&token_url, &endpoint);
+    env.extend([
         ("ATV_ASTRA__ENABLED", "true"),
         ("ATV_ASTRA__SECRET_ID", &astra_secret_id),
         ("ATV_ASTRA__API_URL", &fake),
         ("ATV_ASTRA__AUTHORIZE_URL", &fake),
         ("ATV_ASTRA__REDIRECT_URI", astra::REDIRECT_URI),
         ("ATV_ASTRA__STORE_URL", world.store.url()),
-        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", &endpoint),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-    ])
-    .await;
+    ]);
+    let served = serve(&env).await;
     served.wait_ready().await;
 
     // The client credentials from the secret are the ones Astra accepts.

@@ -130,7 +130,7 @@ fn start_fake_astra(settings: &mut Settings) -> Result<FakeAstra, StartupError> 
     a.client_id = "dev-astra-client".into();
     a.client_secret = secret;
     a.redirect_uri = redirect_uri;
-    a.store_url = format!("sqlite:{}", dir.join("astra.db").display());
+    a.store_url = SecretString::from(format!("sqlite:{}", dir.join("astra.db").display()));
     a.encryption_keys = SecretString::from(format!("dev:{}", STANDARD.encode(key)));
     a.active_key_id = "dev".into();
     Ok(fake)

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use astrada_token_vendor::user_tokens::{
-    CommitOutcome, CryptoError, Field, Lease, LeaseOutcome, LeaseRelease, NewTokens, Sealed,
-    StoreError, StoreOptions, TokenCipher, UserRef, UserRow, UserStatus, UserStore, connect,
+    ChangeSink, CommitOutcome, CryptoError, Field, Lease, LeaseOutcome, LeaseRelease, NewTokens,
+    Sealed, StoreError, StoreOptions, TokenCipher, UserRef, UserRow, UserStatus, UserStore,
+    connect,
 };
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -178,6 +179,8 @@ test_support::on_sqlite_and_postgres!(
     labels_that_could_carry_a_token_are_refused,
     a_database_refusal_names_the_sqlstate_but_no_value,
     ping_answers,
+    heartbeats_list_the_live_replicas_until_one_leaves,
+    only_a_postgres_store_has_a_change_feed,
 );
 
 // ---- fixtures ----
@@ -889,7 +892,8 @@ async fn migrations_run_once_when_replicas_start_together() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(applied, 1);
+    let migrations = std::fs::read_dir("migrations/postgres").unwrap().count();
+    assert_eq!(applied as usize, migrations, "each migration applied once");
     let (locks,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory'")
             .fetch_one(&pool)
@@ -922,4 +926,81 @@ async fn an_unreachable_postgres_is_reported_as_unavailable_without_the_password
     let err = connect(&url, &options).await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
     assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+// ---- replicas and the change feed ----
+
+async fn heartbeats_list_the_live_replicas_until_one_leaves(b: Backend) {
+    let other = b.replica().await;
+    b.store.heartbeat("a-0001", "host-a", 15).await.unwrap();
+    let seen = other.heartbeat("b-0002", "host-b", 15).await.unwrap();
+    let holders: Vec<_> = seen
+        .iter()
+        .map(|r| (r.holder.as_str(), r.host.as_str()))
+        .collect();
+    assert_eq!(holders, [("a-0001", "host-a"), ("b-0002", "host-b")]);
+    assert!(seen.iter().all(|r| (0..=1).contains(&r.seen_secs_ago)));
+
+    b.store.leave("a-0001").await.unwrap();
+    let seen = other.heartbeat("b-0002", "host-b", 15).await.unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let err = b.store.heartbeat("a 0001", "host-a", 15).await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+}
+
+/// Collects what a change feed reports.
+#[derive(Default)]
+struct Heard {
+    connected: std::sync::atomic::AtomicUsize,
+    changed: std::sync::Mutex<Vec<String>>,
+}
+
+impl ChangeSink for Heard {
+    fn connected(&self) {
+        self.connected
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn lost(&self) {}
+    fn changed(&self, user_ref: &str) {
+        self.changed.lock().unwrap().push(user_ref.to_owned());
+    }
+}
+
+async fn only_a_postgres_store_has_a_change_feed(b: Backend) {
+    let feed = b.store.change_feed(Arc::new(Heard::default()));
+    assert_eq!(feed.is_some(), b.url.starts_with("postgres"));
+    assert_eq!(b.store.single_host(), b.url.starts_with("sqlite"));
+}
+
+#[tokio::test]
+async fn the_change_feed_reports_token_changes_but_not_lease_bookkeeping() {
+    let b = Backend::postgres().await;
+    let c = cipher();
+    let heard = Arc::new(Heard::default());
+    let feed = tokio::spawn(b.store.change_feed(heard.clone()).unwrap());
+    test_support::eventually("the feed listens", Duration::from_secs(5), || async {
+        heard.connected.load(std::sync::atomic::Ordering::SeqCst) == 1
+    })
+    .await;
+
+    let u = user("una");
+    authorize(&b, &c, "una").await; // a new row: nobody can have it cached
+    let l = lease(&b, &u, "holder-1", 30).await;
+    b.store
+        .release_lease(&l, LeaseRelease::Unused)
+        .await
+        .unwrap();
+    let l = lease(&b, &u, "holder-1", 30).await;
+    committed(refresh(&b, &c, &l, "una-access-1", "una-refresh-1").await);
+    b.store.delete(&u).await.unwrap();
+    // Notifications arrive in commit order: once the marker's is heard,
+    // anything the lease bookkeeping had sent would have come before.
+    authorize(&b, &c, "marker").await;
+    authorize(&b, &c, "marker").await;
+    test_support::eventually("the marker is heard", Duration::from_secs(5), || async {
+        heard.changed.lock().unwrap().last().map(String::as_str) == Some("marker")
+    })
+    .await;
+    assert_eq!(*heard.changed.lock().unwrap(), ["una", "una", "marker"]);
+    feed.abort();
 }

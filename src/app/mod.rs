@@ -132,6 +132,8 @@ pub struct Application {
     internal: Server,
     shutting_down: Arc<AtomicBool>,
     background: Vec<JoinHandle<()>>,
+    /// Signs off from the store at shutdown (see `user_tokens::replicas`).
+    user_tokens: Option<Arc<UserTokens>>,
 }
 
 impl Application {
@@ -155,8 +157,8 @@ impl Application {
         let shutting_down = Arc::clone(&parts.services.shutting_down);
         let listeners = http::bind(parts.services, &settings.server)?;
         let mut background = parts.client_tokens.spawn_background();
-        if let Some(users) = parts.user_tokens {
-            background.push(tokio::spawn(users.run_scheduler()));
+        if let Some(users) = &parts.user_tokens {
+            background.extend(users.spawn_background());
         }
         Ok(Self {
             public_port: listeners.public_port,
@@ -165,6 +167,7 @@ impl Application {
             internal: listeners.internal,
             shutting_down,
             background,
+            user_tokens: parts.user_tokens,
         })
     }
 
@@ -191,6 +194,9 @@ impl Application {
         tokio::join!(public_handle.stop(true), internal_handle.stop(true));
         for task in self.background {
             task.abort();
+        }
+        if let Some(users) = &self.user_tokens {
+            users.leave().await;
         }
         for server in [public, internal] {
             server.await.map_err(std::io::Error::other)??;

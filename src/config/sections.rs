@@ -327,6 +327,8 @@ pub struct AstraSettings {
     /// A file holding the store URL (a mounted Kubernetes Secret); wins over `store_url`.
     pub store_url_file: PathBuf,
     pub store_max_connections: u32,
+    pub store_timeout_ms: u64,
+    pub cache_capacity: usize,
     /// `ID:BASE64[,ID:BASE64…]`, each a 32-byte AES-256-GCM key.
     #[serde(deserialize_with = "secret_from_scalar")]
     pub encryption_keys: SecretString,

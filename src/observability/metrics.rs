@@ -70,10 +70,16 @@ struct AstraMetrics {
     users: Family<StatusLabels, Gauge>,
     expiring: Gauge,
     key_rows: Family<KeyLabels, Gauge>,
+    replicas: Gauge,
+    cache_hit: Counter,
+    cache_miss: Counter,
+    cache_fallback: Counter,
 }
 
 impl AstraMetrics {
     fn register(registry: &mut Registry) -> Self {
+        // Resolved once: a token request only increments a handle.
+        let cache = Family::<OutcomeLabels, Counter>::default();
         let m = Self {
             refreshes: Family::default(),
             fenced_out: Counter::default(),
@@ -81,6 +87,10 @@ impl AstraMetrics {
             users: Family::default(),
             expiring: Gauge::default(),
             key_rows: Family::default(),
+            replicas: Gauge::default(),
+            cache_hit: series(&cache, "hit"),
+            cache_miss: series(&cache, "miss"),
+            cache_fallback: series(&cache, "fallback"),
         };
         registry.register(
             "astra_refreshes",
@@ -113,6 +123,16 @@ impl AstraMetrics {
             "Users with a token sealed under each known encryption key; retire a key at 0",
             m.key_rows.clone(),
         );
+        registry.register(
+            "astra_replicas_live",
+            "Replicas sharing the store that sent a heartbeat in the last 15 s; each takes an equal share of astra.max_calls_per_sec",
+            m.replicas.clone(),
+        );
+        registry.register(
+            "astra_token_cache",
+            "Astra token requests by cache outcome: hit, miss (read from the store), fallback (store unreachable, a still-valid cached token served)",
+            cache,
+        );
         m
     }
 }
@@ -120,6 +140,13 @@ impl AstraMetrics {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
+}
+
+/// The counter of `outcome` in `family` (a shared handle to the series).
+fn series(family: &Family<OutcomeLabels, Counter>, outcome: &'static str) -> Counter {
+    // A function of its own: the family's read guard must be gone before the
+    // next series is created under its write lock.
+    family.get_or_create(&OutcomeLabels { outcome }).clone()
 }
 
 struct Inner {
@@ -379,6 +406,29 @@ impl Metrics {
             .astra
             .expiring
             .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// Live replicas seen by the last heartbeat.
+    pub fn set_astra_replicas(&self, live: usize) {
+        self.0
+            .astra
+            .replicas
+            .set(i64::try_from(live).unwrap_or(i64::MAX));
+    }
+
+    /// A token request answered from the cache.
+    pub fn astra_cache_hit(&self) {
+        self.0.astra.cache_hit.inc();
+    }
+
+    /// A token request that read the store.
+    pub fn astra_cache_miss(&self) {
+        self.0.astra.cache_miss.inc();
+    }
+
+    /// A token request answered from the cache because the store failed.
+    pub fn astra_cache_fallback(&self) {
+        self.0.astra.cache_fallback.inc();
     }
 
     /// Users with a token under `key_id`; set just before each scrape.

@@ -40,6 +40,16 @@ pub enum UserTokenError {
 }
 
 impl UserTokenError {
+    /// Worth trying again shortly: Astra or the store is down or busy.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            UserTokenError::AstraUnavailable { .. }
+                | UserTokenError::RefreshBusy { .. }
+                | UserTokenError::Store(StoreError::Unavailable { .. })
+        )
+    }
+
     /// An Astra failure outside a refresh (code exchange, import).
     pub fn from_astra(e: &AstraError) -> Self {
         match e {

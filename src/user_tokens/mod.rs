@@ -15,14 +15,20 @@
 //! * [`astra_client`]: Astra's token endpoint and authorize URL;
 //! * [`service`]: [`UserTokens`], what the routes call: authorization,
 //!   token hand-out, and the refresh under a lease ([`refresh`]);
+//! * [`cache`]: the bounded in-process token cache, kept coherent by the
+//!   store's change feed (PostgreSQL) and served during a store outage;
 //! * [`scheduler`]: refreshes refresh tokens well inside their 10 days;
+//! * [`replicas`]: the heartbeat that splits the cap on Astra calls between
+//!   live replicas, and keeps SQLite to one host;
 //! * [`webhook`]: tells the customer when a user must authorize again.
 
 pub mod astra_client;
+pub mod cache;
 pub mod crypto;
 mod error;
 mod pacer;
 pub mod refresh;
+pub mod replicas;
 pub mod scheduler;
 pub mod secret;
 pub mod service;
@@ -34,8 +40,8 @@ pub use crypto::{CryptoError, Field, KeyringError, Sealed, TokenCipher};
 pub use error::UserTokenError;
 pub use service::{FaultHook, FaultPoint, Grant, HandedToken, Trigger, UserSummary, UserTokens};
 pub use store::{
-    CommitOutcome, Lease, LeaseOutcome, LeaseRelease, NewTokens, PendingAuthorization,
-    PreviousRefresh, RefreshedTokens, StoreError, StoreOptions, UserRow, UserStatus, UserStore,
-    connect,
+    ChangeSink, CommitOutcome, Lease, LeaseOutcome, LeaseRelease, NewTokens, PendingAuthorization,
+    PreviousRefresh, RefreshedTokens, Replica, StoreError, StoreOptions, UserRow, UserStatus,
+    UserStore, connect,
 };
 pub use user_ref::{UserRef, UserRefError};

@@ -1,32 +1,48 @@
 //! A cap on calls to Astra's token endpoint (`astra.max_calls_per_sec`), so a
 //! stampede or a scheduler catch-up never turns into a flood Astra throttles.
+//! The cap is for the whole deployment: each live replica takes an equal
+//! share ([`Pacer::set_share`], from the heartbeat in [`super::replicas`]).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-/// Spaces calls at least `1 / rate` apart, in arrival order.
+/// Spaces calls at least `replicas / rate` apart, in arrival order.
 pub struct Pacer {
-    interval: Duration,
+    per_sec: u32,
+    interval_nanos: AtomicU64,
     next: Mutex<Instant>,
 }
 
 impl Pacer {
+    /// A pacer for one replica alone, until told otherwise.
     pub fn new(per_sec: u32) -> Self {
-        Self {
-            interval: Duration::from_secs(1) / per_sec.max(1),
+        let pacer = Self {
+            per_sec: per_sec.max(1),
+            interval_nanos: AtomicU64::new(0),
             next: Mutex::new(Instant::now()),
-        }
+        };
+        pacer.set_share(1);
+        pacer
+    }
+
+    /// Takes one `replicas`-th of the cap.
+    pub fn set_share(&self, replicas: usize) {
+        let replicas = u64::try_from(replicas.max(1)).unwrap_or(u64::MAX);
+        let nanos = 1_000_000_000u64.saturating_mul(replicas) / u64::from(self.per_sec);
+        self.interval_nanos.store(nanos, Ordering::Relaxed);
     }
 
     /// Waits for this call's slot.
     pub async fn wait(&self) {
+        let interval = Duration::from_nanos(self.interval_nanos.load(Ordering::Relaxed));
         let slot = {
             let mut next = self.next.lock().await;
             let now = Instant::now();
             let slot = (*next).max(now);
-            *next = slot + self.interval;
+            *next = slot + interval;
             slot
         };
         tokio::time::sleep_until(slot).await;
@@ -45,5 +61,20 @@ mod tests {
             pacer.wait().await;
         }
         assert_eq!(started.elapsed(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_of_four_live_replicas_takes_a_quarter_of_the_cap() {
+        let pacer = Pacer::new(20);
+        pacer.set_share(4);
+        let started = Instant::now();
+        for _ in 0..6 {
+            pacer.wait().await;
+        }
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(1),
+            "5 calls a second"
+        );
     }
 }

@@ -123,6 +123,7 @@ impl UserTokens {
         let sealed = self.seal(user, tokens, now())?;
         match self.store.commit_refresh(&lease, sealed).await? {
             CommitOutcome::Committed(row) => {
+                self.forget_cached(user);
                 self.metrics.astra_refresh(trigger.as_str(), "ok");
                 tracing::info!(
                     user_ref = %user,
@@ -195,6 +196,7 @@ impl UserTokens {
         );
         match self.store.release_lease(lease, release).await {
             Ok(true) => {
+                self.forget_cached(user);
                 if matches!(error, UserTokenError::ReauthorizationRequired)
                     && let Some(webhook) = &self.webhook
                 {

@@ -2,9 +2,13 @@
 //! authorizations, hands out each user's current access token, and refreshes
 //! it through [`super::refresh`] when it is due or reported dead.
 //!
-//! The database is the only source of truth for a user's token: a token
-//! request reads the row, so once any replica has refreshed a user, no
-//! replica hands out the replaced token again.
+//! The database is the source of truth for a user's token. On PostgreSQL a
+//! bounded in-process cache ([`super::cache`]) answers repeated token
+//! requests; the store's change feed evicts a user as soon as any replica
+//! replaces its token, so a replaced token stops being handed out within the
+//! feed's delay (milliseconds). The same cache rides out a store outage with
+//! tokens that are still valid. Stale-generation refreshes always read the
+//! database.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,10 +23,12 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::astra_client::{AstraClient, AstraClientConfig, AstraError, AstraTokens};
+use super::cache::{CachedToken, TokenCache};
 use super::crypto::{Field, TokenCipher};
 use super::error::UserTokenError;
 use super::pacer::Pacer;
-use super::store::{self, NewTokens, StoreOptions, UserRow, UserStatus, UserStore};
+use super::replicas::host_name;
+use super::store::{self, NewTokens, StoreError, StoreOptions, UserRow, UserStatus, UserStore};
 use super::user_ref::UserRef;
 use super::webhook::Webhook;
 use crate::config::{AstraSettings, ConfigError, https_url, invalid, required};
@@ -142,6 +148,8 @@ pub(super) struct Policy {
     pub state_ttl: i64,
     pub scheduler_interval: Duration,
     pub scheduler_batch: u32,
+    /// Longest a token request waits on the store before answering 503.
+    pub store_timeout: Duration,
 }
 
 type SharedRefresh = Shared<BoxFuture<'static, Result<Arc<UserRow>, Arc<UserTokenError>>>>;
@@ -154,12 +162,18 @@ pub struct UserTokens {
     pub(super) policy: Policy,
     /// Names this replica in leases, so an operator can see who holds one.
     pub(super) holder: String,
+    /// The host this replica runs on (see [`super::replicas`]).
+    pub(super) host: String,
     pub(super) pacer: Pacer,
     pub(super) metrics: Metrics,
     pub(super) webhook: Option<Webhook>,
     pub(super) fault: Option<FaultHook>,
     completion_url: Option<Url>,
     inflight: Mutex<HashMap<String, SharedRefresh>>,
+    /// PostgreSQL with `astra.cache_capacity` > 0 only.
+    cache: Option<Arc<TokenCache>>,
+    /// The task following the store's change feed into `cache`, until spawned.
+    change_feed: Mutex<Option<BoxFuture<'static, ()>>>,
 }
 
 impl UserTokens {
@@ -258,6 +272,13 @@ impl UserTokens {
                 "use a lease longer than the timeout, e.g. 30",
             );
         }
+        if s.store_timeout_ms == 0 || s.store_timeout_ms > 30_000 {
+            return invalid(
+                "astra.store_timeout_ms",
+                format!("{} ms is not between 1 and 30000", s.store_timeout_ms),
+                "use e.g. 1000, so callers get a quick 503 while the database is down",
+            );
+        }
         if s.max_calls_per_sec == 0 || s.scheduler_batch == 0 || s.scheduler_interval_secs == 0 {
             return invalid(
                 "astra.max_calls_per_sec",
@@ -285,10 +306,13 @@ impl UserTokens {
             );
         };
         let store_url = store_url(s)?;
+        let store_timeout = Duration::from_millis(s.store_timeout_ms);
         let store = store::connect(
             store_url.expose_secret(),
             &StoreOptions {
                 max_connections: s.store_max_connections.max(1),
+                acquire_timeout: store_timeout,
+                statement_timeout: store_timeout,
                 ..StoreOptions::default()
             },
         )
@@ -304,7 +328,18 @@ impl UserTokens {
             }
         };
         let webhook = Webhook::from_settings(s)?;
-        Ok(Some(Arc::new(Self {
+        let (cache, change_feed) = match s.cache_capacity {
+            0 => (None, None),
+            capacity => {
+                let cache = Arc::new(TokenCache::new(capacity));
+                match store.change_feed(Arc::clone(&cache) as _) {
+                    Some(feed) => (Some(cache), Some(feed)),
+                    None => (None, None),
+                }
+            }
+        };
+        let host = host_name();
+        let this = Arc::new(Self {
             store,
             cipher,
             astra,
@@ -316,19 +351,42 @@ impl UserTokens {
                 state_ttl: i64::try_from(s.state_ttl_secs.max(1)).unwrap_or(600),
                 scheduler_interval: Duration::from_secs(s.scheduler_interval_secs),
                 scheduler_batch: s.scheduler_batch,
+                store_timeout,
             },
-            holder: format!(
-                "{}-{:08x}",
-                std::env::var("HOSTNAME").unwrap_or_else(|_| "replica".into()),
-                fastrand::u32(..)
-            ),
+            holder: format!("{host}-{:08x}", fastrand::u32(..)),
+            host,
             pacer: Pacer::new(s.max_calls_per_sec),
             metrics: metrics.clone(),
             webhook,
             fault: None,
             completion_url,
             inflight: Mutex::new(HashMap::new()),
-        })))
+            cache,
+            change_feed: Mutex::new(change_feed),
+        });
+        if let Err(e) = this.join().await {
+            return invalid(
+                "astra.store_url",
+                e.to_string(),
+                "use a postgres:// store for replicas on several hosts, or stop the other replica",
+            );
+        }
+        Ok(Some(this))
+    }
+
+    /// The scheduler, the heartbeat and the change feed, as tasks to abort at shutdown.
+    pub fn spawn_background(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = vec![
+            tokio::spawn(Arc::clone(self).run_scheduler()),
+            tokio::spawn(Arc::clone(self).run_heartbeat()),
+        ];
+        let feed = self
+            .change_feed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        tasks.extend(feed.map(tokio::spawn));
+        tasks
     }
 
     /// Test-only: installs a [`FaultHook`]; call before sharing the service.
@@ -440,6 +498,7 @@ impl UserTokens {
     ) -> Result<UserRow, UserTokenError> {
         let sealed = self.seal(user, tokens, now())?;
         let row = self.store.store_authorization(user, sealed).await?;
+        self.forget_cached(user);
         tracing::info!(
             user_ref = %user,
             generation = row.generation,
@@ -473,16 +532,87 @@ impl UserTokens {
     }
 
     /// `GET /astra/users/{user_ref}/token`: the current access token,
-    /// refreshed first when it is due.
+    /// refreshed first when it is due; from the cache when it holds a fresh
+    /// one, or a still-valid one while the store is unreachable.
     pub async fn token(self: &Arc<Self>, user: &UserRef) -> Result<HandedToken, UserTokenError> {
-        let row = self.current(user).await?;
-        let row = if self.is_due(&row, now()) {
-            self.refresh(user, Trigger::OnDemand, row.generation)
-                .await?
-        } else {
-            Arc::new(row)
+        let now = now();
+        let Some(cache) = &self.cache else {
+            return self
+                .token_from_store(user, now)
+                .await
+                .map(|(token, _)| token);
         };
-        self.hand_out(&row)
+        if let Some(hit) = cache.fresh(user, now) {
+            self.metrics.astra_cache_hit();
+            return Ok(handed(
+                &hit.access_token,
+                hit.generation,
+                hit.planned_replacement,
+                now,
+            ));
+        }
+        self.metrics.astra_cache_miss();
+        let ticket = cache.ticket(user);
+        match self.token_from_store(user, now).await {
+            Ok((token, row)) => {
+                let entry = CachedToken::new(
+                    token.access_token.clone(),
+                    row.generation,
+                    row.access_expires_at,
+                    self.planned_replacement(&row),
+                    now,
+                );
+                cache.fill(ticket, user, entry);
+                Ok(token)
+            }
+            Err(e) if e.is_transient() => {
+                let Some(valid) = cache.still_valid(user, now) else {
+                    return Err(e);
+                };
+                self.metrics.astra_cache_fallback();
+                Ok(handed(
+                    &valid.access_token,
+                    valid.generation,
+                    valid.access_expires_at,
+                    now,
+                ))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The token as the store has it, refreshed first when due. A due token
+    /// whose refresh fails for a passing reason is still served while Astra
+    /// accepts it.
+    async fn token_from_store(
+        self: &Arc<Self>,
+        user: &UserRef,
+        now: i64,
+    ) -> Result<(HandedToken, Arc<UserRow>), UserTokenError> {
+        let row = self.current(user).await?;
+        if !self.is_due(&row, now) {
+            return Ok((self.hand_out(&row)?, Arc::new(row)));
+        }
+        match self.refresh(user, Trigger::OnDemand, row.generation).await {
+            Ok(fresh) => Ok((self.hand_out(&fresh)?, fresh)),
+            Err(e) if e.is_transient() && now < row.access_expires_at => {
+                tracing::warn!(user_ref = %user, error = %e, "on-demand refresh failed; serving the current token while it lasts");
+                let access_token =
+                    self.cipher
+                        .open(&row.user_ref, Field::AccessToken, &row.access_token)?;
+                let token = handed(&access_token, row.generation, row.access_expires_at, now);
+                Ok((token, Arc::new(row)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Drops `user` from this replica's cache after a write here; other
+    /// replicas hear of it through the change feed.
+    pub(super) fn forget_cached(&self, user: &UserRef) {
+        if let Some(cache) = &self.cache {
+            cache.evict(user.as_str());
+        }
     }
 
     /// `POST /astra/users/{user_ref}/token/refresh`: refreshes only if the
@@ -505,12 +635,15 @@ impl UserTokens {
         self.hand_out(&fresh)
     }
 
-    /// The stored row of an authorized user.
+    /// The stored row of an authorized user, within `astra.store_timeout_ms`.
     async fn current(&self, user: &UserRef) -> Result<UserRow, UserTokenError> {
-        let row = self
-            .store
-            .get(user)
-            .await?
+        let read = tokio::time::timeout(self.policy.store_timeout, self.store.get(user)).await;
+        let row = read
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable {
+                    reason: "no answer within astra.store_timeout_ms".into(),
+                })
+            })?
             .ok_or(UserTokenError::UnknownUser)?;
         match row.status {
             UserStatus::Active => Ok(row),
@@ -534,11 +667,12 @@ impl UserTokens {
         let access_token =
             self.cipher
                 .open(&row.user_ref, Field::AccessToken, &row.access_token)?;
-        Ok(HandedToken {
-            access_token,
-            expires_in: u64::try_from(self.planned_replacement(row) - now()).unwrap_or(0),
-            generation: row.generation,
-        })
+        Ok(handed(
+            &access_token,
+            row.generation,
+            self.planned_replacement(row),
+            now(),
+        ))
     }
 
     /// One refresh of `user` from `generation`, shared by every caller of
@@ -652,12 +786,23 @@ impl UserTokens {
 
     /// `DELETE /astra/users/{user_ref}`: erases the stored tokens.
     pub async fn delete(&self, user: &UserRef) -> Result<(), UserTokenError> {
-        if self.store.delete(user).await? {
+        let deleted = self.store.delete(user).await?;
+        self.forget_cached(user);
+        if deleted {
             tracing::info!(user_ref = %user, "astra user deleted");
             Ok(())
         } else {
             Err(UserTokenError::UnknownUser)
         }
+    }
+}
+
+/// `access_token` for a caller who may use it until `until` (unix seconds).
+fn handed(access_token: &SecretString, generation: i64, until: i64, now: i64) -> HandedToken {
+    HandedToken {
+        access_token: access_token.clone(),
+        expires_in: u64::try_from(until - now).unwrap_or(0),
+        generation,
     }
 }
 

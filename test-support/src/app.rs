@@ -122,7 +122,8 @@ impl TestApp {
         .await;
     }
 
-    /// One sample from `/metrics`, e.g. `metric("atv_token_cache_lookups_total", "set=\"sdk\",result=\"miss\"")`.
+    /// One sample from `/metrics`, e.g. `metric("atv_token_cache_lookups_total", "set=\"sdk\",result=\"miss\"")`;
+    /// `labels` empty for a metric without labels.
     pub async fn metric(&self, name: &str, labels: &str) -> f64 {
         let text = self
             .get(format!("{}/metrics", self.internal))
@@ -130,7 +131,11 @@ impl TestApp {
             .text()
             .await
             .expect("metrics body");
-        let prefix = format!("{name}{{{labels}}} ");
+        let prefix = if labels.is_empty() {
+            format!("{name} ")
+        } else {
+            format!("{name}{{{labels}}} ")
+        };
         text.lines()
             .find_map(|l| l.strip_prefix(&prefix))
             .map_or(0.0, |v| v.trim().parse().expect("numeric sample"))

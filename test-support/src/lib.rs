@@ -3,8 +3,8 @@
 //! mock Astrada token endpoint ([`upstream`]), the app's session JWTs and
 //! JWKS ([`session`]), Secrets Manager on moto ([`moto`]), a throw-away
 //! PostgreSQL cluster ([`postgres`]), the per-user Astra world ([`astra`])
-//! captured trace-level logs ([`logs`]) and the built binary in `dev` mode
-//! ([`binary`]).
+//! captured trace-level logs ([`logs`]), the built binary in `dev` mode
+//! ([`binary`]) and a TCP proxy a test can cut ([`cut_proxy`]).
 //!
 //! Paths and problem types come from the crate's own exports
 //! (`http::SDK_TOKEN_PATH`, `http::problem::PROBLEM_BASE`, ...), never copies.
@@ -12,6 +12,7 @@
 pub mod app;
 pub mod astra;
 pub mod binary;
+pub mod cut_proxy;
 pub mod logs;
 pub mod moto;
 pub mod postgres;
@@ -46,6 +47,25 @@ where
 {
     let deadline = tokio::time::Instant::now() + limit;
     while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls `attempt` every 100 ms until it returns a value, failing after `limit`.
+pub async fn eventually_some<T, F, Fut>(what: &str, limit: Duration, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = attempt().await {
+            return value;
+        }
         assert!(
             tokio::time::Instant::now() < deadline,
             "timed out after {limit:?} waiting until {what}"

@@ -16,7 +16,10 @@ use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use astrada_token_vendor::observability::Metrics;
+use astrada_token_vendor::user_tokens::UserTokens;
 use test_support::astra::{KEY_1, KEY_2, Store, World, cipher, keys, user_ref};
+use test_support::cut_proxy::CutProxy;
 
 test_support::on_sqlite_and_postgres!(
     Store:
@@ -36,6 +39,8 @@ test_support::on_sqlite_and_postgres!(
     the_raw_database_holds_no_token_plaintext,
     expires_in_never_outlives_the_next_planned_refresh,
     the_api_never_returns_a_refresh_token_and_deletes_users,
+    a_store_file_used_from_another_host_is_refused_on_sqlite_only,
+    each_replica_counts_the_live_replicas_sharing_the_astra_cap,
 );
 
 fn problem(slug: &str) -> String {
@@ -177,12 +182,28 @@ async fn after_one_replica_refreshes_the_other_hands_out_the_new_token(store: St
     let (a, b) = (world.app(|_| {}).await, world.app(|_| {}).await);
     world.authorized("erin").await;
     let (_, before) = b.get("/astra/users/erin/token").await;
+    // Again, so that on PostgreSQL b answers from its cache.
+    let (_, again) = b.get("/astra/users/erin/token").await;
+    assert_eq!(again["access_token"], before["access_token"]);
 
     let (status, refreshed) = a.refresh_stale("erin", &before["generation"]).await;
     assert_eq!(status, 200);
-    let (_, after) = b.get("/astra/users/erin/token").await;
-    assert_ne!(after["access_token"], before["access_token"]);
-    assert_eq!(after["access_token"], refreshed["access_token"]);
+    // b drops the replaced token once the change reaches it: at once on
+    // SQLite (no cache), within the change feed's delay on PostgreSQL.
+    let after = test_support::eventually_some(
+        "b hands out the new token",
+        Duration::from_secs(2),
+        || async {
+            let (_, after) = b.get("/astra/users/erin/token").await;
+            let token = &after["access_token"];
+            assert!(
+                *token == before["access_token"] || *token == refreshed["access_token"],
+                "only the old token or the new one"
+            );
+            (*token == refreshed["access_token"]).then_some(after)
+        },
+    )
+    .await;
     assert!(
         world
             .astra
@@ -500,4 +521,104 @@ async fn the_api_never_returns_a_refresh_token_and_deletes_users(store: Store) {
     assert_eq!(r.status(), 204);
     let (status, _) = app.get("/astra/users/rae/token").await;
     assert_eq!(status, 404);
+}
+
+async fn a_store_file_used_from_another_host_is_refused_on_sqlite_only(store: Store) {
+    let world = World::new(store).await;
+    let _first = world.service(|_| {}).await;
+    world
+        .store
+        .execute(
+            "INSERT INTO astra_replicas (holder, host, started_at, seen_at) \
+             SELECT $1, 'another-host', seen_at, seen_at FROM astra_replicas",
+            "another-host-0001",
+        )
+        .await;
+    let second = UserTokens::from_settings(&world.settings(), &Metrics::new()).await;
+    match (&world.store, second) {
+        (Store::Sqlite { .. }, Err(e)) => {
+            let message = e.to_string();
+            assert!(message.contains("astra.store_url"), "{message}");
+            assert!(message.contains("another-host"), "{message}");
+            assert!(message.contains("postgres://"), "names the fix: {message}");
+        }
+        (Store::Sqlite { .. }, Ok(_)) => panic!("SQLite shared across hosts was accepted"),
+        (Store::Postgres { .. }, result) => {
+            assert!(result.is_ok(), "PostgreSQL serves replicas on many hosts");
+        }
+    }
+}
+
+async fn each_replica_counts_the_live_replicas_sharing_the_astra_cap(store: Store) {
+    let world = World::new(store).await;
+    let _a = world.app(|_| {}).await;
+    let b = world.app(|_| {}).await;
+    assert_eq!(b.metric("atv_astra_replicas_live", "").await, 2.0);
+}
+
+// ---- PostgreSQL only: the token cache ----
+
+/// The world's PostgreSQL store, reached through a proxy the test can cut.
+async fn postgres_behind_a_proxy() -> (World, CutProxy, String) {
+    let world = World::new(Store::postgres().await).await;
+    let mut url = url::Url::parse(world.store.url()).unwrap();
+    let target = format!("127.0.0.1:{}", url.port().unwrap())
+        .parse()
+        .unwrap();
+    let proxy = CutProxy::start(target).await;
+    url.set_port(Some(proxy.port())).unwrap();
+    (world, proxy, url.to_string())
+}
+
+#[tokio::test]
+async fn while_the_database_is_down_cached_tokens_are_served_and_others_get_a_quick_503() {
+    let (world, proxy, via_proxy) = postgres_behind_a_proxy().await;
+    world.authorized("ann").await;
+    world.authorized("ben").await;
+    let app = world
+        .app(|s| s.store_url = SecretString::from(via_proxy))
+        .await;
+    let hit = r#"outcome="hit""#;
+    let (_, cached) =
+        test_support::eventually_some("a cache hit", Duration::from_secs(5), || async {
+            let answer = app.get("/astra/users/ann/token").await;
+            (app.metric("atv_astra_token_cache_total", hit).await >= 1.0).then_some(answer)
+        })
+        .await;
+
+    proxy.cut();
+    let (status, during) = app.get("/astra/users/ann/token").await;
+    assert_eq!(status, 200, "{during}");
+    assert_eq!(during["access_token"], cached["access_token"]);
+    let fallback = r#"outcome="fallback""#;
+    assert!(app.metric("atv_astra_token_cache_total", fallback).await >= 1.0);
+
+    let started = std::time::Instant::now();
+    let r = app.send(Method::GET, "/astra/users/ben/token").await;
+    assert_eq!(r.status(), 503);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no hang: {:?}",
+        started.elapsed()
+    );
+    assert!(r.headers().contains_key("retry-after"));
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["type"], problem("store-unavailable"));
+    let ready = app.send(Method::GET, "/readyz").await;
+    assert_eq!(ready.status(), 200, "readiness does not follow the store");
+
+    proxy.restore();
+    let back =
+        test_support::eventually_some("the store is back", Duration::from_secs(5), || async {
+            let (status, body) = app.get("/astra/users/ben/token").await;
+            (status == 200).then_some(body)
+        })
+        .await;
+    assert!(
+        world
+            .astra
+            .is_current_access_token(back["access_token"].as_str().unwrap())
+    );
+    let (_, summary) = app.get("/astra/users/ann").await;
+    assert_eq!(summary["status"], "active");
 }

@@ -36,6 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 
 use super::crypto::Sealed;
 use super::user_ref::UserRef;
@@ -230,6 +231,8 @@ pub struct StoreOptions {
     pub acquire_timeout: Duration,
     /// SQLite only: how long a writer waits for another writer's lock.
     pub busy_timeout: Duration,
+    /// PostgreSQL only: the server cancels a statement running longer.
+    pub statement_timeout: Duration,
 }
 
 impl Default for StoreOptions {
@@ -238,8 +241,28 @@ impl Default for StoreOptions {
             max_connections: 8,
             acquire_timeout: Duration::from_secs(5),
             busy_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
         }
     }
+}
+
+/// A replica that announced itself through [`UserStore::heartbeat`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replica {
+    pub holder: String,
+    pub host: String,
+    /// Seconds since its last heartbeat, on the database clock.
+    pub seen_secs_ago: i64,
+}
+
+/// Where a store's change feed reports (see [`UserStore::change_feed`]).
+pub trait ChangeSink: Send + Sync {
+    /// Listening (again): changes made before now may have gone unheard.
+    fn connected(&self);
+    /// The feed is down: changes may go unheard until [`ChangeSink::connected`].
+    fn lost(&self);
+    /// The row of `user_ref` changed what a token request hands out, or was deleted.
+    fn changed(&self, user_ref: &str);
 }
 
 /// Storage of per-user tokens, leases and pending authorizations.
@@ -345,6 +368,28 @@ pub trait UserStore: Send + Sync + fmt::Debug {
 
     /// Readiness: one round trip to the database.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Records that `holder` on `host` is alive now (database clock), forgets
+    /// replicas silent for an hour, and returns every replica seen within
+    /// the last `live_secs`, this one included.
+    async fn heartbeat(
+        &self,
+        holder: &str,
+        host: &str,
+        live_secs: i64,
+    ) -> Result<Vec<Replica>, StoreError>;
+
+    /// Forgets `holder` at shutdown, so the others take over its share at once.
+    async fn leave(&self, holder: &str) -> Result<(), StoreError>;
+
+    /// A task that follows other writers' changes into `sink` until it is
+    /// dropped, or `None` when the store has no change feed (SQLite: a single
+    /// host's processes share the file and no cache is kept).
+    fn change_feed(&self, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>>;
+
+    /// Whether every replica must run on one host (SQLite's file locks do not
+    /// work across hosts).
+    fn single_host(&self) -> bool;
 }
 
 /// Opens the store named by `url` and brings its schema up to date.

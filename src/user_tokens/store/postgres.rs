@@ -13,15 +13,25 @@
 //!
 //! **Batch claims** use `FOR UPDATE SKIP LOCKED`, so concurrent schedulers
 //! split the due users between them instead of queueing on the same rows.
+//!
+//! **Change feed.** A trigger (migration 0002) notifies channel
+//! [`CHANGES_CHANNEL`] at commit whenever a row changes what a token request
+//! hands out; [`PgStore::follow_changes`] listens on a dedicated session so
+//! each replica's token cache drops what another replica replaced.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 
 use super::{
-    CommitOutcome, Lease, LeaseOutcome, LeaseRelease, NewTokens, PendingAuthorization,
-    PreviousRefresh, RefreshedTokens, StoreError, StoreOptions, UserRow, UserStatus, UserStore,
+    ChangeSink, CommitOutcome, Lease, LeaseOutcome, LeaseRelease, NewTokens, PendingAuthorization,
+    PreviousRefresh, RefreshedTokens, Replica, StoreError, StoreOptions, UserRow, UserStatus,
+    UserStore,
 };
 use crate::user_tokens::crypto::Sealed;
 use crate::user_tokens::user_ref::UserRef;
@@ -33,19 +43,79 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// only has to differ from keys other applications on the database use).
 pub const MIGRATION_LOCK_KEY: i64 = i64::from_be_bytes(*b"atv_user");
 
+/// The channel the change-feed trigger notifies, with the `user_ref` as payload.
+pub const CHANGES_CHANNEL: &str = "atv_astra_users";
+
+/// How long the change feed waits before listening again after losing its session.
+const RELISTEN_AFTER: Duration = Duration::from_millis(500);
+
 /// The PostgreSQL implementation of [`UserStore`].
 pub struct PgStore {
     pool: PgPool,
+    connect: PgConnectOptions,
+    acquire_timeout: Duration,
 }
 
 impl PgStore {
+    const SINGLE_HOST: bool = false;
+
     /// Connects to `url` (`postgres://…`) and migrates the schema (see the module docs).
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         let connect = PgConnectOptions::from_str(url)?;
         migrate(&connect, options).await?;
-        let pool = super::pool_options(options).connect_with(connect).await?;
-        Ok(Self { pool })
+        // Only the pool's statements are bounded: a migration may take longer.
+        let bounded = connect.clone().options([(
+            "statement_timeout",
+            options.statement_timeout.as_millis().to_string(),
+        )]);
+        let pool = super::pool_options(options).connect_with(bounded).await?;
+        Ok(Self {
+            pool,
+            connect,
+            acquire_timeout: options.acquire_timeout,
+        })
     }
+
+    /// Listens on [`CHANGES_CHANNEL`] in a session of its own (so it never
+    /// takes a pooled connection), reporting each loss and each fresh start
+    /// to `sink`, and listening again after a loss until dropped.
+    fn follow_changes(&self, sink: Arc<dyn ChangeSink>) -> Option<BoxFuture<'static, ()>> {
+        let session = PgPoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(self.acquire_timeout)
+            .connect_lazy_with(self.connect.clone());
+        Some(
+            async move {
+                loop {
+                    match listen(&session).await {
+                        Ok(mut listener) => {
+                            sink.connected();
+                            while let Ok(Some(note)) = listener.try_recv().await {
+                                sink.changed(note.payload());
+                            }
+                            sink.lost();
+                            tracing::warn!(
+                                "the user token store's change feed was lost; listening again"
+                            );
+                        }
+                        Err(e) => tracing::debug!(error = %e, "change feed not listening yet"),
+                    }
+                    tokio::time::sleep(crate::core::jittered(RELISTEN_AFTER)).await;
+                }
+            }
+            .boxed(),
+        )
+    }
+}
+
+async fn listen(session: &PgPool) -> Result<PgListener, StoreError> {
+    let mut listener = PgListener::connect_with(session).await?;
+    // A lost session ends the loop above, which listens afresh and tells the sink.
+    listener.eager_reconnect(false);
+    listener.listen(CHANGES_CHANNEL).await?;
+    Ok(listener)
 }
 
 /// Claims due users (see [`user_store_impl!`]). The outer lease condition

@@ -438,6 +438,60 @@ macro_rules! user_store_impl {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())
             }
+
+            async fn heartbeat(
+                &self,
+                holder: &str,
+                host: &str,
+                live_secs: i64,
+            ) -> Result<Vec<Replica>, StoreError> {
+                super::check_label(holder, "holder must be 1-128 characters of A-Z a-z 0-9 . _ : -")?;
+                super::check_label(host, "host must be 1-128 characters of A-Z a-z 0-9 . _ : -")?;
+                sqlx::query(concat!(
+                    "INSERT INTO astra_replicas (holder, host, started_at, seen_at) ",
+                    "VALUES ($1, $2, ", $now, ", ", $now, ") ",
+                    "ON CONFLICT (holder) DO UPDATE SET host = $2, seen_at = ", $now
+                ))
+                .bind(holder)
+                .bind(host)
+                .execute(&self.pool)
+                .await?;
+                sqlx::query(concat!(
+                    "DELETE FROM astra_replicas WHERE seen_at < ", $now, " - 3600"
+                ))
+                .execute(&self.pool)
+                .await?;
+                let rows: Vec<(String, String, i64)> = sqlx::query_as(concat!(
+                    "SELECT holder, host, ", $now, " - seen_at FROM astra_replicas ",
+                    "WHERE seen_at >= ", $now, " - $1 ORDER BY holder"
+                ))
+                .bind(live_secs)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(holder, host, seen_secs_ago)| Replica { holder, host, seen_secs_ago })
+                    .collect())
+            }
+
+            async fn leave(&self, holder: &str) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM astra_replicas WHERE holder = $1")
+                    .bind(holder)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            fn change_feed(
+                &self,
+                sink: std::sync::Arc<dyn ChangeSink>,
+            ) -> Option<futures::future::BoxFuture<'static, ()>> {
+                self.follow_changes(sink)
+            }
+
+            fn single_host(&self) -> bool {
+                Self::SINGLE_HOST
+            }
         }
     };
 }

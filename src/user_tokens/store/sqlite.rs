@@ -17,8 +17,9 @@ use std::str::FromStr;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 
 use super::{
-    CommitOutcome, Lease, LeaseOutcome, LeaseRelease, NewTokens, PendingAuthorization,
-    PreviousRefresh, RefreshedTokens, StoreError, StoreOptions, UserRow, UserStatus, UserStore,
+    ChangeSink, CommitOutcome, Lease, LeaseOutcome, LeaseRelease, NewTokens, PendingAuthorization,
+    PreviousRefresh, RefreshedTokens, Replica, StoreError, StoreOptions, UserRow, UserStatus,
+    UserStore,
 };
 use crate::user_tokens::crypto::Sealed;
 use crate::user_tokens::user_ref::UserRef;
@@ -31,6 +32,16 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    const SINGLE_HOST: bool = true;
+
+    /// Only processes on one host write the file, and they keep no cache.
+    fn follow_changes(
+        &self,
+        _sink: std::sync::Arc<dyn ChangeSink>,
+    ) -> Option<futures::future::BoxFuture<'static, ()>> {
+        None
+    }
+
     /// Opens (creating if missing) the database at `url` (`sqlite:PATH`) and migrates it.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         let connect = SqliteConnectOptions::from_str(url)?

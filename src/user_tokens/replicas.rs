@@ -1,0 +1,102 @@
+//! Replicas sharing a store announce themselves in it every few seconds
+//! (`astra_replicas`, on the database clock). Two things follow:
+//!
+//! * the cap on calls to Astra (`astra.max_calls_per_sec`) is for the whole
+//!   deployment: each replica takes one share per live replica, and the
+//!   shares move within a heartbeat of a replica starting or stopping;
+//! * a SQLite store refuses to start when a replica on another host used the
+//!   same file within the live window: SQLite's locks do not hold across
+//!   hosts (a shared network volume). Replicas with a file each cannot be
+//!   seen from here; the manifests keep SQLite to one replica.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::error::UserTokenError;
+use super::service::UserTokens;
+use super::store::Replica;
+use crate::core::jittered;
+
+/// How often a replica announces itself.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// A replica silent for longer is no longer counted.
+pub const LIVE_SECS: i64 = 15;
+
+/// Why this replica may not join the store.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error(
+        "replica {holder} on host {host} used this SQLite store {seen_secs_ago} s ago; SQLite serves replicas on one host only"
+    )]
+    OtherHost {
+        holder: String,
+        host: String,
+        seen_secs_ago: i64,
+    },
+    #[error(transparent)]
+    Store(#[from] UserTokenError),
+}
+
+impl UserTokens {
+    /// The first heartbeat, at start-up.
+    pub async fn join(&self) -> Result<(), JoinError> {
+        let live = self.heartbeat().await?;
+        if self.store.single_host()
+            && let Some(other) = live.iter().find(|r| r.host != self.host)
+        {
+            return Err(JoinError::OtherHost {
+                holder: other.holder.clone(),
+                host: other.host.clone(),
+                seen_secs_ago: other.seen_secs_ago,
+            });
+        }
+        Ok(())
+    }
+
+    /// Announces this replica every [`HEARTBEAT`] until the task is aborted.
+    pub async fn run_heartbeat(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(jittered(HEARTBEAT)).await;
+            if let Err(e) = self.heartbeat().await {
+                // The shares stay as they were until the store answers again.
+                tracing::warn!(error = %e, "astra replica heartbeat failed");
+            }
+        }
+    }
+
+    /// Forgets this replica at shutdown, so the others take over its share.
+    pub async fn leave(&self) {
+        if let Err(e) = self.store.leave(&self.holder).await {
+            tracing::warn!(error = %e, "astra replica could not sign off; its share lapses in {LIVE_SECS} s");
+        }
+    }
+
+    async fn heartbeat(&self) -> Result<Vec<Replica>, UserTokenError> {
+        let live = self
+            .store
+            .heartbeat(&self.holder, &self.host, LIVE_SECS)
+            .await?;
+        // This replica counts even if its own row was not read back.
+        let count = live.len().max(1);
+        self.pacer.set_share(count);
+        self.metrics.set_astra_replicas(count);
+        Ok(live)
+    }
+}
+
+/// This host's name as a store label: `HOSTNAME` (the pod name on
+/// Kubernetes) with anything outside the label alphabet dropped.
+pub fn host_name() -> String {
+    let raw = std::env::var("HOSTNAME").unwrap_or_default();
+    let name: String = raw
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+        .take(100)
+        .collect();
+    if name.is_empty() {
+        "replica".into()
+    } else {
+        name
+    }
+}

@@ -6,6 +6,7 @@
 #                       newest supported Kubernetes
 #   checkov             Dockerfile, the manifests as written, each overlay as
 #                       rendered (what is actually applied), and a secret scan
+#   sqlite_replicas.py  no overlay runs Astra on SQLite with several replicas
 # Any finding fails the run. Every checkov skip carries its reason next to it
 # (checkov:skip comment in the Dockerfile, checkov.io/skip annotation in the
 # manifests).
@@ -171,7 +172,16 @@ for overlay in "${OVERLAYS[@]}"; do
             kubernetes-validate --strict --quiet -k "$version" "$dir/manifests.yaml"
     done
     check "checkov: $overlay as rendered" checkov_run --framework kubernetes -d "$dir"
+    check "one replica on SQLite: $overlay" python .ci/sqlite_replicas.py "$dir/manifests.yaml"
 done
+
+# The rule above must be able to fail: the dev overlay (SQLite) scaled to 3.
+sqlite_scaled() {
+    sed 's/^  replicas: 1$/  replicas: 3/' "$work/dev/manifests.yaml" >"$work/dev-scaled.yaml"
+    grep -q '^  replicas: 3$' "$work/dev-scaled.yaml" &&
+        ! python .ci/sqlite_replicas.py "$work/dev-scaled.yaml" 2>/dev/null
+}
+check "one replica on SQLite: a scaled dev overlay is refused" sqlite_scaled
 
 secret_scan=(-d deploy -f Dockerfile)
 if [[ -d docs ]]; then secret_scan+=(-d docs); fi

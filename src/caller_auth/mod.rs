@@ -199,20 +199,33 @@ pub fn bearer(req: &HttpRequest) -> Result<Option<&str>, AuthError> {
     if values.next().is_some() {
         return Err(AuthError::Invalid("more than one Authorization header"));
     }
-    let value = value
-        .to_str()
-        .map_err(|_| AuthError::Invalid("malformed Authorization header"))?;
-    match value.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer")
-                && !token.is_empty()
-                && token.bytes().all(is_token68) =>
-        {
-            Ok(Some(token))
-        }
-        _ => Err(AuthError::Invalid(
-            "Authorization must be `Bearer` and a token",
-        )),
+    // One pass over the token's bytes: the token68 alphabet is visible ASCII,
+    // so a header that passes needs no separate `to_str` scan.
+    let bytes = value.as_bytes();
+    let Some(space) = bytes.iter().position(|&b| b == b' ') else {
+        return Err(not_bearer(bytes));
+    };
+    let (scheme, token) = (&bytes[..space], &bytes[space + 1..]);
+    if !scheme.eq_ignore_ascii_case(b"bearer") || token.is_empty() {
+        return Err(not_bearer(bytes));
+    }
+    if !token.iter().all(|&b| is_token68(b)) {
+        return Err(not_bearer(bytes));
+    }
+    std::str::from_utf8(token)
+        .map(Some)
+        .map_err(|_| not_bearer(bytes))
+}
+
+/// Why an `Authorization` header is refused: unreadable, or not a bearer token.
+fn not_bearer(value: &[u8]) -> AuthError {
+    if value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+    {
+        AuthError::Invalid("Authorization must be `Bearer` and a token")
+    } else {
+        AuthError::Invalid("malformed Authorization header")
     }
 }
 
@@ -444,5 +457,52 @@ pub(crate) fn jwks_source(keys: JwksKeys<'_>) -> Result<KeySource, ConfigError> 
             format!("the HTTP client for it cannot be built ({e})"),
             "check the CA bundle",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    fn parse(value: &[u8]) -> Result<Option<String>, String> {
+        let value = header::HeaderValue::from_bytes(value).unwrap();
+        let req = TestRequest::default()
+            .insert_header((header::AUTHORIZATION, value))
+            .to_http_request();
+        bearer(&req)
+            .map(|t| t.map(str::to_owned))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_bearer_token_is_taken_and_anything_else_says_why_not() {
+        assert_eq!(
+            parse(b"Bearer abc.DEF-_~+/=").unwrap().unwrap(),
+            "abc.DEF-_~+/="
+        );
+        assert_eq!(
+            parse(b"bEaReR x").unwrap().unwrap(),
+            "x",
+            "scheme is case-blind"
+        );
+        let shape = "Authorization must be `Bearer` and a token";
+        for refused in [
+            &b"Basic abc"[..],
+            b"Bearer ",
+            b"Bearer",
+            b"Bearer a b",
+            b"Bearer a\tb",
+        ] {
+            assert!(parse(refused).unwrap_err().contains(shape), "{refused:?}");
+        }
+        let unreadable = parse(b"Bearer caf\xc3\xa9").unwrap_err();
+        assert!(
+            unreadable.contains("malformed Authorization header"),
+            "{unreadable}"
+        );
+        let no_header = TestRequest::default().to_http_request();
+        assert!(bearer(&no_header).unwrap().is_none());
     }
 }

@@ -60,11 +60,20 @@ pg_start() {
   setsid -f sh -c "while kill -0 $$ 2>/dev/null; do sleep 1; done; \
     ${PG_AS[*]} '$PG_BIN/pg_ctl' -D '$PG_DIR/data' -m immediate stop >/dev/null 2>&1; \
     rm -rf '$PG_DIR'" >/dev/null 2>&1
+  pg_up
+  "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres atv
+  PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/atv"
+}
+
+# pg_up / pg_down: starts the cluster (again, on the same port), or stops it
+# with `-m fast` (sessions ended, as in a failover); both wait until done.
+pg_up() {
   "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
     -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off \
 -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" start >/dev/null
-  "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres atv
-  PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/atv"
+}
+pg_down() {
+  "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null
 }
 
 pg_stop() {

@@ -21,6 +21,7 @@ use serde_json::json;
 use crate::load::Latency;
 
 mod drills;
+mod outage;
 mod seed;
 
 #[derive(clap::Subcommand)]
@@ -50,6 +51,9 @@ pub enum Astra {
     /// Steady token load through a client that skips replicas refusing
     /// connections, until the script has restarted them all.
     RollingRestart(drills::RollingArgs),
+    /// Token load over cached and uncached users while the script stops
+    /// PostgreSQL and starts it again; then every user refreshed.
+    StoreOutage(outage::StoreOutageArgs),
 }
 
 impl Astra {
@@ -64,6 +68,7 @@ impl Astra {
             Astra::ReplicaKill(args) => drills::replica_kill(args).await,
             Astra::ScheduledFaults(args) => drills::scheduled_faults(args).await,
             Astra::RollingRestart(args) => drills::rolling_restart(args).await,
+            Astra::StoreOutage(args) => outage::store_outage(args).await,
         }
     }
 }

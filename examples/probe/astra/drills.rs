@@ -353,10 +353,7 @@ struct ReplicaKill {
     victim_answers: BTreeMap<String, usize>,
     load_latency_ms: Option<Latency>,
     orphaned_leases_after_load: i64,
-    check_token_ok: usize,
-    check_refresh_ok: usize,
-    check_refresh_advanced: usize,
-    check_tokens_current: usize,
+    check: RefreshCheck,
     not_active: i64,
     histogram_load: BTreeMap<u64, u64>,
     histogram_all: BTreeMap<u64, u64>,
@@ -425,46 +422,7 @@ pub async fn replica_kill(args: ReplicaKillArgs) -> anyhow::Result<bool> {
     // A dead holder's leases only end by expiring; requests before that wait.
     tokio::time::sleep(Duration::from_secs(args.lease_secs + 1)).await;
 
-    // Every user, through the survivors: the current token, then a
-    // stale-generation refresh of it, which must move the user on.
-    let pick = |u: usize, shift: usize| args.survivors[(u + shift) % args.survivors.len()];
-    let tokens = fire(
-        &http,
-        fleet,
-        args.concurrency,
-        (0..fleet.users)
-            .map(|u| (u, pick(u, 0), Call::Token))
-            .collect(),
-    )
-    .await?;
-    let mut generation = vec![None; fleet.users];
-    for a in &tokens {
-        if a.status == Some(200) {
-            c.check_token_ok += 1;
-            generation[a.user] = a.generation;
-        }
-    }
-    let stale = fire(
-        &http,
-        fleet,
-        args.concurrency,
-        (0..fleet.users)
-            .filter_map(|u| generation[u].map(|g| (u, pick(u, 1), Call::Stale(g))))
-            .collect(),
-    )
-    .await?;
-    let mut handed = HashSet::new();
-    for a in &stale {
-        if a.status == Some(200) {
-            c.check_refresh_ok += 1;
-            if a.generation > generation[a.user] {
-                c.check_refresh_advanced += 1;
-            }
-            handed.extend(a.token.clone());
-        }
-    }
-    let handed_count = handed.len();
-    c.check_tokens_current = current_tokens(&http, &fleet.fake, handed).await?.len();
+    c.check = refresh_everyone(&http, fleet, &args.survivors, args.concurrency).await?;
     c.not_active = count(
         &db,
         "SELECT count(*) FROM astra_users WHERE status <> 'active'",
@@ -487,17 +445,12 @@ pub async fn replica_kill(args: ReplicaKillArgs) -> anyhow::Result<bool> {
     let pass = c.leases_held_at_kill.is_some_and(|n| n > 0)
         && c.not_active == 0
         && survivor_bad == 0
-        && c.check_token_ok == fleet.users
-        && c.check_refresh_ok == fleet.users
-        && c.check_refresh_advanced == fleet.users
-        && c.check_tokens_current == fleet.users
-        && handed_count == fleet.users;
+        && c.check.all_moved_on(fleet.users);
     println!(
         "{} {}: {} users x {} replicas, one kill -9'd holding {} leases; load answers from \
          survivors {:?}, from the killed replica {:?}; leases left by the load {}; afterwards \
-         through the survivors: {}/{} tokens 200, {}/{} stale-generation refreshes 200 and moved \
-         on, {} of them current at Astra; users not active {}; refreshes per user during the \
-         load {}, whole drill {}; load latency {}",
+         through the survivors: {}; users not active {}; refreshes per user during the load {}, \
+         whole drill {}; load latency {}",
         word(pass),
         args.name,
         fleet.users,
@@ -507,11 +460,7 @@ pub async fn replica_kill(args: ReplicaKillArgs) -> anyhow::Result<bool> {
         c.survivor_answers,
         c.victim_answers,
         c.orphaned_leases_after_load,
-        c.check_token_ok,
-        fleet.users,
-        c.check_refresh_advanced,
-        fleet.users,
-        c.check_tokens_current,
+        c.check.text(fleet.users),
         c.not_active,
         histogram_text(&c.histogram_load),
         histogram_text(&c.histogram_all),
@@ -524,6 +473,83 @@ pub async fn replica_kill(args: ReplicaKillArgs) -> anyhow::Result<bool> {
     );
     write_report(args.report.as_deref(), &c)?;
     Ok(pass)
+}
+
+/// Whether every user can still be refreshed: through `via` (indices into
+/// the fleet's targets), each user's current token, then a stale-generation
+/// refresh of it, which must move the user on to a token the fake holds.
+#[derive(Serialize, Default)]
+pub(super) struct RefreshCheck {
+    token_ok: usize,
+    refresh_ok: usize,
+    moved_on: usize,
+    current_at_astra: usize,
+}
+
+impl RefreshCheck {
+    pub(super) fn all_moved_on(&self, users: usize) -> bool {
+        self.token_ok == users
+            && self.refresh_ok == users
+            && self.moved_on == users
+            && self.current_at_astra == users
+    }
+
+    pub(super) fn text(&self, users: usize) -> String {
+        format!(
+            "{}/{users} tokens 200, {}/{users} stale-generation refreshes 200, {} moved on, \
+             {} current at Astra",
+            self.token_ok, self.refresh_ok, self.moved_on, self.current_at_astra
+        )
+    }
+}
+
+pub(super) async fn refresh_everyone(
+    http: &reqwest::Client,
+    fleet: &Fleet,
+    via: &[usize],
+    concurrency: usize,
+) -> anyhow::Result<RefreshCheck> {
+    anyhow::ensure!(!via.is_empty(), "no target to check through");
+    let pick = |u: usize, shift: usize| via[(u + shift) % via.len()];
+    let mut c = RefreshCheck::default();
+    let tokens = fire(
+        http,
+        fleet,
+        concurrency,
+        (0..fleet.users)
+            .map(|u| (u, pick(u, 0), Call::Token))
+            .collect(),
+    )
+    .await?;
+    let mut generation = vec![None; fleet.users];
+    for a in &tokens {
+        if a.status == Some(200) {
+            c.token_ok += 1;
+            generation[a.user] = a.generation;
+        }
+    }
+    let stale = fire(
+        http,
+        fleet,
+        concurrency,
+        (0..fleet.users)
+            .filter_map(|u| generation[u].map(|g| (u, pick(u, 1), Call::Stale(g))))
+            .collect(),
+    )
+    .await?;
+    let mut handed = HashSet::new();
+    for a in &stale {
+        if a.status == Some(200) {
+            c.refresh_ok += 1;
+            // Distinct tokens only: one handed to two users would count once.
+            let fresh = a.token.as_ref().is_some_and(|t| handed.insert(t.clone()));
+            if fresh && a.generation > generation[a.user] {
+                c.moved_on += 1;
+            }
+        }
+    }
+    c.current_at_astra = current_tokens(http, &fleet.fake, handed).await?.len();
+    Ok(c)
 }
 
 // ----------------------------------------------------- scheduled faults

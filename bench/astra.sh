@@ -163,7 +163,7 @@ restart_astra_replica() {
   local i=$(($2 - 1)) t
   t=$(now_ms)
   RESTART_RC=0
-  kill -TERM "${REPLICA_PIDS[$i]}"
+  kill -TERM "${REPLICA_PIDS[$i]}" 2>/dev/null || true
   wait "${REPLICA_PIDS[$i]}" || RESTART_RC=$?
   RESTART_EXIT_MS=$(($(now_ms) - t))
   start_astra_replica "$1" "$2" "$3"

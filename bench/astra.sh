@@ -60,11 +60,20 @@ pg_start() {
   setsid -f sh -c "while kill -0 $$ 2>/dev/null; do sleep 1; done; \
     ${PG_AS[*]} '$PG_BIN/pg_ctl' -D '$PG_DIR/data' -m immediate stop >/dev/null 2>&1; \
     rm -rf '$PG_DIR'" >/dev/null 2>&1
+  pg_up
+  "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres atv
+  PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/atv"
+}
+
+# pg_up / pg_down: starts the cluster (again, on the same port), or stops it
+# with `-m fast` (sessions ended, as in a failover); both wait until done.
+pg_up() {
   "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
     -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off \
 -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" start >/dev/null
-  "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres atv
-  PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/atv"
+}
+pg_down() {
+  "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null
 }
 
 pg_stop() {
@@ -94,12 +103,21 @@ fake_astra_latency() {
     -d "{\"latency_ms\":$1}" "${ASTRA_URL}_control" >/dev/null
 }
 
-# start_astra_replicas UPSTREAM_PORT COUNT REDIRECT_URI: vendor replicas
-# sharing PG_URL; sets TARGETS (their internal base URLs, comma-separated).
-# The first one runs the migrations before the others start.
-start_astra_replicas() {
-  local up="$1" count="$2" redirect="$3" key r pub int
-  key=$(head -c 32 /dev/urandom | base64)
+# The replicas' token keyring, also what `probe astra seed-direct` seals with
+# (it reads ATV_ASTRA__ENCRYPTION_KEYS, see astra_probe).
+ASTRA_KEYS="k1:$(head -c 32 /dev/urandom | base64)"
+# Extra settings for every replica (after the defaults below, so they win).
+ASTRA_EXTRA_ENV=()
+REPLICA_PUB=()
+REPLICA_INT=()
+REPLICA_PIDS=()
+
+# start_astra_replica UPSTREAM_PORT R REDIRECT_URI: starts replica R (1-based)
+# on its ports (free ones the first time), HOSTNAME=replicaR so that its
+# lease holder names start with that. Does not wait for readiness.
+start_astra_replica() {
+  local up="$1" r="$2" redirect="$3" i=$(($2 - 1))
+  [ -n "${REPLICA_PUB[$i]:-}" ] || { REPLICA_PUB[i]=$(free_port); REPLICA_INT[i]=$(free_port); }
   VENDOR_EXTRA_ENV=(
     "ATV_ASTRA__ENABLED=true"
     "ATV_ASTRA__API_URL=$ASTRA_URL"
@@ -109,23 +127,102 @@ start_astra_replicas() {
     "ATV_ASTRA__REDIRECT_URI=$redirect"
     "ATV_ASTRA__STORE_URL=$PG_URL"
     "ATV_ASTRA__STORE_MAX_CONNECTIONS=${STORE_MAX_CONNECTIONS:-16}"
-    "ATV_ASTRA__ENCRYPTION_KEYS=k1:$key"
+    "ATV_ASTRA__ENCRYPTION_KEYS=$ASTRA_KEYS"
     "ATV_ASTRA__ACTIVE_KEY_ID=k1"
     "ATV_ASTRA__MAX_CALLS_PER_SEC=${MAX_CALLS_PER_SEC:-100000}"
     "ATV_LOG__FILTER=${VENDOR_LOG_FILTER:-warn}"
+    "${ASTRA_EXTRA_ENV[@]}"
+    "HOSTNAME=replica$r"
   )
+  start_vendor "$up" "${REPLICA_PUB[$i]}" "${REPLICA_INT[$i]}"
+  REPLICA_PIDS[i]=$VENDOR_PID
+}
+
+# start_astra_replicas UPSTREAM_PORT COUNT REDIRECT_URI: vendor replicas
+# sharing PG_URL; sets TARGETS (their internal base URLs, comma-separated).
+# The first one runs the migrations before the others start.
+start_astra_replicas() {
+  local up="$1" count="$2" redirect="$3" r pub
   TARGETS=""
   for r in $(seq 1 "$count"); do
-    pub=$(free_port)
-    int=$(free_port)
-    start_vendor "$up" "$pub" "$int"
-    if [ "$r" = 1 ]; then replica_ready "$pub"; fi
-    TARGETS="$TARGETS${TARGETS:+,}http://127.0.0.1:$int/"
-    REPLICA_PORTS+=("$pub")
+    start_astra_replica "$up" "$r" "$redirect"
+    if [ "$r" = 1 ]; then replica_ready "${REPLICA_PUB[0]}"; fi
+    TARGETS="$TARGETS${TARGETS:+,}http://127.0.0.1:${REPLICA_INT[$((r - 1))]}/"
   done
-  for pub in "${REPLICA_PORTS[@]}"; do replica_ready "$pub"; done
+  REPLICA_PORTS=("${REPLICA_PUB[@]}")
+  for pub in "${REPLICA_PUB[@]}"; do replica_ready "$pub"; done
 }
 REPLICA_PORTS=()
+
+# restart_astra_replica UPSTREAM_PORT R REDIRECT_URI: SIGTERM, wait for the
+# exit, start again on the same ports, wait for /readyz. Sets RESTART_RC
+# (the exit code), RESTART_EXIT_MS and RESTART_READY_MS (since the SIGTERM),
+# and RESTART_STARTUP_MS (from exec to ready).
+# Not in a subshell: the replica must stay this shell's child.
+restart_astra_replica() {
+  local i=$(($2 - 1)) t
+  t=$(now_ms)
+  RESTART_RC=0
+  kill -TERM "${REPLICA_PIDS[$i]}" 2>/dev/null || true
+  wait "${REPLICA_PIDS[$i]}" || RESTART_RC=$?
+  RESTART_EXIT_MS=$(($(now_ms) - t))
+  start_astra_replica "$1" "$2" "$3"
+  replica_ready "${REPLICA_PUB[$i]}" || return 1
+  RESTART_READY_MS=$(($(now_ms) - t))
+  RESTART_STARTUP_MS=$(($(now_ms) - VENDOR_T0))
+}
+
+# fake_astra_control JSON: one POST /_control (fault, latency_ms, reset_peak, seed).
+fake_astra_control() {
+  curl -fsS --max-time 60 -H 'content-type: application/json' -d "$1" "${ASTRA_URL}_control" >/dev/null
+}
+
+# astra_probe ARGS...: `probe astra ARGS` on the load CPU, with the keyring.
+astra_probe() {
+  ATV_ASTRA__ENCRYPTION_KEYS="$ASTRA_KEYS" ATV_ASTRA__ACTIVE_KEY_ID=k1 \
+    "${ON_LOAD_CPU[@]}" "$PROBE" astra "$@"
+}
+
+# leases_held_by HOLDER_PREFIX: unexpired leases whose holder starts so.
+leases_held_by() {
+  psql_atv "SELECT count(*) FROM astra_users WHERE lease_holder LIKE '$1-%' \
+    AND lease_expires_at > CAST(floor(EXTRACT(EPOCH FROM now())) AS BIGINT)"
+}
+
+# astra_drill_setup DRILL REPLICAS: builds if needed, starts PostgreSQL (or
+# prints SKIP and exits), the fake upstream (UP), the fake Astra (REDIRECT,
+# ASTRA_URL; latency 0) and REPLICAS replicas (TARGETS).
+astra_drill_setup() {
+  if [ "${BENCH_PROFILE:-release}" = release ]; then build_release; fi
+  astra_need_binaries "$1"
+  raise_nofile 65536
+  if ! pg_start; then
+    echo "SKIP $1: no PostgreSQL (run scripts/test-deps/postgres.sh)"
+    exit 0
+  fi
+  UP=$(free_port)
+  start_fake "$UP" 300 0
+  local ast
+  ast=$(free_port)
+  REDIRECT="http://127.0.0.1:$ast/bench/callback"
+  start_fake_astra "$ast" 0 "$REDIRECT"
+  if [ -n "${FAKE_ASTRA_START:-}" ]; then fake_astra_control "$FAKE_ASTRA_START"; fi
+  local t
+  t=$(now_ms)
+  start_astra_replicas "$UP" "$2" "$REDIRECT"
+  log "postgres on $PG_PORT; $2 replicas ready in $(($(now_ms) - t)) ms: $TARGETS"
+}
+
+# astra_need_binaries DRILL: FAIL line and exit unless everything is built.
+astra_need_binaries() {
+  local exe
+  for exe in "$VENDOR" "$PROBE" "$EX/fake_astra" "$EX/fake_upstream"; do
+    if [ ! -x "$exe" ]; then
+      echo "FAIL $1: $exe missing (build first)"
+      exit 1
+    fi
+  done
+}
 
 # replica_ready PUBLIC_PORT: waits for /readyz; shows the replica's log if it never comes.
 replica_ready() {

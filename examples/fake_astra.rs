@@ -9,10 +9,16 @@
 //! curl -s localhost:7071/_control                     # counters, refreshes_by_user
 //! curl -s localhost:7071/_control -H 'content-type: application/json' \
 //!     -d '{"latency_ms":0,"fault":"none"}'            # latency and faults
+//! curl -s localhost:7071/_control -H 'content-type: application/json' \
+//!     -d '{"reset_peak":true}'                        # token_requests_peak_1s from 0
+//! curl -s 'localhost:7071/_control?by_user=false'     # counters only
 //! ```
 //!
 //! Users are seeded over HTTP through the OAuth module page
-//! (`POST /login/oauth/authorize` → 302 with a `code`), see `probe astra seed`.
+//! (`POST /login/oauth/authorize` → 302 with a `code`), see `probe astra seed`,
+//! or in bulk with tokens derived from a nonce
+//! (`{"seed":{"prefix":"u","count":100000,"nonce":"…","refresh_issued_ago_secs":0}}`),
+//! see `probe astra seed-direct`, which writes the matching rows.
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -20,6 +20,10 @@ use serde_json::json;
 
 use crate::load::Latency;
 
+mod drills;
+mod outage;
+mod seed;
+
 #[derive(clap::Subcommand)]
 pub enum Astra {
     /// Authorizes users PREFIX0..PREFIX{N-1}: a code from the fake's OAuth
@@ -32,6 +36,24 @@ pub enum Astra {
     /// For every user, a stale-generation refresh on every target at once,
     /// then a token request on every target; one `PASS`/`FAIL` line.
     Coherence(DrillArgs),
+    /// Creates users at the fake and writes their sealed rows straight into
+    /// PostgreSQL (`COPY`); JSON on stdout.
+    SeedDirect(seed::SeedDirectArgs),
+    /// Seeds users whose refresh tokens are due, waits until the replicas'
+    /// schedulers have refreshed them all; one `PASS`/`FAIL` line.
+    CatchUp(drills::CatchUpArgs),
+    /// Token requests on every replica while the script kills one; then a
+    /// stale-generation refresh of every user through the survivors.
+    ReplicaKill(drills::ReplicaKillArgs),
+    /// Judges a scheduler run through Astra faults from the rows and the
+    /// fake's counters.
+    ScheduledFaults(drills::ScheduledFaultsArgs),
+    /// Steady token load through a client that skips replicas refusing
+    /// connections, until the script has restarted them all.
+    RollingRestart(drills::RollingArgs),
+    /// Token load over cached and uncached users while the script stops
+    /// PostgreSQL and starts it again; then every user refreshed.
+    StoreOutage(outage::StoreOutageArgs),
 }
 
 impl Astra {
@@ -41,6 +63,12 @@ impl Astra {
             Astra::Seed(args) => seed(args).await.map(|()| true),
             Astra::Stampede(args) => stampede(args).await,
             Astra::Coherence(args) => coherence(args).await,
+            Astra::SeedDirect(args) => seed::run(args).await.map(|()| true),
+            Astra::CatchUp(args) => drills::catch_up(args).await,
+            Astra::ReplicaKill(args) => drills::replica_kill(args).await,
+            Astra::ScheduledFaults(args) => drills::scheduled_faults(args).await,
+            Astra::RollingRestart(args) => drills::rolling_restart(args).await,
+            Astra::StoreOutage(args) => outage::store_outage(args).await,
         }
     }
 }
@@ -179,6 +207,7 @@ async fn seed(args: SeedArgs) -> anyhow::Result<()> {
 #[derive(Clone)]
 struct Answer {
     user: usize,
+    target: usize,
     status: Option<u16>,
     token: Option<String>,
     generation: Option<i64>,
@@ -200,29 +229,27 @@ struct TokenBody {
 /// Sends every `(user, target, call)` with at most `concurrency` in flight.
 async fn fire(
     http: &reqwest::Client,
-    args: &DrillArgs,
+    fleet: &Fleet,
+    concurrency: usize,
     jobs: Vec<(usize, usize, Call)>,
 ) -> anyhow::Result<Vec<Answer>> {
     let mut prepared = Vec::with_capacity(jobs.len());
     for (user, target, call) in jobs {
-        let name = format!("{}{user}", args.fleet.prefix);
+        let name = format!("{}{user}", fleet.prefix);
         let request = match call {
-            Call::Token => http.get(user_url(&args.fleet.targets[target], &name, "token")?),
+            Call::Token => http.get(user_url(&fleet.targets[target], &name, "token")?),
             Call::Stale(generation) => http
-                .post(user_url(
-                    &args.fleet.targets[target],
-                    &name,
-                    "token/refresh",
-                )?)
+                .post(user_url(&fleet.targets[target], &name, "token/refresh")?)
                 .json(&json!({ "stale_generation": generation })),
         };
-        prepared.push((user, request));
+        prepared.push((user, target, request));
     }
     Ok(futures::stream::iter(prepared)
-        .map(|(user, request)| async move {
+        .map(|(user, target, request)| async move {
             let started = Instant::now();
             let mut answer = Answer {
                 user,
+                target,
                 status: None,
                 token: None,
                 generation: None,
@@ -238,7 +265,7 @@ async fn fire(
             answer.latency_us = started.elapsed().as_micros() as u64;
             answer
         })
-        .buffer_unordered(args.concurrency.max(1))
+        .buffer_unordered(concurrency.max(1))
         .collect()
         .await)
 }
@@ -246,13 +273,32 @@ async fn fire(
 #[derive(Deserialize)]
 struct FakeStats {
     latency_ms: u64,
+    #[serde(default)]
+    token_requests: u64,
+    #[serde(default)]
+    token_requests_peak_1s: u64,
     refreshes: u64,
     refreshes_by_user: BTreeMap<String, u64>,
 }
 
 async fn fake_stats(http: &reqwest::Client, fake: &url::Url) -> anyhow::Result<FakeStats> {
+    fake_control(http, fake, true).await
+}
+
+/// The fake's counters; `by_user: false` leaves out the per-user map.
+async fn fake_control(
+    http: &reqwest::Client,
+    fake: &url::Url,
+    by_user: bool,
+) -> anyhow::Result<FakeStats> {
+    let mut url = fake.join("_control")?;
+    url.set_query(Some(if by_user {
+        "by_user=true"
+    } else {
+        "by_user=false"
+    }));
     Ok(http
-        .get(fake.join("_control")?)
+        .get(url)
         .send()
         .await?
         .error_for_status()?
@@ -276,7 +322,7 @@ async fn current_tokens(
     fake: &url::Url,
     tokens: HashSet<String>,
 ) -> anyhow::Result<HashSet<String>> {
-    let latency = fake_stats(http, fake).await?.latency_ms;
+    let latency = fake_control(http, fake, false).await?.latency_ms;
     set_fake_latency(http, fake, 0).await?;
     let url = fake.join("v1/user")?;
     let checked: Vec<anyhow::Result<Option<String>>> = futures::stream::iter(tokens)
@@ -429,11 +475,11 @@ fn verdict(args: &DrillArgs, c: &Counts) -> anyhow::Result<bool> {
 
 /// Every (user, target) once, shuffled.
 fn every_user_on_every_target(
-    args: &DrillArgs,
+    fleet: &Fleet,
     call: impl Fn(usize) -> Call,
 ) -> Vec<(usize, usize, Call)> {
-    let mut jobs: Vec<_> = (0..args.fleet.users)
-        .flat_map(|u| (0..args.fleet.targets.len()).map(move |t| (u, t)))
+    let mut jobs: Vec<_> = (0..fleet.users)
+        .flat_map(|u| (0..fleet.targets.len()).map(move |t| (u, t)))
         .map(|(u, t)| (u, t, call(u)))
         .collect();
     fastrand::shuffle(&mut jobs);
@@ -446,8 +492,9 @@ async fn stampede(args: DrillArgs) -> anyhow::Result<bool> {
     let started = Instant::now();
     let answers = fire(
         &http,
-        &args,
-        every_user_on_every_target(&args, |_| Call::Token),
+        &args.fleet,
+        args.concurrency,
+        every_user_on_every_target(&args.fleet, |_| Call::Token),
     )
     .await?;
     let counts = judge(&http, &args, &before, &answers, started.elapsed()).await?;
@@ -459,7 +506,8 @@ async fn coherence(args: DrillArgs) -> anyhow::Result<bool> {
     // The generation every user is at now (fresh tokens: no refresh).
     let firsts = fire(
         &http,
-        &args,
+        &args.fleet,
+        args.concurrency,
         (0..args.fleet.users)
             .map(|u| (u, u % args.fleet.targets.len(), Call::Token))
             .collect(),
@@ -479,16 +527,18 @@ async fn coherence(args: DrillArgs) -> anyhow::Result<bool> {
     let started = Instant::now();
     let mut answers = fire(
         &http,
-        &args,
-        every_user_on_every_target(&args, |u| Call::Stale(generation[u].unwrap_or(0))),
+        &args.fleet,
+        args.concurrency,
+        every_user_on_every_target(&args.fleet, |u| Call::Stale(generation[u].unwrap_or(0))),
     )
     .await?;
     // Right after: every replica hands out the token the fake holds.
     answers.extend(
         fire(
             &http,
-            &args,
-            every_user_on_every_target(&args, |_| Call::Token),
+            &args.fleet,
+            args.concurrency,
+            every_user_on_every_target(&args.fleet, |_| Call::Token),
         )
         .await?,
     );

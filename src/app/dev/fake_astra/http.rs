@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::{ServerHandle, Service, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
@@ -18,7 +18,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use super::super::serve::{Listener, control_routes};
-use super::{FakeAstraConfig, FakeAstraFault, Shared, stats};
+use super::{FakeAstraConfig, FakeAstraFault, SeedRequest, Shared, seed, stats};
 
 /// Longer than any client timeout we configure, so a `Timeout` fault is
 /// always seen as one; the server is stopped without waiting for it.
@@ -174,7 +174,7 @@ fn params(raw: &[u8]) -> Option<HashMap<String, String>> {
 }
 
 async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> HttpResponse {
-    state.store.lock().token_requests += 1;
+    state.store.lock().record_token_request(Instant::now());
     if let Some(response) = latency_and_fault(&state).await {
         return response;
     }
@@ -336,8 +336,14 @@ async fn authorize_submit(body: web::Bytes, state: web::Data<State>) -> HttpResp
         .finish()
 }
 
-async fn get_control(state: web::Data<State>) -> HttpResponse {
-    HttpResponse::Ok().json(stats(&state.store.lock()))
+#[derive(Deserialize)]
+struct ControlQuery {
+    by_user: Option<bool>,
+}
+
+async fn get_control(query: web::Query<ControlQuery>, state: web::Data<State>) -> HttpResponse {
+    let by_user = query.by_user.unwrap_or(true);
+    HttpResponse::Ok().json(stats(&state.store.lock(), by_user))
 }
 
 #[derive(Deserialize)]
@@ -345,11 +351,17 @@ async fn get_control(state: web::Data<State>) -> HttpResponse {
 struct ControlUpdate {
     fault: Option<FakeAstraFault>,
     latency_ms: Option<u64>,
+    #[serde(default)]
+    reset_peak: bool,
+    seed: Option<SeedRequest>,
 }
 
 async fn set_control(body: web::Bytes, state: web::Data<State>) -> HttpResponse {
     let Ok(update) = serde_json::from_slice::<ControlUpdate>(&body) else {
-        return status(400, "expected {\"fault\": …, \"latency_ms\": …}");
+        return status(
+            400,
+            "expected {\"fault\": …, \"latency_ms\": …, \"reset_peak\": true, \"seed\": {…}}",
+        );
     };
     let mut store = state.store.lock();
     if let Some(fault) = update.fault {
@@ -358,7 +370,15 @@ async fn set_control(body: web::Bytes, state: web::Data<State>) -> HttpResponse 
     if let Some(ms) = update.latency_ms {
         store.latency = Duration::from_millis(ms);
     }
-    HttpResponse::Ok().json(stats(&store))
+    if update.reset_peak {
+        store.reset_peak();
+    }
+    if let Some(request) = &update.seed {
+        let ago = Duration::from_secs(request.refresh_issued_ago_secs);
+        seed(&mut store, request, ago);
+    }
+    // The per-user map can be large after seeding; the counters say enough.
+    HttpResponse::Ok().json(stats(&store, false))
 }
 
 #[cfg(test)]

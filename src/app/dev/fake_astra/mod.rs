@@ -15,6 +15,11 @@
 //!   button that redirects to the registered URI with a `code`;
 //! - a `request-id` header on every response.
 //!
+//! Drills that need many users seed them directly ([`FakeAstra::seed`],
+//! `POST /_control {"seed": …}`) with tokens derived from a nonce
+//! ([`seeded_tokens`]), so a bench tool can compute the same tokens and
+//! write the vendor's rows itself instead of authorizing users one by one.
+//!
 //! Tests steer it through Rust methods ([`FakeAstra::set_fault`],
 //! [`FakeAstra::advance_clock`], counters); multi-process drills can use the
 //! unauthenticated `/_control` route that only [`FakeAstra::start_with_control`]
@@ -31,6 +36,7 @@ use std::time::Duration;
 use actix_web::dev::ServerHandle;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::serve::Listener;
@@ -100,11 +106,55 @@ pub struct FakeAstraStats {
     pub latency_ms: u64,
     /// Every `POST /v1/oauth/token` received, whatever the answer.
     pub token_requests: u64,
+    /// The most token requests that arrived within any one second (a
+    /// sliding window, counted on arrival) since start or the last
+    /// `{"reset_peak": true}`.
+    pub token_requests_peak_1s: u64,
+    /// Users created by [`FakeAstra::seed`].
+    pub seeded_users: u64,
     /// Successful code exchanges.
     pub code_exchanges: u64,
     /// Successful refreshes.
     pub refreshes: u64,
+    /// Empty when asked for with `GET /_control?by_user=false` (a million
+    /// users make a large answer).
     pub refreshes_by_user: BTreeMap<String, u64>,
+}
+
+/// Users `{prefix}{first}` .. `{prefix}{first + count - 1}` to create with
+/// [`seeded_tokens`] from `nonce`, their refresh tokens issued
+/// `refresh_issued_ago_secs` ago (access tokens are fresh).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedRequest {
+    pub prefix: String,
+    #[serde(default)]
+    pub first: u64,
+    pub count: u64,
+    pub nonce: String,
+    #[serde(default)]
+    pub refresh_issued_ago_secs: u64,
+}
+
+/// The tokens a seeded user holds.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SeededTokens {
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+/// The tokens [`FakeAstra::seed`] gives `user` for `nonce`: deterministic,
+/// so that whoever chose the nonce can store the same tokens; distinct per
+/// nonce, so reseeding replaces them like a new authorization would.
+pub fn seeded_tokens(nonce: &str, user: &str) -> SeededTokens {
+    let derive = |kind: &str| {
+        let digest = Sha256::digest(format!("fake-astra-seed:v1:{kind}:{nonce}:{user}"));
+        format!("{kind}_s{}", hex::encode(&digest[..16]))
+    };
+    SeededTokens {
+        access_token: derive("at"),
+        refresh_token: derive("rt"),
+    }
 }
 
 /// A running fake. Dropping it does not stop the server; call [`FakeAstra::stop`].
@@ -133,7 +183,8 @@ impl FakeAstra {
     }
 
     /// Like [`FakeAstra::start`], plus `GET /_control` (a [`FakeAstraStats`])
-    /// and `POST /_control` (`{"fault": …, "latency_ms": …}`, both optional).
+    /// and `POST /_control` (`{"fault": …, "latency_ms": …, "reset_peak":
+    /// true, "seed": {…}}`, each optional; `seed` is a [`SeedRequest`]).
     /// The route has no authentication, so a non-loopback `addr` is refused.
     pub fn start_with_control(addr: SocketAddr, config: FakeAstraConfig) -> std::io::Result<Self> {
         Self::serve(Listener::with_control(addr, "the fake Astra")?, config)
@@ -231,6 +282,13 @@ impl FakeAstra {
         self.store.lock().current_access_token(user)
     }
 
+    /// Creates (or re-authorizes) the users of `request`; returns how many.
+    pub fn seed(&self, request: &SeedRequest) -> u64 {
+        let ago = Duration::from_secs(request.refresh_issued_ago_secs);
+        let mut store = self.store.lock();
+        seed(&mut store, request, ago)
+    }
+
     /// Makes every refresh token of `user` refused from now on, as after the
     /// user revoked our access.
     pub fn revoke_refresh_tokens(&self, user: &str) {
@@ -238,17 +296,98 @@ impl FakeAstra {
     }
 
     pub fn stats(&self) -> FakeAstraStats {
-        stats(&self.store.lock())
+        stats(&self.store.lock(), true)
     }
 }
 
-fn stats(store: &Store) -> FakeAstraStats {
+fn seed(store: &mut Store, request: &SeedRequest, ago: Duration) -> u64 {
+    let end = request.first.saturating_add(request.count);
+    for i in request.first..end {
+        let user = format!("{}{i}", request.prefix);
+        let tokens = seeded_tokens(&request.nonce, &user);
+        store.seed_user(&user, tokens, ago);
+    }
+    end - request.first
+}
+
+fn stats(store: &Store, by_user: bool) -> FakeAstraStats {
     FakeAstraStats {
         fault: store.fault,
         latency_ms: u64::try_from(store.latency.as_millis()).unwrap_or(u64::MAX),
         token_requests: store.token_requests,
+        token_requests_peak_1s: store.token_requests_peak_1s,
+        seeded_users: store.seeded_users,
         code_exchanges: store.code_exchanges,
         refreshes: store.refreshes,
-        refreshes_by_user: store.refreshes_by_user.clone(),
+        refreshes_by_user: if by_user {
+            store.refreshes_by_user.clone()
+        } else {
+            BTreeMap::new()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    use super::*;
+
+    #[test]
+    fn seeded_tokens_depend_on_nonce_and_user_only() {
+        let a = seeded_tokens("n1", "u1");
+        assert!(a == seeded_tokens("n1", "u1"));
+        assert!(a != seeded_tokens("n2", "u1"));
+        assert!(a != seeded_tokens("n1", "u2"));
+        assert!(a.access_token.starts_with("at_s") && a.refresh_token.starts_with("rt_s"));
+    }
+
+    #[tokio::test]
+    async fn control_seeds_users_whose_tokens_work_at_the_token_endpoint() {
+        let redirect = Url::parse("http://127.0.0.1:1/cb").expect("url");
+        let config = FakeAstraConfig::new("id", "secret", redirect.clone());
+        let fake =
+            FakeAstra::start_with_control(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), config)
+                .expect("starts");
+        let http = reqwest::Client::new();
+        let control = fake.base_url().join("_control").expect("url");
+        let seed = serde_json::json!({"seed": {"prefix": "u", "first": 5, "count": 3,
+            "nonce": "n", "refresh_issued_ago_secs": 691_200}});
+        let answer = http
+            .post(control.clone())
+            .json(&seed)
+            .send()
+            .await
+            .expect("control");
+        assert_eq!(answer.status(), 200);
+
+        let tokens = seeded_tokens("n", "u7");
+        assert!(fake.is_current_access_token(&tokens.access_token));
+        assert!(!fake.is_current_access_token(&seeded_tokens("n", "u8").access_token));
+        let refreshed = http
+            .post(fake.base_url().join("v1/oauth/token").expect("url"))
+            .basic_auth("id", Some("secret"))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", tokens.refresh_token.as_str()),
+                ("redirect_uri", redirect.as_str()),
+            ])
+            .send()
+            .await
+            .expect("token endpoint");
+        assert_eq!(refreshed.status(), 200);
+
+        let stats: serde_json::Value = http
+            .get(control)
+            .send()
+            .await
+            .expect("control")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(stats["seeded_users"], 3);
+        assert_eq!(stats["token_requests_peak_1s"], 1);
+        assert_eq!(stats["refreshes_by_user"]["u7"], 1);
+        fake.stop().await;
     }
 }

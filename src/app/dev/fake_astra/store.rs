@@ -10,10 +10,10 @@
 //! Time is the real monotonic clock plus an offset that tests can advance, so
 //! expiry is exercised without waiting hours.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::FakeAstraFault;
+use super::{FakeAstraFault, SeededTokens};
 
 /// Tokens minted by a successful grant.
 pub(super) struct Minted {
@@ -57,9 +57,15 @@ pub(super) struct Store {
     access_tokens: HashMap<String, Grant>,
     current_access: HashMap<String, String>,
     pub token_requests: u64,
+    /// Arrival times of the token requests of the last second (real clock:
+    /// it measures callers' pacing, not token lifetimes).
+    recent_token_requests: VecDeque<Instant>,
+    /// The most token requests that arrived within any one second.
+    pub token_requests_peak_1s: u64,
     pub code_exchanges: u64,
     pub refreshes: u64,
     pub refreshes_by_user: BTreeMap<String, u64>,
+    pub seeded_users: u64,
 }
 
 impl Store {
@@ -76,10 +82,36 @@ impl Store {
             access_tokens: HashMap::new(),
             current_access: HashMap::new(),
             token_requests: 0,
+            recent_token_requests: VecDeque::new(),
+            token_requests_peak_1s: 0,
             code_exchanges: 0,
             refreshes: 0,
             refreshes_by_user: BTreeMap::new(),
+            seeded_users: 0,
         }
+    }
+
+    /// Counts one token request arriving at `at`, and the busiest second
+    /// so far: a sliding window, so a burst straddling two clock seconds
+    /// is seen whole.
+    pub fn record_token_request(&mut self, at: Instant) {
+        self.token_requests += 1;
+        self.recent_token_requests.push_back(at);
+        while self
+            .recent_token_requests
+            .front()
+            .is_some_and(|first| at.duration_since(*first) >= Duration::from_secs(1))
+        {
+            self.recent_token_requests.pop_front();
+        }
+        let in_window = self.recent_token_requests.len() as u64;
+        self.token_requests_peak_1s = self.token_requests_peak_1s.max(in_window);
+    }
+
+    /// Starts a new peak measurement (a drill phase), from nothing.
+    pub fn reset_peak(&mut self) {
+        self.recent_token_requests.clear();
+        self.token_requests_peak_1s = 0;
     }
 
     fn now(&self) -> Instant {
@@ -197,6 +229,39 @@ impl Store {
         self.current_access.get(user).cloned()
     }
 
+    /// Makes `user` known as if authorized through its own user intent
+    /// (same name), holding exactly `tokens`: the access token freshly
+    /// issued, the refresh token issued `refresh_issued_ago` before now.
+    /// Like any grant it replaces the user's access token and leaves older
+    /// refresh tokens valid.
+    pub fn seed_user(&mut self, user: &str, tokens: SeededTokens, refresh_issued_ago: Duration) {
+        let now = self.now();
+        self.intents.insert(user.to_owned(), user.to_owned());
+        if let Some(previous) = self
+            .current_access
+            .insert(user.to_owned(), tokens.access_token.clone())
+        {
+            self.access_tokens.remove(&previous);
+        }
+        self.access_tokens.insert(
+            tokens.access_token,
+            Grant {
+                user: user.to_owned(),
+                expires_at: now + self.lifetimes.access,
+            },
+        );
+        // Issued longer ago than it lives: already expired, as Astra would see it.
+        let refresh_left = self.lifetimes.refresh.saturating_sub(refresh_issued_ago);
+        self.refresh_tokens.insert(
+            tokens.refresh_token,
+            Grant {
+                user: user.to_owned(),
+                expires_at: now + refresh_left,
+            },
+        );
+        self.seeded_users += 1;
+    }
+
     pub fn revoke_refresh_tokens(&mut self, user: &str) {
         self.refresh_tokens.retain(|_, grant| grant.user != user);
     }
@@ -244,6 +309,40 @@ mod tests {
 
         s.advance_clock(Duration::from_secs(864_001));
         assert_eq!(s.refresh(&second.refresh_token).err(), Some(Refused));
+    }
+
+    #[test]
+    fn seeded_users_hold_exactly_their_tokens() {
+        let mut s = store();
+        let tokens = super::super::seeded_tokens("n1", "u7");
+        s.seed_user("u7", tokens.clone(), Duration::from_secs(8 * 86_400));
+        assert_eq!(s.user_for_access_token(&tokens.access_token), Some("u7"));
+        assert_eq!(s.user_for_intent("u7"), "u7");
+        let next = s
+            .refresh(&tokens.refresh_token)
+            .expect("seeded refresh token");
+        assert_eq!(s.user_for_access_token(&tokens.access_token), None);
+        assert_eq!(s.refreshes_by_user.get("u7"), Some(&1));
+
+        // Eight days old: two days left, then refused like any other.
+        s.advance_clock(Duration::from_secs(2 * 86_400 + 1));
+        assert_eq!(s.refresh(&tokens.refresh_token).err(), Some(Refused));
+        assert!(s.refresh(&next.refresh_token).is_ok());
+    }
+
+    #[test]
+    fn the_peak_counts_the_busiest_sliding_second() {
+        let mut s = store();
+        let t0 = Instant::now();
+        for ms in [0, 400, 900, 1300, 1350, 1400, 2500] {
+            s.record_token_request(t0 + Duration::from_millis(ms));
+        }
+        // 900, 1300, 1350, 1400 fall within one second; no clock second holds four.
+        assert_eq!(s.token_requests_peak_1s, 4);
+        assert_eq!(s.token_requests, 7);
+        s.reset_peak();
+        s.record_token_request(t0 + Duration::from_millis(2600));
+        assert_eq!(s.token_requests_peak_1s, 1);
     }
 
     #[test]

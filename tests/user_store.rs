@@ -569,6 +569,10 @@ async fn claim_due_returns_each_due_user_once_across_concurrent_claimers(b: Back
                 assert_eq!(lease.user_ref, row.user_ref);
                 assert_eq!(lease.epoch, row.lease_epoch);
                 assert_eq!(row.lease_holder.as_deref(), Some(holder));
+                assert!(
+                    row.next_refresh_at >= now() + 600 - 1,
+                    "a claimed user is next due when its lease ends"
+                );
                 mine.push(row.user_ref);
             }
         }

@@ -317,7 +317,10 @@ pub trait UserStore: Send + Sync + fmt::Debug {
 
     /// Leases up to `limit` active users whose `next_refresh_at` has passed
     /// (database clock) and that nobody holds, for the scheduler. Concurrent
-    /// claimers (threads or replicas) never receive the same user.
+    /// claimers (threads or replicas) never receive the same user. A claimed
+    /// user's `next_refresh_at` moves to the lease's end: claimed users leave
+    /// the front of the due index (later claims do not scan past them), and a
+    /// user whose holder died is due again when its lease runs out.
     async fn claim_due(
         &self,
         holder: &str,

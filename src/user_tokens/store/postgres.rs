@@ -123,7 +123,8 @@ async fn listen(session: &PgPool) -> Result<PgListener, StoreError> {
 /// statement's snapshot is re-checked against its newest version when the
 /// UPDATE reaches it.
 const CLAIM_DUE: &str = "UPDATE astra_users SET lease_epoch = lease_epoch + 1, lease_holder = $1, \
-     lease_expires_at = CAST(floor(EXTRACT(EPOCH FROM now())) AS BIGINT) + $2 \
+     lease_expires_at = CAST(floor(EXTRACT(EPOCH FROM now())) AS BIGINT) + $2, \
+     next_refresh_at = CAST(floor(EXTRACT(EPOCH FROM now())) AS BIGINT) + $2 \
      WHERE user_ref IN ( \
        SELECT user_ref FROM astra_users \
        WHERE status = 'active' \

@@ -60,7 +60,7 @@ impl SqliteStore {
 
 /// Claims due users (see [`user_store_impl!`]).
 const CLAIM_DUE: &str = "UPDATE astra_users SET lease_epoch = lease_epoch + 1, lease_holder = $1, \
-     lease_expires_at = unixepoch() + $2 \
+     lease_expires_at = unixepoch() + $2, next_refresh_at = unixepoch() + $2 \
      WHERE user_ref IN ( \
        SELECT user_ref FROM astra_users \
        WHERE status = 'active' AND next_refresh_at <= unixepoch() \

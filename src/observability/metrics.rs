@@ -125,7 +125,7 @@ impl AstraMetrics {
         );
         registry.register(
             "astra_replicas_live",
-            "Replicas sharing the store that sent a heartbeat in the last 15 s; each takes an equal share of astra.max_calls_per_sec",
+            "Replicas sharing the store that sent a heartbeat in the last 6 s; each takes an equal share of astra.max_calls_per_sec",
             m.replicas.clone(),
         );
         registry.register(

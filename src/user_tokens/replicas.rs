@@ -3,7 +3,9 @@
 //!
 //! * the cap on calls to Astra (`astra.max_calls_per_sec`) is for the whole
 //!   deployment: each replica takes one share per live replica, and the
-//!   shares move within a heartbeat of a replica starting or stopping;
+//!   shares move within a heartbeat of a replica starting or stopping. The
+//!   scheduler, which makes most of the calls, starts its first pass only
+//!   once every replica that started with this one has had time to be seen;
 //! * a SQLite store refuses to start when a replica on another host used the
 //!   same file within the live window: SQLite's locks do not hold across
 //!   hosts (a shared network volume). Replicas with a file each cannot be
@@ -17,11 +19,12 @@ use super::service::UserTokens;
 use super::store::Replica;
 use crate::core::jittered;
 
-/// How often a replica announces itself.
-pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// How often a replica announces itself: also how long the others may run
+/// on their old shares after it starts (the cap is briefly exceeded then).
+pub const HEARTBEAT: Duration = Duration::from_secs(2);
 
-/// A replica silent for longer is no longer counted.
-pub const LIVE_SECS: i64 = 15;
+/// A replica silent for longer is no longer counted (three heartbeats).
+pub const LIVE_SECS: i64 = 6;
 
 /// Why this replica may not join the store.
 #[derive(Debug, thiserror::Error)]

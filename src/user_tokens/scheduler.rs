@@ -1,12 +1,14 @@
 //! Keeps every user's refresh token young. Each replica ticks on a jittered
 //! interval and claims due users in batches (`FOR UPDATE SKIP LOCKED` on
 //! PostgreSQL), so replicas share the work and no user is claimed twice.
-//! Astra calls go through the same per-replica cap as on-demand refreshes.
+//! Astra calls go through the same share of the global cap as on-demand
+//! refreshes.
 
 use std::sync::Arc;
 
 use futures::StreamExt;
 
+use super::replicas::HEARTBEAT;
 use super::service::{Trigger, UserTokens};
 use crate::core::jittered;
 
@@ -16,6 +18,9 @@ const CONCURRENCY: usize = 16;
 impl UserTokens {
     /// Runs until the task is aborted at shutdown.
     pub async fn run_scheduler(self: Arc<Self>) {
+        // Replicas started together must see each other before they take
+        // their shares of the Astra cap (see `replicas`).
+        tokio::time::sleep(2 * HEARTBEAT).await;
         loop {
             tokio::time::sleep(jittered(self.policy.scheduler_interval)).await;
             if let Err(e) = self.scheduler_pass().await {

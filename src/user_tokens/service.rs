@@ -35,6 +35,11 @@ use crate::config::{AstraSettings, ConfigError, https_url, invalid, required};
 use crate::core::unix_now;
 use crate::observability::Metrics;
 
+/// The store's gauges count every row: with a million users and a scrape
+/// every few seconds on each replica, reading them each time would be the
+/// database's largest load.
+const STORE_GAUGES_EVERY: Duration = Duration::from_secs(30);
+
 /// Astra's refresh tokens live 10 days; the scheduler must act well before.
 const REFRESH_TOKEN_LIFETIME_SECS: u64 = 10 * 24 * 3600;
 
@@ -174,6 +179,8 @@ pub struct UserTokens {
     cache: Option<Arc<TokenCache>>,
     /// The task following the store's change feed into `cache`, until spawned.
     change_feed: Mutex<Option<BoxFuture<'static, ()>>>,
+    /// When the store's gauges were last read (see [`STORE_GAUGES_EVERY`]).
+    gauges_read_at: tokio::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 impl UserTokens {
@@ -363,6 +370,7 @@ impl UserTokens {
             inflight: Mutex::new(HashMap::new()),
             cache,
             change_feed: Mutex::new(change_feed),
+            gauges_read_at: tokio::sync::Mutex::new(None),
         });
         if let Err(e) = this.join().await {
             return invalid(
@@ -755,9 +763,18 @@ impl UserTokens {
     }
 
     /// Sets the gauges read from the store (users by status, refresh tokens
-    /// close to expiry, rows per key); called just before each scrape. A
-    /// store outage leaves the last values and says so once per scrape.
+    /// close to expiry, rows per key); called just before each scrape, and
+    /// reads the store at most every [`STORE_GAUGES_EVERY`]. A store outage
+    /// leaves the last values and says so.
     pub async fn update_metrics(&self, metrics: &Metrics) {
+        // A scrape already reading them, or a recent read: keep the values.
+        let Ok(mut read_at) = self.gauges_read_at.try_lock() else {
+            return;
+        };
+        if read_at.is_some_and(|at| at.elapsed() < STORE_GAUGES_EVERY) {
+            return;
+        }
+        *read_at = Some(tokio::time::Instant::now());
         let counts = async {
             let by_status = self.store.count_by_status().await?;
             let expiring = self

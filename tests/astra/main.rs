@@ -622,3 +622,17 @@ async fn while_the_database_is_down_cached_tokens_are_served_and_others_get_a_qu
     let (_, summary) = app.get("/astra/users/ann").await;
     assert_eq!(summary["status"], "active");
 }
+
+#[tokio::test]
+async fn the_store_gauges_are_read_at_most_every_30_s_whatever_the_scrape_rate() {
+    let (world, app) = World::with_app(Store::sqlite().await).await;
+    world.authorized("gia").await;
+    let active = r#"status="active""#;
+    assert_eq!(app.metric("atv_astra_users", active).await, 1.0);
+    world.authorized("hank").await;
+    assert_eq!(
+        app.metric("atv_astra_users", active).await,
+        1.0,
+        "a scrape right after another keeps the counted values"
+    );
+}

@@ -7,9 +7,13 @@
 # moving to the next replica when one refuses the connection (a Kubernetes
 # Service stops routing to a terminating pod). Meanwhile each replica in turn
 # gets SIGTERM, is waited for, started again on its ports and waited for
-# (/readyz); the load stops 3 s after the last one is back.
+# (/readyz); the load stops 3 s after the last one is back. Like a proxy,
+# the model retries a GET once on the next replica when its connection was
+# closed before any answer (a keep-alive connection the stopping replica
+# closed as the request went out; a single replica would not have answered
+# it either).
 # PASS: every request answered 200: no non-200 answer and no request dropped
-# by a replica that had accepted it.
+# by a replica that had accepted it (after that one retry).
 #
 #   USERS=2000 RATE=300 bench/drills/astra-rolling-restart.sh
 set -euo pipefail

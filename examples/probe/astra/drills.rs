@@ -741,6 +741,7 @@ struct Rolling {
     dropped_by_kind: BTreeMap<&'static str, u64>,
     no_replica: u64,
     rerouted: u64,
+    retried: u64,
     restarts: usize,
     duration_ms: u64,
     latency_ms: Option<Latency>,
@@ -748,8 +749,27 @@ struct Rolling {
 
 /// Sends one GET like a load balancer that knows only which replicas
 /// accept connections: start at `first`, move on while connections are
-/// refused. Counts each move in `rerouted`.
+/// refused (counted in `rerouted`). A connection closed before any answer
+/// (a keep-alive connection the stopping replica closed as the request went
+/// out) is retried once on the next replica, as proxies and browsers retry
+/// an idempotent request (RFC 9110 §9.2.2); counted in `retried`.
 async fn through_balancer(
+    http: &reqwest::Client,
+    urls: &[url::Url],
+    first: usize,
+    rerouted: &mut u64,
+    retried: &mut u64,
+) -> Routed {
+    match through_replicas(http, urls, first, rerouted).await {
+        Routed::Dropped("closed") => {
+            *retried += 1;
+            through_replicas(http, urls, first + 1, rerouted).await
+        }
+        other => other,
+    }
+}
+
+async fn through_replicas(
     http: &reqwest::Client,
     urls: &[url::Url],
     first: usize,
@@ -802,7 +822,10 @@ pub async fn rolling_restart(args: RollingArgs) -> anyhow::Result<bool> {
                     .collect();
                 turn += 1;
                 tally.sent += 1;
-                match through_balancer(&http, &urls, turn, &mut tally.rerouted).await {
+                let routed =
+                    through_balancer(&http, &urls, turn, &mut tally.rerouted, &mut tally.retried)
+                        .await;
+                match routed {
                     Routed::Answered {
                         status: 200,
                         latency_us,
@@ -834,6 +857,7 @@ pub async fn rolling_restart(args: RollingArgs) -> anyhow::Result<bool> {
         c.sent += tally.sent;
         c.ok += tally.ok;
         c.rerouted += tally.rerouted;
+        c.retried += tally.retried;
         c.no_replica += tally.no_replica;
         for (k, v) in tally.not_ok_by_status {
             *c.not_ok_by_status.entry(k).or_default() += v;
@@ -860,7 +884,8 @@ pub async fn rolling_restart(args: RollingArgs) -> anyhow::Result<bool> {
     println!(
         "{} {}: {} replicas restarted one at a time under load; {} sent over {} users, {} x 200, \
          non-200 answers {:?}, accepted then dropped {:?}, no replica accepting {}; moved to \
-         another replica on a refused connection {} times; {} ms{}{}",
+         another replica on a refused connection {} times, retried after a closed connection {} \
+         times; {} ms{}{}",
         word(pass),
         args.name,
         c.restarts,
@@ -871,6 +896,7 @@ pub async fn rolling_restart(args: RollingArgs) -> anyhow::Result<bool> {
         c.dropped_by_kind,
         c.no_replica,
         c.rerouted,
+        c.retried,
         c.duration_ms,
         c.latency_ms.as_ref().map_or(String::new(), |l| format!(
             ", latency p50 {:.1} ms p99 {:.1} ms max {:.1} ms",

@@ -9,6 +9,18 @@ init = function(args)
   math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 100000)
 end
 
+-- ASTRA_SEQUENTIAL=1 walks the users in order instead (one wrk thread asks
+-- for every user once per `users` requests): the cache warm-up pass.
+local sequential = os.getenv("ASTRA_SEQUENTIAL") == "1"
+local next_user = 0
+
 request = function()
-  return wrk.format("GET", "/astra/users/" .. prefix .. math.random(0, users - 1) .. "/token")
+  local user
+  if sequential then
+    user = next_user % users
+    next_user = next_user + 1
+  else
+    user = math.random(0, users - 1)
+  end
+  return wrk.format("GET", "/astra/users/" .. prefix .. user .. "/token")
 end

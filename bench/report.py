@@ -49,10 +49,11 @@ w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 names = {"ceiling": "bare actix-web, constant body (ceiling)", "vendor": "vendor, caller auth off",
          "vendor-auth": "vendor, every layer on (jwt, allowed Origin, rate limit)",
          "node": "Node.js node:http, module-level cache (no auth)",
-         "naive": "naive peer (exchange per request)"}
+         "naive": "naive peer (exchange per request)",
+         "vendor-before": f"vendor before ({(one('before') or {}).get('rev') or 'older build'}), every layer on"}
 for c in conns:
     ceiling = wrk.get(("ceiling", c))
-    for t in ["ceiling", "vendor", "vendor-auth", "node", "naive"]:
+    for t in ["ceiling", "vendor", "vendor-auth", "vendor-before", "node", "naive"]:
         r = wrk.get((t, c))
         if not r:
             if t == "vendor-auth":

@@ -11,7 +11,9 @@
 # wrk), SOAK_SECS (600), SOAK_RATE (500 req/s), COLD_N (10000),
 # BENCH_NODE (auto|off: the Node.js node:http peer row, when node is installed),
 # BENCH_AUTH (auto|on|off: the caller-auth-on row; auto = measured when the
-# service starts with it, else noted in the results), BENCH_NO_BUILD=1 (reuse target/release), SOAK_JSON (an
+# service starts with it, else noted in the results), BENCH_BEFORE_BIN and
+# BENCH_BEFORE_REV (an older build's every-layer-on row, for before/after),
+# BENCH_NO_BUILD=1 (reuse target/release), SOAK_JSON (an
 # earlier bench/soak.sh output to use instead of soaking again).
 source "$(dirname "$0")/lib.sh"
 
@@ -103,6 +105,29 @@ if [ "$BENCH_AUTH" != off ]; then
 fi
 record auth '{}' measured:="$([ -n "$AUTH_URL" ] && echo true || echo false)" note="$AUTH_NOTE"
 
+# An older build of the vendor, every layer on like vendor-auth, in the same
+# run: the before/after rows. BENCH_BEFORE_BIN is its binary (e.g. built from
+# BENCH_BEFORE_REV in a worktree); it must know the settings above.
+BEFORE_URL=""
+if [ -n "${BENCH_BEFORE_BIN:-}" ] && [ -n "$AUTH_URL" ]; then
+  BPUB=$(free_port); BINT=$(free_port)
+  VENDOR_EXTRA_ENV=("${AUTH_ENV[@]}" "ATV_CORS__ALLOWED_ORIGINS=[\"$BENCH_ORIGIN\"]"
+    "ATV_RATE_LIMIT__PER_CALLER_PER_MINUTE=60000000" "ATV_RATE_LIMIT__BURST=1000000")
+  AFTER_BIN=$VENDOR
+  VENDOR=$BENCH_BEFORE_BIN
+  start_vendor "$UP" "$BPUB" "$BINT"
+  VENDOR=$AFTER_BIN
+  VENDOR_EXTRA_ENV=()
+  VENDOR_BEFORE_PID=$VENDOR_PID
+  if wait_http_ok "http://127.0.0.1:$BPUB/readyz" 5000; then
+    BEFORE_URL="http://127.0.0.1:$BPUB/astrada-sdk-token"
+  else
+    log "before build: not measured: $(tail -c 400 "$BENCH_TMP/vendor-$BPUB.log" | tr '\n' ' ')"
+    stop_pid "$VENDOR_BEFORE_PID"
+  fi
+fi
+record before '{}' rev="${BENCH_BEFORE_REV:-}" measured:="$([ -n "$BEFORE_URL" ] && echo true || echo false)"
+
 # ---------------------------------------------------------------- memory at idle
 record memory_idle '{}' rss_kb:="$(rss_kb "$VENDOR_OFF_PID")" ceiling_rss_kb:="$(rss_kb "$CEIL_PID")"
 
@@ -112,6 +137,9 @@ for c in $BENCH_CONNS; do
   wrk_run vendor "$c" "$SDK_URL"
   if [ -n "$AUTH_URL" ]; then
     BENCH_AUTH_HEADER="$AUTH_HEADER" BENCH_ORIGIN="$BENCH_ORIGIN" wrk_run vendor-auth "$c" "$AUTH_URL"
+  fi
+  if [ -n "$BEFORE_URL" ]; then
+    BENCH_AUTH_HEADER="$AUTH_HEADER" BENCH_ORIGIN="$BENCH_ORIGIN" wrk_run vendor-before "$c" "$BEFORE_URL"
   fi
   [ -z "$NODE_URL" ] || BENCH_ORIGIN="$BENCH_ORIGIN" wrk_run node "$c" "$NODE_URL"
   before=$(fake_issued "$UP" "$SDK_ID")
@@ -125,6 +153,7 @@ record vendor_exchanges '{}' sdk:="$(metric "$INT" atv_token_exchanges_total 'se
   hits:="$(metric "$INT" atv_token_cache_lookups_total 'set="sdk",result="hit"')"
 stop_pid "$VENDOR_OFF_PID"
 [ -z "$AUTH_URL" ] || stop_pid "$VENDOR_AUTH_PID"
+[ -z "$BEFORE_URL" ] || stop_pid "$VENDOR_BEFORE_PID"
 
 # ---------------------------------------------------------------- start-up, size
 STATS=()

@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use secrecy::SecretString;
 use serde_json::json;
-use test_support::astra::{CLIENT_SECRET, KEY_1, Store, World};
+use test_support::astra::{CLIENT_SECRET, KEY_1, Store, World, postgres_behind_a_proxy};
 
 /// The fake's tokens and codes carry these prefixes followed by hex.
 const MARKS: &[&str] = &["at_", "rt_", "code_"];
@@ -69,6 +69,26 @@ async fn no_astra_token_code_state_or_secret_appears_in_trace_level_logs() {
     world.astra.set_fault(FakeAstraFault::None);
     world.astra.revoke_refresh_tokens("astra-alice");
     app.get("/astra/users/alice/token").await;
+
+    // PostgreSQL, with a password in the store URL: the token cache, the
+    // change feed and the heartbeat, through a database outage and back.
+    let store_password = "leak-test-store-password-0123456789";
+    let (pg_world, proxy, via_proxy) = postgres_behind_a_proxy(Some(store_password)).await;
+    pg_world.authorized("carol").await;
+    let pg_app = pg_world
+        .app(|s| s.store_url = SecretString::from(via_proxy))
+        .await;
+    for _ in 0..3 {
+        pg_app.get("/astra/users/carol/token").await;
+    }
+    proxy.cut();
+    pg_app.get("/astra/users/carol/token").await;
+    pg_app.get("/astra/users/nobody-cached/token").await;
+    pg_app.send(reqwest::Method::GET, "/metrics").await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    proxy.restore();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    pg_app.get("/astra/users/carol/token").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let logs = captured.text();
@@ -82,10 +102,15 @@ async fn no_astra_token_code_state_or_secret_appears_in_trace_level_logs() {
     );
     let leaks = leaked_marks(&logs);
     assert!(leaks.is_empty(), "tokens or codes in the logs: {leaks:?}");
+    assert!(
+        logs.contains("change feed was lost"),
+        "the outage was logged"
+    );
     for secret in [
         state.as_str(),
         CLIENT_SECRET,
         webhook_secret,
+        store_password,
         &STANDARD.encode(KEY_1.1),
     ] {
         assert!(!logs.contains(secret), "a secret is in the logs");

@@ -14,6 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use secrecy::SecretString;
 use wiremock::MockServer;
 
+use crate::cut_proxy::CutProxy;
 use crate::postgres;
 
 pub const CLIENT_ID: &str = "test-astra-client";
@@ -207,6 +208,22 @@ impl World {
         self.store.expire_access_token(user).await;
         service
     }
+}
+
+/// A world on a fresh PostgreSQL database reached through a proxy the test
+/// can cut (a database outage for the services built on the returned URL),
+/// with `password` in that URL if given (the throw-away cluster trusts
+/// loopback, so any password is accepted).
+pub async fn postgres_behind_a_proxy(password: Option<&str>) -> (World, CutProxy, String) {
+    let world = World::new(Store::postgres().await).await;
+    let mut url = url::Url::parse(world.store.url()).unwrap();
+    let target = format!("127.0.0.1:{}", url.port().unwrap())
+        .parse()
+        .unwrap();
+    let proxy = CutProxy::start(target).await;
+    url.set_port(Some(proxy.port())).unwrap();
+    url.set_password(password).unwrap();
+    (world, proxy, url.to_string())
 }
 
 pub fn user_ref(user: &str) -> UserRef {

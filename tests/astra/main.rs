@@ -18,8 +18,9 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use astrada_token_vendor::observability::Metrics;
 use astrada_token_vendor::user_tokens::UserTokens;
-use test_support::astra::{KEY_1, KEY_2, Store, World, cipher, keys, user_ref};
-use test_support::cut_proxy::CutProxy;
+use test_support::astra::{
+    KEY_1, KEY_2, Store, World, cipher, keys, postgres_behind_a_proxy, user_ref,
+};
 
 test_support::on_sqlite_and_postgres!(
     Store:
@@ -558,21 +559,9 @@ async fn each_replica_counts_the_live_replicas_sharing_the_astra_cap(store: Stor
 
 // ---- PostgreSQL only: the token cache ----
 
-/// The world's PostgreSQL store, reached through a proxy the test can cut.
-async fn postgres_behind_a_proxy() -> (World, CutProxy, String) {
-    let world = World::new(Store::postgres().await).await;
-    let mut url = url::Url::parse(world.store.url()).unwrap();
-    let target = format!("127.0.0.1:{}", url.port().unwrap())
-        .parse()
-        .unwrap();
-    let proxy = CutProxy::start(target).await;
-    url.set_port(Some(proxy.port())).unwrap();
-    (world, proxy, url.to_string())
-}
-
 #[tokio::test]
 async fn while_the_database_is_down_cached_tokens_are_served_and_others_get_a_quick_503() {
-    let (world, proxy, via_proxy) = postgres_behind_a_proxy().await;
+    let (world, proxy, via_proxy) = postgres_behind_a_proxy(None).await;
     world.authorized("ann").await;
     world.authorized("ben").await;
     let app = world

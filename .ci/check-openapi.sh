@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 
 cache="${ATV_CI_CACHE:-$PWD/.ci-cache}"
 venv="$cache/venv-schemathesis"
-if [ ! -x "$venv/bin/schemathesis" ]; then
+# A venv that no longer runs (moved, or its Python replaced) is rebuilt.
+if ! "$venv/bin/schemathesis" --version >/dev/null 2>&1; then
+  rm -rf "$venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'schemathesis>=4,<5'
 fi

@@ -6,19 +6,9 @@ browser_deps_started=$SECONDS
 
 if [ ! -x /usr/bin/chromium ]; then
   echo "test-deps: installing Debian chromium (once per machine)" >&2
-  as_root=()
-  [ "$(id -u)" -eq 0 ] || as_root=(sudo)
-  "${as_root[@]}" apt-get update -qq
-  # One retry: an interrupted unpack (seen once here) is repaired by a second run.
-  for attempt in 1 2; do
-    if "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y -qq --no-install-recommends chromium >/dev/null; then
-      break
-    fi
-    [ "$attempt" -eq 2 ] && { echo "test-deps: cannot install chromium" >&2; return 1; }
-  done
-  unset attempt
-  unset as_root
+  # shellcheck source=scripts/apt-install.sh
+  source scripts/apt-install.sh
+  apt_install chromium || return 1
 fi
 
 if [ ! -d tests/browser/node_modules/playwright-core ]; then

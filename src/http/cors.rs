@@ -16,6 +16,7 @@ use actix_web::middleware::Next;
 
 use super::problem::{HttpError, Problem};
 use crate::config::{ConfigError, CorsSettings, invalid};
+use crate::core::escape_controls;
 
 /// The allowlist and preflight cache time.
 pub struct Cors {
@@ -94,7 +95,7 @@ pub async fn cors(
     };
     if !policy.allows(&origin) {
         tracing::info!(
-            origin = %String::from_utf8_lossy(origin.as_bytes()),
+            origin = %escape_controls(&String::from_utf8_lossy(origin.as_bytes())),
             preflight,
             "request from an origin outside cors.allowed_origins: refused"
         );

@@ -10,7 +10,7 @@
 //! is dropped, since changes may have gone unheard.
 //!
 //! When the database cannot be reached, a still-valid entry is served anyway
-//! ([`TokenCache::still_valid`]): nobody can replace a token while the
+//! ([`UserTokenCache::still_valid`]): nobody can replace a token while the
 //! database is down, so the cached one is still the current one.
 
 use std::collections::HashMap;
@@ -59,7 +59,7 @@ impl CachedToken {
     }
 }
 
-/// Proof of the shard's eviction count before a store read (see [`TokenCache::fill`]).
+/// Proof of the shard's eviction count before a store read (see [`UserTokenCache::fill`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Ticket {
     shard: usize,
@@ -72,7 +72,7 @@ struct Shard {
 }
 
 /// See the module docs. A capacity of 0 caches nothing.
-pub struct TokenCache {
+pub struct UserTokenCache {
     shards: Box<[Shard]>,
     per_shard: usize,
     hasher: RandomState,
@@ -80,7 +80,7 @@ pub struct TokenCache {
     coherent: AtomicBool,
 }
 
-impl TokenCache {
+impl UserTokenCache {
     pub fn new(capacity: usize) -> Self {
         Self {
             shards: (0..SHARDS)
@@ -110,7 +110,7 @@ impl TokenCache {
         self.get(user).filter(|t| now < t.access_expires_at)
     }
 
-    /// Taken before reading the store, for a later [`TokenCache::fill`].
+    /// Taken before reading the store, for a later [`UserTokenCache::fill`].
     pub fn ticket(&self, user: &UserRef) -> Ticket {
         let shard = self.shard_of(user.as_str());
         Ticket {
@@ -148,13 +148,9 @@ impl TokenCache {
         entries.remove(user_ref);
     }
 
-    /// Entries held now.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.shards.iter().map(|s| lock(&s.entries).len()).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn get(&self, user: &UserRef) -> Option<Arc<CachedToken>> {
@@ -176,7 +172,7 @@ impl TokenCache {
     }
 }
 
-impl ChangeSink for TokenCache {
+impl ChangeSink for UserTokenCache {
     fn connected(&self) {
         self.clear();
         self.coherent.store(true, Ordering::Release);
@@ -215,8 +211,8 @@ mod tests {
         )
     }
 
-    fn listening(capacity: usize) -> TokenCache {
-        let cache = TokenCache::new(capacity);
+    fn listening(capacity: usize) -> UserTokenCache {
+        let cache = UserTokenCache::new(capacity);
         cache.connected();
         cache
     }
@@ -254,7 +250,7 @@ mod tests {
         assert!(cache.still_valid(&b, 1000 + 7199).is_some());
         assert!(cache.still_valid(&b, 1000 + 7200).is_none(), "expired");
         cache.connected();
-        assert!(cache.is_empty(), "changes may have gone unheard");
+        assert_eq!(cache.len(), 0, "changes may have gone unheard");
     }
 
     #[test]
@@ -277,6 +273,6 @@ mod tests {
         let off = listening(0);
         let u = user("z");
         off.fill(off.ticket(&u), &u, token(1, 1000));
-        assert!(off.is_empty());
+        assert_eq!(off.len(), 0);
     }
 }

@@ -35,6 +35,13 @@ impl Pacer {
         self.interval_nanos.store(nanos, Ordering::Relaxed);
     }
 
+    /// How many calls fit in `window` at the current share (at least one).
+    pub fn calls_within(&self, window: Duration) -> u32 {
+        let interval = self.interval_nanos.load(Ordering::Relaxed).max(1);
+        let calls = window.as_nanos() / u128::from(interval);
+        u32::try_from(calls).unwrap_or(u32::MAX).max(1)
+    }
+
     /// Waits for this call's slot.
     pub async fn wait(&self) {
         let interval = Duration::from_nanos(self.interval_nanos.load(Ordering::Relaxed));
@@ -61,6 +68,15 @@ mod tests {
             pacer.wait().await;
         }
         assert_eq!(started.elapsed(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn calls_within_a_window_follow_the_share() {
+        let pacer = Pacer::new(20);
+        assert_eq!(pacer.calls_within(Duration::from_secs(15)), 300);
+        pacer.set_share(6);
+        assert_eq!(pacer.calls_within(Duration::from_secs(15)), 50);
+        assert_eq!(pacer.calls_within(Duration::ZERO), 1);
     }
 
     #[tokio::test(start_paused = true)]

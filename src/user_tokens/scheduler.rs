@@ -5,6 +5,7 @@
 //! refreshes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 
@@ -34,13 +35,18 @@ impl UserTokens {
     pub async fn scheduler_pass(self: &Arc<Self>) -> Result<usize, super::UserTokenError> {
         let mut attempted = 0;
         loop {
+            // Every lease of a batch starts at the claim, but its calls wait
+            // their turn at this replica's share of the cap: claim no more
+            // than fit in half a lease, or the last ones would be refreshed
+            // after their lease ran out, by someone else as well.
+            let half_lease = Duration::from_secs(self.policy.lease_secs.unsigned_abs() / 2);
+            let batch = self
+                .policy
+                .scheduler_batch
+                .min(self.pacer.calls_within(half_lease));
             let claimed = self
                 .store
-                .claim_due(
-                    &self.holder,
-                    self.policy.scheduler_batch,
-                    self.policy.lease_secs,
-                )
+                .claim_due(&self.holder, batch, self.policy.lease_secs)
                 .await?;
             let count = claimed.len();
             attempted += count;
@@ -55,7 +61,7 @@ impl UserTokens {
                     }
                 })
                 .await;
-            if count < self.policy.scheduler_batch as usize {
+            if count < batch as usize {
                 break;
             }
         }

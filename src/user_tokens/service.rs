@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::astra_client::{AstraClient, AstraClientConfig, AstraError, AstraTokens};
-use super::cache::{CachedToken, TokenCache};
+use super::cache::{CachedToken, UserTokenCache};
 use super::crypto::{Field, TokenCipher};
 use super::error::UserTokenError;
 use super::pacer::Pacer;
@@ -176,7 +176,7 @@ pub struct UserTokens {
     completion_url: Option<Url>,
     inflight: Mutex<HashMap<String, SharedRefresh>>,
     /// PostgreSQL with `astra.cache_capacity` > 0 only.
-    cache: Option<Arc<TokenCache>>,
+    cache: Option<Arc<UserTokenCache>>,
     /// The task following the store's change feed into `cache`, until spawned.
     change_feed: Mutex<Option<BoxFuture<'static, ()>>>,
     /// When the store's gauges were last read (see [`STORE_GAUGES_EVERY`]).
@@ -338,7 +338,7 @@ impl UserTokens {
         let (cache, change_feed) = match s.cache_capacity {
             0 => (None, None),
             capacity => {
-                let cache = Arc::new(TokenCache::new(capacity));
+                let cache = Arc::new(UserTokenCache::new(capacity));
                 match store.change_feed(Arc::clone(&cache) as _) {
                     Some(feed) => (Some(cache), Some(feed)),
                     None => (None, None),

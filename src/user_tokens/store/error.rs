@@ -70,9 +70,8 @@ impl From<sqlx::Error> for StoreError {
             E::Decode(_) | E::RowNotFound | E::TypeNotFound { .. } => StoreError::Corrupt {
                 what: "a value does not decode".into(),
             },
-            E::Migrate(e) => StoreError::Migration {
-                reason: e.to_string(),
-            },
+            // Through the same scrubbing as a migration's own error.
+            E::Migrate(e) => StoreError::from(*e),
             E::PoolTimedOut => StoreError::Unavailable {
                 reason: "no pooled connection became free in time".into(),
             },

@@ -619,10 +619,7 @@ async fn a_slow_answer_past_the_timeout_is_a_transient_timeout() {
 
 #[tokio::test]
 async fn an_unreachable_astra_is_transient() {
-    let port = std::net::TcpListener::bind(loopback())
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = test_support::free_port();
     let base = Url::parse(&format!("http://127.0.0.1:{port}/")).expect("url");
     let error = client(&base)
         .refresh(&secret("rt"))

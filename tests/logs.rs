@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
-use test_support::logs::{Captured, capture};
+use test_support::logs::capture;
 use test_support::moto::OnMoto;
 use test_support::*;
 use wiremock::matchers::{body_partial_json, method};
@@ -107,16 +107,6 @@ async fn no_secret_or_token_appears_in_trace_level_logs() {
 }
 
 /// Waits (bounded) until `what` has been logged.
-async fn logged(captured: &Captured, what: &str) {
-    for _ in 0..300 {
-        if captured.text().contains(what) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("`{what}` was never logged");
-}
-
 #[tokio::test]
 async fn no_secrets_manager_value_appears_in_trace_level_logs() {
     let captured = capture();
@@ -133,15 +123,15 @@ async fn no_secrets_manager_value_appears_in_trace_level_logs() {
         .start()
         .await;
 
-    logged(&captured, "credentials cannot be loaded").await;
+    captured.logged("credentials cannot be loaded").await;
     app.moto
         .put_secret_value("atv/logged", &bundle("log-api", "log-sdk"))
         .await;
-    logged(&captured, "credentials loaded").await;
+    captured.logged("credentials loaded").await;
     app.eventually_ready("ready", Duration::from_secs(30)).await;
     assert_eq!(app.sdk_token().await.status(), 200);
     app.moto.stop().await;
-    logged(&captured, "credential reload failed").await;
+    captured.logged("credential reload failed").await;
 
     let logs = captured.text();
     assert!(

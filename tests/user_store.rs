@@ -917,11 +917,7 @@ async fn a_store_url_with_an_unknown_scheme_is_refused_without_echoing_it() {
 
 #[tokio::test]
 async fn an_unreachable_postgres_is_reported_as_unavailable_without_the_password() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = test_support::free_port();
     let url = format!("postgres://u:hunter2@127.0.0.1:{port}/db");
     let options = StoreOptions {
         acquire_timeout: Duration::from_secs(2),

@@ -61,11 +61,6 @@ impl ClientTokens {
         })
     }
 
-    /// The cache for `set`.
-    pub fn cache(&self, set: CredentialSet) -> &Arc<TokenCache> {
-        self.caches.get(set)
-    }
-
     /// Whether this replica can hand out tokens: credentials are loaded and
     /// both sets have obtained a token once (see `TokenCache::has_succeeded`).
     pub fn is_ready(&self) -> Result<(), &'static str> {

@@ -210,8 +210,8 @@ impl UserTokens {
     }
 }
 
-/// A row someone else just wrote: its tokens if it is usable.
-fn settled(row: UserRow) -> Result<UserRow, UserTokenError> {
+/// A stored row, as a caller may use it: only an active one.
+pub(super) fn settled(row: UserRow) -> Result<UserRow, UserTokenError> {
     match row.status {
         UserStatus::Active => Ok(row),
         UserStatus::ReauthorizationRequired => Err(UserTokenError::ReauthorizationRequired),

@@ -27,6 +27,7 @@ use super::cache::{CachedToken, UserTokenCache};
 use super::crypto::{Field, TokenCipher};
 use super::error::UserTokenError;
 use super::pacer::Pacer;
+use super::refresh::settled;
 use super::replicas::host_name;
 use super::store::{self, NewTokens, StoreError, StoreOptions, UserRow, UserStatus, UserStore};
 use super::user_ref::UserRef;
@@ -414,11 +415,6 @@ impl UserTokens {
         &self.store
     }
 
-    /// The active encryption key and every key the ring knows.
-    pub fn cipher(&self) -> &TokenCipher {
-        &self.cipher
-    }
-
     /// `POST /astra/users/{user_ref}/authorization`: a single-use `state`,
     /// stored hashed, and the Astra URL the user must visit.
     pub async fn start_authorization(
@@ -599,16 +595,13 @@ impl UserTokens {
     ) -> Result<(HandedToken, Arc<UserRow>), UserTokenError> {
         let row = self.current(user).await?;
         if !self.is_due(&row, now) {
-            return Ok((self.hand_out(&row)?, Arc::new(row)));
+            return Ok((self.hand_out(&row, now)?, Arc::new(row)));
         }
         match self.refresh(user, Trigger::OnDemand, row.generation).await {
-            Ok(fresh) => Ok((self.hand_out(&fresh)?, fresh)),
+            Ok(fresh) => Ok((self.hand_out(&fresh, self::now())?, fresh)),
             Err(e) if e.is_transient() && now < row.access_expires_at => {
                 tracing::warn!(user_ref = %user, error = %e, "on-demand refresh failed; serving the current token while it lasts");
-                let access_token =
-                    self.cipher
-                        .open(&row.user_ref, Field::AccessToken, &row.access_token)?;
-                let token = handed(&access_token, row.generation, row.access_expires_at, now);
+                let token = self.hand_out_until(&row, row.access_expires_at, now)?;
                 Ok((token, Arc::new(row)))
             }
             Err(e) => Err(e),
@@ -633,14 +626,10 @@ impl UserTokens {
     ) -> Result<HandedToken, UserTokenError> {
         let row = self.current(user).await?;
         if row.generation != stale {
-            return self.hand_out(&row);
+            return self.hand_out(&row, now());
         }
-        let mut fresh = self.refresh(user, Trigger::StaleGeneration, stale).await?;
-        // Joined a refresh that started from an older generation: go once more.
-        if fresh.generation == stale {
-            fresh = self.refresh(user, Trigger::StaleGeneration, stale).await?;
-        }
-        self.hand_out(&fresh)
+        let fresh = self.refresh(user, Trigger::StaleGeneration, stale).await?;
+        self.hand_out(&fresh, now())
     }
 
     /// The stored row of an authorized user, within `astra.store_timeout_ms`.
@@ -653,10 +642,7 @@ impl UserTokens {
                 })
             })?
             .ok_or(UserTokenError::UnknownUser)?;
-        match row.status {
-            UserStatus::Active => Ok(row),
-            UserStatus::ReauthorizationRequired => Err(UserTokenError::ReauthorizationRequired),
-        }
+        settled(row)
     }
 
     /// When this row's access token is next replaced by a planned refresh.
@@ -668,25 +654,45 @@ impl UserTokens {
         now >= self.planned_replacement(row)
     }
 
-    fn hand_out(&self, row: &UserRow) -> Result<HandedToken, UserTokenError> {
-        if row.status == UserStatus::ReauthorizationRequired {
-            return Err(UserTokenError::ReauthorizationRequired);
-        }
+    /// `row`'s access token (an active row's), for use until its next
+    /// planned replacement.
+    fn hand_out(&self, row: &UserRow, now: i64) -> Result<HandedToken, UserTokenError> {
+        self.hand_out_until(row, self.planned_replacement(row), now)
+    }
+
+    /// `row`'s access token, for use until `until`.
+    fn hand_out_until(
+        &self,
+        row: &UserRow,
+        until: i64,
+        now: i64,
+    ) -> Result<HandedToken, UserTokenError> {
         let access_token =
             self.cipher
                 .open(&row.user_ref, Field::AccessToken, &row.access_token)?;
-        Ok(handed(
-            &access_token,
-            row.generation,
-            self.planned_replacement(row),
-            now(),
-        ))
+        Ok(handed(&access_token, row.generation, until, now))
+    }
+
+    /// A refresh of `user` past `generation`. Joining one that this
+    /// replica started from an older generation may end at `generation`
+    /// itself; then once more, from there.
+    pub(super) async fn refresh(
+        self: &Arc<Self>,
+        user: &UserRef,
+        trigger: Trigger,
+        generation: i64,
+    ) -> Result<Arc<UserRow>, UserTokenError> {
+        let row = self.join_refresh(user, trigger, generation).await?;
+        if row.generation == generation {
+            return self.join_refresh(user, trigger, generation).await;
+        }
+        Ok(row)
     }
 
     /// One refresh of `user` from `generation`, shared by every caller of
     /// this replica that asks meanwhile, and run as its own task so that a
     /// caller going away never cancels it.
-    pub(super) async fn refresh(
+    async fn join_refresh(
         self: &Arc<Self>,
         user: &UserRef,
         trigger: Trigger,

@@ -105,13 +105,8 @@ impl TestApp {
 
     /// Waits (bounded) until `/readyz` says 200.
     pub async fn wait_ready(&self) {
-        for _ in 0..100 {
-            if self.public_status("/readyz").await == 200 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("service did not become ready within 5 s");
+        self.eventually_ready("the service is ready", Duration::from_secs(5))
+            .await;
     }
 
     /// Waits until `/readyz` says 200, failing after `limit`.

@@ -23,6 +23,16 @@ impl Captured {
     pub fn text(&self) -> String {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
+
+    /// Waits (up to 30 s) until `what` has been logged.
+    pub async fn logged(&self, what: &str) {
+        crate::eventually(
+            &format!("`{what}` is logged"),
+            std::time::Duration::from_secs(30),
+            || async { self.text().contains(what) },
+        )
+        .await;
+    }
 }
 
 /// Installs the process's one global subscriber (JSON, `trace` level, with

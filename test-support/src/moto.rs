@@ -4,7 +4,6 @@
 //! usual scene in one call: moto holding a credential secret, an [`Astrada`]
 //! accepting those credentials, and the service reading them.
 
-use std::net::TcpListener;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -42,11 +41,10 @@ impl Moto {
     /// A port for a moto that is not running yet, so that a service can be
     /// pointed at a Secrets Manager that is down.
     pub fn not_started() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
-        Self { port, child: None }
+        Self {
+            port: crate::free_port(),
+            child: None,
+        }
     }
 
     /// Starts moto (again) on this instance's port; its state starts empty.

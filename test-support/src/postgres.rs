@@ -13,7 +13,7 @@
 //! root, so under root they run as the `postgres` user.
 //!
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
@@ -160,8 +160,8 @@ impl PgCluster {
         run(setsid, "the test cluster's watchdog");
     }
 
-    /// Starts (or restarts, after [`PgCluster::stop`]) the server on the same port.
-    pub fn start(&self) {
+    /// Starts the server.
+    fn start(&self) {
         let options = format!(
             "-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off \
              -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
@@ -176,24 +176,6 @@ impl PgCluster {
             .arg(self.dir.join("server.log"))
             .args(["-o", &options, "-w", "-t", "60", "start"]);
         run(pg_ctl, "pg_ctl start");
-    }
-
-    /// Stops the server (fast shutdown), to play a database outage.
-    pub fn stop(&self) {
-        let mut pg_ctl = self.pg_command("pg_ctl");
-        pg_ctl
-            .arg("-D")
-            .arg(self.data_dir())
-            .args(["-m", "fast", "-w", "stop"]);
-        run(pg_ctl, "pg_ctl stop");
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// A URL for database `name` on this cluster.

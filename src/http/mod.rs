@@ -72,20 +72,12 @@ pub const INTERNAL_PATHS: &[&str] = &[
     "/readyz",
 ];
 
-/// Which listener a request arrived on, for metrics and logs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Listener {
-    Public,
-    Internal,
-}
-
-impl Listener {
-    /// Lower-case name for metric labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Listener::Public => "public",
-            Listener::Internal => "internal",
-        }
+crate::core::named_enum! {
+    /// Which listener a request arrived on, for metrics and logs.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Listener {
+        Public = "public",
+        Internal = "internal",
     }
 }
 

@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use actix_web::HttpMessage;
 
-use super::Listener;
 use super::client_addr::TrustedProxies;
+use super::{Listener, UNMATCHED};
 use crate::observability::telemetry::{self, REQUEST_SPAN};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -118,8 +118,7 @@ pub async fn trace_request(
 /// The matched route pattern, for spans and log lines (only formatted when
 /// one is written, not on every request).
 fn route_of(req: &actix_web::HttpRequest) -> String {
-    req.match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned())
+    req.match_pattern().unwrap_or_else(|| UNMATCHED.to_owned())
 }
 
 /// Whether incoming request ids and trace context are believed: always on

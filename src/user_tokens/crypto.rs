@@ -48,20 +48,13 @@ pub const MAX_KEY_ID_LEN: usize = 64;
 const TAG_LEN: usize = 16;
 const AAD_VERSION: &str = "atv:v1";
 
-/// Which kind of token a ciphertext holds; part of the AAD.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Field {
-    AccessToken,
-    /// Both the current and the previous refresh token (see the module docs).
-    RefreshToken,
-}
-
-impl Field {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Field::AccessToken => "access_token",
-            Field::RefreshToken => "refresh_token",
-        }
+crate::core::named_enum! {
+    /// Which kind of token a ciphertext holds; part of the AAD.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum Field {
+        AccessToken = "access_token",
+        /// Both the current and the previous refresh token (see the module docs).
+        RefreshToken = "refresh_token",
     }
 }
 

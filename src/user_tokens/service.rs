@@ -44,24 +44,16 @@ const STORE_GAUGES_EVERY: Duration = Duration::from_secs(30);
 /// Astra's refresh tokens live 10 days; the scheduler must act well before.
 const REFRESH_TOKEN_LIFETIME_SECS: u64 = 10 * 24 * 3600;
 
-/// What asked for a refresh, for metrics and logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
-    /// A token request found the access token due.
-    OnDemand,
-    /// A caller's Astra call failed with an expired token.
-    StaleGeneration,
-    /// The scheduler, keeping the refresh token young.
-    Scheduled,
-}
-
-impl Trigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::OnDemand => "on_demand",
-            Trigger::StaleGeneration => "stale_generation",
-            Trigger::Scheduled => "scheduled",
-        }
+crate::core::named_enum! {
+    /// What asked for a refresh, for metrics and logs.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Trigger {
+        /// A token request found the access token due.
+        OnDemand = "on_demand",
+        /// A caller's Astra call failed with an expired token.
+        StaleGeneration = "stale_generation",
+        /// The scheduler, keeping the refresh token young.
+        Scheduled = "scheduled",
     }
 }
 

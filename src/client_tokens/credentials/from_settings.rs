@@ -37,11 +37,11 @@ pub async fn source_from_settings(
             refuse_aws_keys(settings, "inline")?;
             Arc::new(InlineSource::new(CredentialBundle {
                 sets: PerSet::try_from_fn(|set| {
-                    let client = match set {
-                        CredentialSet::Api => &settings.api,
-                        CredentialSet::Sdk => &settings.sdk,
+                    let clients = PerSet {
+                        api: &settings.api,
+                        sdk: &settings.sdk,
                     };
-                    inline_pair(set, client)
+                    inline_pair(set, clients.get(set))
                 })?,
                 version: None,
             }))

@@ -100,15 +100,18 @@ impl CallerAuth {
     pub async fn authenticate(&self, req: &HttpRequest) -> Result<Caller, AuthError> {
         match self {
             CallerAuth::Jwt { verifier, cookie } => {
-                let from_cookie = cookie.as_deref().and_then(|name| req.cookie(name));
-                let token = match bearer(req)? {
-                    Some(token) => token.to_owned(),
-                    None => match &from_cookie {
-                        Some(c) if !c.value().is_empty() => c.value().to_owned(),
-                        _ => return Err(AuthError::Missing),
-                    },
+                // The header first: cookies are parsed only when it is absent,
+                // and neither token is copied.
+                let claims = match bearer(req)? {
+                    Some(token) => verifier.verify(token).await?,
+                    None => {
+                        let from_cookie = cookie.as_deref().and_then(|name| req.cookie(name));
+                        match from_cookie {
+                            Some(c) if !c.value().is_empty() => verifier.verify(c.value()).await?,
+                            _ => return Err(AuthError::Missing),
+                        }
+                    }
                 };
-                let claims = verifier.verify(&token).await?;
                 Ok(Caller {
                     subject: claims.subject,
                     method: "jwt",

@@ -16,8 +16,6 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
-use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -25,7 +23,9 @@ use tracing::Instrument;
 use super::credentials::CredentialStore;
 use super::oauth_client::{ExchangeError, ExchangeRequest, OAuthClient};
 use crate::config::{CALLER_BUDGET, CacheSettings, ConfigError, invalid};
-use crate::core::{AccessToken, CredentialSet, PerSet, jittered};
+use crate::core::{
+    AccessToken, CredentialSet, Flight, FlightError, PerSet, SingleFlight, jittered,
+};
 use crate::observability::Metrics;
 
 /// Something that turns a credential set into a fresh token; the seam between
@@ -144,7 +144,7 @@ pub struct TokenUnavailable {
     pub retry_after: Duration,
 }
 
-type SharedExchange = Shared<BoxFuture<'static, Result<Arc<AccessToken>, ExchangeError>>>;
+type Exchange = Result<Arc<AccessToken>, ExchangeError>;
 
 #[derive(Default)]
 struct Backoff {
@@ -157,11 +157,11 @@ struct Backoff {
 pub struct TokenCache {
     set: CredentialSet,
     current: ArcSwapOption<AccessToken>,
-    inflight: Mutex<Option<SharedExchange>>,
+    /// One key: the set this cache serves.
+    inflight: SingleFlight<(), Exchange>,
     backoff: Mutex<Backoff>,
     policy: CachePolicy,
     exchanger: Arc<dyn Exchanger>,
-    runtime: tokio::runtime::Handle,
     metrics: Metrics,
     ever_succeeded: AtomicBool,
 }
@@ -178,11 +178,10 @@ impl TokenCache {
         Arc::new(Self {
             set,
             current: ArcSwapOption::empty(),
-            inflight: Mutex::new(None),
+            inflight: SingleFlight::new(),
             backoff: Mutex::new(Backoff::default()),
             policy,
             exchanger,
-            runtime: tokio::runtime::Handle::current(),
             metrics,
             ever_succeeded: AtomicBool::new(false),
         })
@@ -204,14 +203,15 @@ impl TokenCache {
             return Ok(token);
         }
         let exchange = self.join_or_start()?;
-        match tokio::time::timeout(self.policy.wait_timeout, exchange).await {
+        match exchange.wait(self.policy.wait_timeout).await {
             Ok(Ok(token)) => Ok(token),
             Ok(Err(cause)) => Err(self.unavailable(cause)),
-            Err(_) => Err(TokenUnavailable {
+            Err(FlightError::TimedOut) => Err(TokenUnavailable {
                 set: self.set,
                 cause: ExchangeError::Timeout,
                 retry_after: Duration::from_secs(1),
             }),
+            Err(FlightError::Crashed) => Err(self.unavailable(ExchangeError::Unreachable)),
         }
     }
 
@@ -249,7 +249,7 @@ impl TokenCache {
                     if let Ok(exchange) = span.in_scope(|| self.join_or_start()) {
                         self.metrics.refresh_ahead(self.set);
                         // Outcome is logged and recorded by the exchange itself.
-                        let _ = exchange.instrument(span).await;
+                        let _ = exchange.finish().instrument(span).await;
                     }
                 }
                 changed = credentials_changed.changed() => {
@@ -275,13 +275,8 @@ impl TokenCache {
         }
     }
 
-    fn join_or_start(self: &Arc<Self>) -> Result<SharedExchange, TokenUnavailable> {
-        let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(exchange) = inflight.as_ref() {
-            self.metrics.coalesced(self.set);
-            return Ok(exchange.clone());
-        }
-        {
+    fn join_or_start(self: &Arc<Self>) -> Result<Flight<Exchange>, TokenUnavailable> {
+        let flight = self.inflight.join_or_start((), || {
             let backoff = self.lock_backoff();
             if let (Some(retry), Some(cause)) = (backoff.next_attempt, &backoff.last_error)
                 && retry > Instant::now()
@@ -292,21 +287,15 @@ impl TokenCache {
                     retry_after: retry - Instant::now(),
                 });
             }
+            let this = Arc::clone(self);
+            // The span's parent is whoever started the exchange: a request or the refresh loop.
+            let span = tracing::info_span!("token.exchange", set = %self.set, outcome = tracing::field::Empty);
+            Ok(async move { this.exchange_and_store().await }.instrument(span))
+        })?;
+        if flight.joined {
+            self.metrics.coalesced(self.set);
         }
-        let this = Arc::clone(self);
-        // The span's parent is whoever started the exchange: a request or the refresh loop.
-        let span =
-            tracing::info_span!("token.exchange", set = %self.set, outcome = tracing::field::Empty);
-        let task = self
-            .runtime
-            .spawn(async move { this.exchange_and_store().await }.instrument(span));
-        let exchange = async move { task.await.unwrap_or(Err(ExchangeError::Unreachable)) }
-            .boxed()
-            .shared();
-        // Stored while the lock is held, and cleared by the task under the
-        // same lock, so a finished exchange can never linger in the slot.
-        *inflight = Some(exchange.clone());
-        Ok(exchange)
+        Ok(flight)
     }
 
     async fn exchange_and_store(self: Arc<Self>) -> Result<Arc<AccessToken>, ExchangeError> {
@@ -342,7 +331,6 @@ impl TokenCache {
                 );
             }
         }
-        *self.inflight.lock().unwrap_or_else(|e| e.into_inner()) = None;
         result
     }
 

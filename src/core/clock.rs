@@ -9,3 +9,8 @@ pub fn unix_now() -> Duration {
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
 }
+
+/// Wall-clock unix seconds, the unit stored rows use.
+pub fn unix_secs() -> i64 {
+    i64::try_from(unix_now().as_secs()).unwrap_or(i64::MAX)
+}

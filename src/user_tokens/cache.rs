@@ -6,8 +6,11 @@
 //! feed: every change to what a token request hands out evicts the user, and
 //! a read that raced with such a change is not cached (each shard counts
 //! evictions; a fill carries the count it started from). While the feed is
-//! down, entries are not served as hits, and when it comes back everything
-//! is dropped, since changes may have gone unheard.
+//! down, entries are not served as hits, and when it comes back no entry
+//! filled before is served as a hit again, since changes may have gone
+//! unheard. Those entries are kept for the outage fallback below, not
+//! dropped: a feed that reconnects while the database flaps must not take
+//! away the tokens a failing read falls back on.
 //!
 //! When the database cannot be reached, a still-valid entry is served anyway
 //! ([`UserTokenCache::still_valid`]): nobody can replace a token while the
@@ -39,6 +42,8 @@ pub struct CachedToken {
     /// When a planned refresh replaces this token (unix seconds).
     pub planned_replacement: i64,
     filled_at: i64,
+    /// The feed session it was filled under (see [`UserTokenCache::fill`]).
+    session: u64,
 }
 
 impl CachedToken {
@@ -55,6 +60,7 @@ impl CachedToken {
             access_expires_at,
             planned_replacement,
             filled_at: now,
+            session: 0,
         }
     }
 }
@@ -78,6 +84,9 @@ pub struct UserTokenCache {
     hasher: RandomState,
     /// Whether the change feed is listening, so hits can be trusted.
     coherent: AtomicBool,
+    /// Counts the feed's (re)connections: only entries filled during the
+    /// current session are hits.
+    session: AtomicU64,
 }
 
 impl UserTokenCache {
@@ -92,6 +101,7 @@ impl UserTokenCache {
             per_shard: capacity.div_ceil(SHARDS),
             hasher: RandomState::new(),
             coherent: AtomicBool::new(false),
+            session: AtomicU64::new(0),
         }
     }
 
@@ -101,8 +111,12 @@ impl UserTokenCache {
         if !self.coherent.load(Ordering::Acquire) {
             return None;
         }
-        self.get(user)
-            .filter(|t| now < t.planned_replacement && now - t.filled_at < MAX_UNCONFIRMED_SECS)
+        let session = self.session.load(Ordering::Acquire);
+        self.get(user).filter(|t| {
+            t.session == session
+                && now < t.planned_replacement
+                && now - t.filled_at < MAX_UNCONFIRMED_SECS
+        })
     }
 
     /// A token Astra still accepts, for when the store cannot be reached.
@@ -121,7 +135,7 @@ impl UserTokenCache {
 
     /// Caches what a store read returned, unless the shard saw an eviction
     /// since `ticket` was taken (the read may predate a change).
-    pub fn fill(&self, ticket: Ticket, user: &UserRef, token: CachedToken) {
+    pub fn fill(&self, ticket: Ticket, user: &UserRef, mut token: CachedToken) {
         if self.per_shard == 0 {
             return;
         }
@@ -137,6 +151,7 @@ impl UserTokenCache {
                 entries.remove(&victim);
             }
         }
+        token.session = self.session.load(Ordering::Acquire);
         entries.insert(user.as_str().into(), Arc::new(token));
     }
 
@@ -158,12 +173,15 @@ impl UserTokenCache {
         lock(&shard.entries).get(user.as_str()).cloned()
     }
 
-    fn clear(&self) {
+    /// Starts a new feed session: reads in flight will not cache what they
+    /// read, and what is cached stops being a hit. Evictions are counted
+    /// first, so a fill that slips in between gets the old session.
+    fn new_session(&self) {
         for shard in self.shards.iter() {
-            let mut entries = lock(&shard.entries);
+            let _entries = lock(&shard.entries);
             shard.evictions.fetch_add(1, Ordering::AcqRel);
-            entries.clear();
         }
+        self.session.fetch_add(1, Ordering::AcqRel);
     }
 
     fn shard_of(&self, user_ref: &str) -> usize {
@@ -174,7 +192,7 @@ impl UserTokenCache {
 
 impl ChangeSink for UserTokenCache {
     fn connected(&self) {
-        self.clear();
+        self.new_session();
         self.coherent.store(true, Ordering::Release);
     }
 
@@ -184,6 +202,14 @@ impl ChangeSink for UserTokenCache {
 
     fn changed(&self, user_ref: &str) {
         self.evict(user_ref);
+    }
+}
+
+/// Drops `user` from `cache`, if there is one, after a write on this
+/// replica; other replicas hear of the write through the change feed.
+pub fn forget(cache: Option<&Arc<UserTokenCache>>, user: &UserRef) {
+    if let Some(cache) = cache {
+        cache.evict(user.as_str());
     }
 }
 
@@ -250,7 +276,34 @@ mod tests {
         assert!(cache.still_valid(&b, 1000 + 7199).is_some());
         assert!(cache.still_valid(&b, 1000 + 7200).is_none(), "expired");
         cache.connected();
-        assert_eq!(cache.len(), 0, "changes may have gone unheard");
+        assert!(
+            cache.fresh(&b, 1001).is_none(),
+            "changes may have gone unheard"
+        );
+        assert!(
+            cache.still_valid(&b, 1001).is_some(),
+            "kept for the outage fallback"
+        );
+        cache.fill(cache.ticket(&b), &b, token(2, 1001));
+        assert_eq!(cache.fresh(&b, 1002).unwrap().generation, 2);
+    }
+
+    #[test]
+    fn a_feed_reconnecting_during_a_store_read_keeps_the_outage_fallback() {
+        let cache = listening(10);
+        let u = user("dee");
+        cache.fill(cache.ticket(&u), &u, token(1, 1000));
+        // A request misses (the hit is too old), reads the store, and while
+        // that read times out the feed drops and comes back.
+        let ticket = cache.ticket(&u);
+        cache.lost();
+        cache.connected();
+        let fallback = cache.still_valid(&u, 1000 + MAX_UNCONFIRMED_SECS + 1);
+        assert_eq!(fallback.map(|t| t.generation), Some(1));
+        // Had the read succeeded, what it read is not cached: it may predate
+        // a change the feed did not hear.
+        cache.fill(ticket, &u, token(2, 1000));
+        assert!(cache.fresh(&u, 1001).is_none());
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! importing nothing of the crate. Every `crate::X` path under `src/` (in
 //! `use` lines, `use crate::{X, …}` groups and inline paths alike) and every
 //! `super::…` that climbs out of its top-level module is checked against it.
+//! Inside a top-level module, no two files may import each other, directly
+//! or through others (a file naming its parent's re-exports is not an
+//! import of the files behind them).
 
 use std::path::Path;
 
@@ -321,6 +324,183 @@ fn sources(dir: &Path) -> Vec<Source> {
     out
 }
 
+/// Every full path in `tokens` that starts at index 0 (`a::b::{c, d::e}` gives
+/// `a::b::c` and `a::b::d::e`), with the line where it starts.
+fn full_paths(tokens: &[Token]) -> Vec<(usize, Vec<String>)> {
+    fn walk(tokens: &[Token], prefix: &[String], out: &mut Vec<(usize, Vec<String>)>) -> usize {
+        let mut path = prefix.to_vec();
+        let mut i = 0;
+        let line = tokens.first().map_or(0, |t| t.line);
+        while let Some(token) = tokens.get(i) {
+            match token.text {
+                "{" => {
+                    i += 1;
+                    loop {
+                        match tokens.get(i).map(|t| t.text) {
+                            None => return i,
+                            Some("}") => return i + 1,
+                            Some(",") => i += 1,
+                            Some(_) => i += walk(&tokens[i..], &path, out).max(1),
+                        }
+                    }
+                }
+                "self" => {}
+                text if text.chars().all(|c| c.is_alphanumeric() || c == '_') => {
+                    path.push(text.to_owned());
+                }
+                _ => break,
+            }
+            if tokens.get(i + 1).map(|t| t.text) == Some("::") {
+                i += 2;
+            } else {
+                i += 1;
+                break;
+            }
+        }
+        if path.len() > prefix.len() {
+            out.push((line, path));
+        }
+        i
+    }
+    let mut out = Vec::new();
+    walk(tokens, &[], &mut out);
+    out
+}
+
+/// The modules `code` (the file of module `modules`) names inside its own
+/// top-level module, as absolute module paths: `crate::feature::…`,
+/// `super::…` and, from a module's root file, its children (`child::…`).
+fn feature_imports(code: &str, modules: &[String]) -> Vec<(usize, Vec<String>)> {
+    let code = blank_comments_and_literals(code);
+    let tokens = tokenize(&code);
+    let children: Vec<&str> = tokens
+        .windows(3)
+        .filter(|w| w[0].text == "mod" && w[2].text == ";")
+        .map(|w| w[1].text)
+        .collect();
+    let mut found = Vec::new();
+    for i in 0..tokens.len() {
+        let starts_path = i == 0 || tokens[i - 1].text != "::";
+        if !starts_path || tokens.get(i + 1).map(|t| t.text) != Some("::") {
+            continue;
+        }
+        let text = tokens[i].text;
+        let (base, from) = match text {
+            "crate" => (Vec::new(), i + 2),
+            "super" => {
+                let mut climbs = 0;
+                while tokens.get(i + 2 * climbs).map(|t| t.text) == Some("super") {
+                    climbs += 1;
+                }
+                let Some(kept) = modules.len().checked_sub(climbs) else {
+                    continue;
+                };
+                (modules[..kept].to_vec(), i + 2 * climbs)
+            }
+            child if children.contains(&child) => (modules.to_vec(), i),
+            _ => continue,
+        };
+        for (line, tail) in full_paths(&tokens[from..]) {
+            let mut path = base.clone();
+            path.extend(tail);
+            if path.first() == modules.first() {
+                found.push((line, path));
+            }
+        }
+    }
+    found
+}
+
+/// Every circle of imports between files inside one top-level module, as
+/// `a.rs -> b.rs -> a.rs`. A file naming an item of a module it lies inside
+/// (its parent's re-exports) is not an edge: only siblings and children are.
+fn circles(files: &[Source]) -> Vec<String> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let modules: BTreeMap<Vec<String>, &str> = files
+        .iter()
+        .map(|f| (module_path(&f.path), f.path.as_str()))
+        .collect();
+    let mut edges: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for file in files {
+        let own = module_path(&file.path);
+        if own.is_empty() {
+            continue;
+        }
+        for (_, path) in feature_imports(&file.text, &own) {
+            let target = (1..=path.len())
+                .rev()
+                .find_map(|n| modules.get(&path[..n]).map(|f| (n, *f)));
+            let Some((n, target)) = target else { continue };
+            let ancestor = own.len() >= n && own[..n] == path[..n];
+            if !ancestor {
+                edges.entry(file.path.as_str()).or_default().insert(target);
+            }
+        }
+    }
+    let mut found = BTreeSet::new();
+    for start in edges.keys() {
+        let mut stack = vec![vec![*start]];
+        while let Some(trail) = stack.pop() {
+            let last = trail[trail.len() - 1];
+            for next in edges.get(last).into_iter().flatten() {
+                if *next == *start {
+                    let mut circle = trail.clone();
+                    // The same circle from each of its files: report it once.
+                    let turn = circle
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, f)| **f)
+                        .map_or(0, |(i, _)| i);
+                    circle.rotate_left(turn);
+                    let first = circle[0];
+                    circle.push(first);
+                    found.insert(circle.join(" -> "));
+                } else if !trail.contains(next) && trail.len() < 12 {
+                    let mut longer = trail.clone();
+                    longer.push(next);
+                    stack.push(longer);
+                }
+            }
+        }
+    }
+    found.into_iter().collect()
+}
+
+#[test]
+fn the_circle_checker_finds_a_circle_through_siblings_and_ignores_parent_re_exports() {
+    let files = [
+        source(
+            "src/user_tokens/mod.rs",
+            "mod refresh;\nmod service;\nmod webhook;\npub use service::UserTokens;\n",
+        ),
+        source(
+            "src/user_tokens/service.rs",
+            "use super::refresh::Trigger;\nuse super::UserRef;\n",
+        ),
+        source(
+            "src/user_tokens/refresh.rs",
+            "use super::{webhook::Webhook, store};\n",
+        ),
+        source(
+            "src/user_tokens/webhook.rs",
+            "use crate::user_tokens::service::now;\nuse crate::core::jittered;\n",
+        ),
+        source("src/http/mod.rs", "mod routes;\nuse routes::token;\n"),
+        source(
+            "src/http/routes/mod.rs",
+            "use super::super::http::Services;\n",
+        ),
+    ];
+
+    assert_eq!(
+        circles(&files),
+        [
+            "src/user_tokens/refresh.rs -> src/user_tokens/webhook.rs -> \
+             src/user_tokens/service.rs -> src/user_tokens/refresh.rs"
+        ]
+    );
+}
+
 fn assert_follows_the_rule(src: &Path) {
     let files = sources(src);
     assert!(!files.is_empty(), "no .rs files under {}", src.display());
@@ -331,10 +511,17 @@ fn assert_follows_the_rule(src: &Path) {
         found.len(),
         found.join("\n")
     );
+    let found = circles(&files);
+    assert!(
+        found.is_empty(),
+        "{} import circle(s) between files:\n{}",
+        found.len(),
+        found.join("\n")
+    );
 }
 
 #[test]
-fn every_import_in_src_follows_the_layer_rule() {
+fn every_import_in_src_follows_the_layer_rule_and_no_files_import_each_other() {
     assert_follows_the_rule(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
 }
 
@@ -342,7 +529,7 @@ fn every_import_in_src_follows_the_layer_rule() {
 /// layout -- --ignored`.
 #[test]
 #[ignore = "needs ATV_LAYOUT_SRC, a src/ directory to check"]
-fn the_src_named_by_atv_layout_src_follows_the_layer_rule() {
+fn the_src_named_by_atv_layout_src_follows_the_layer_rule_and_has_no_circles() {
     let src = std::env::var("ATV_LAYOUT_SRC").expect("ATV_LAYOUT_SRC names a src/ directory");
     assert_follows_the_rule(Path::new(&src));
 }

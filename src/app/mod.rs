@@ -196,7 +196,7 @@ impl Application {
             task.abort();
         }
         if let Some(users) = &self.user_tokens {
-            users.leave().await;
+            users.membership().leave().await;
         }
         for server in [public, internal] {
             server.await.map_err(std::io::Error::other)??;

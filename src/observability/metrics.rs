@@ -66,6 +66,7 @@ struct KeyLabels {
 struct AstraMetrics {
     refreshes: Family<RefreshLabels, Counter>,
     fenced_out: Counter,
+    commit_retries: Counter,
     latency: Histogram,
     users: Family<StatusLabels, Gauge>,
     expiring: Gauge,
@@ -83,6 +84,7 @@ impl AstraMetrics {
         let m = Self {
             refreshes: Family::default(),
             fenced_out: Counter::default(),
+            commit_retries: Counter::default(),
             latency: latency_histogram(),
             users: Family::default(),
             expiring: Gauge::default(),
@@ -101,6 +103,11 @@ impl AstraMetrics {
             "astra_fenced_out",
             "Refresh results discarded because another holder's lease superseded ours",
             m.fenced_out.clone(),
+        );
+        registry.register(
+            "astra_commit_retries",
+            "Refresh results written again because the store did not answer after Astra did",
+            m.commit_retries.clone(),
         );
         registry.register_with_unit(
             "astra_request_duration",
@@ -383,6 +390,11 @@ impl Metrics {
     /// A refresh result discarded by fencing.
     pub fn astra_fenced_out(&self) {
         self.0.astra.fenced_out.inc();
+    }
+
+    /// A refresh result written again after the store failed to take it.
+    pub fn astra_commit_retry(&self) {
+        self.0.astra.commit_retries.inc();
     }
 
     /// One call to Astra's token endpoint.

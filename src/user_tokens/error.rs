@@ -35,7 +35,7 @@ pub enum UserTokenError {
     Store(#[from] StoreError),
     #[error("a stored token could not be decrypted ({0})")]
     Unreadable(#[from] CryptoError),
-    #[error("the refresh stopped at a test fault point")]
+    #[error("the refresh ended without a result (it panicked or was stopped)")]
     Crashed,
 }
 

@@ -13,16 +13,23 @@
 //! * [`store`]: the [`UserStore`] trait with SQLite and PostgreSQL backends,
 //!   including fenced refresh leases;
 //! * [`astra_client`]: Astra's token endpoint and authorize URL;
-//! * [`service`]: [`UserTokens`], what the routes call: authorization,
-//!   token hand-out, and the refresh under a lease ([`refresh`]);
+//! * [`service`]: [`UserTokens`], what the routes call: token hand-out,
+//!   summaries, deletion; it assembles the parts below from `[astra]`
+//!   (checked once in `settings`);
+//! * [`authorization`]: [`Authorizations`], starting and completing a
+//!   user's authorization (state, callback, code exchange, import);
+//! * [`refresh`]: [`Refresher`], one refresh of one user across replicas:
+//!   single-flight, lease, Astra, fenced commit;
 //! * [`cache`]: the bounded in-process token cache, kept coherent by the
 //!   store's change feed (PostgreSQL) and served during a store outage;
 //! * [`scheduler`]: refreshes refresh tokens well inside their 10 days;
-//! * [`replicas`]: the heartbeat that splits the cap on Astra calls between
-//!   live replicas, and keeps SQLite to one host;
+//! * [`replicas`]: [`replicas::Membership`], the heartbeat that splits the
+//!   cap on Astra calls (`pacer`) between live replicas, and keeps SQLite
+//!   to one host;
 //! * [`webhook`]: tells the customer when a user must authorize again.
 
 pub mod astra_client;
+pub mod authorization;
 pub mod cache;
 pub mod crypto;
 mod error;
@@ -30,15 +37,21 @@ mod pacer;
 pub mod refresh;
 pub mod replicas;
 pub mod scheduler;
+mod sealer;
 pub mod secret;
 pub mod service;
+mod settings;
 pub mod store;
 pub mod user_ref;
 pub mod webhook;
 
+pub use authorization::{Authorizations, Grant, StartedAuthorization};
 pub use crypto::{CryptoError, Field, KeyringError, Sealed, TokenCipher};
 pub use error::UserTokenError;
-pub use service::{FaultHook, FaultPoint, Grant, HandedToken, Trigger, UserSummary, UserTokens};
+#[cfg(feature = "test-hooks")]
+pub use refresh::{FaultHook, FaultPoint};
+pub use refresh::{Refresher, Trigger};
+pub use service::{HandedToken, UserSummary, UserTokens};
 pub use store::{
     ChangeSink, CommitOutcome, Lease, LeaseOutcome, LeaseRelease, NewTokens, PendingAuthorization,
     PreviousRefresh, RefreshedTokens, Replica, StoreError, StoreOptions, UserRow, UserStatus,

@@ -2,12 +2,48 @@
 //! stampede or a scheduler catch-up never turns into a flood Astra throttles.
 //! The cap is for the whole deployment: each live replica takes an equal
 //! share ([`Pacer::set_share`], from the heartbeat in [`super::replicas`]).
+//! [`PacedAstra`] is the only way the service calls Astra's token endpoint.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use secrecy::SecretString;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
+
+use super::astra_client::{AstraClient, AstraError, AstraTokens};
+use crate::observability::Metrics;
+
+/// Astra's token endpoint behind this replica's share of the cap, each call timed.
+pub struct PacedAstra {
+    pub client: AstraClient,
+    pub pacer: Arc<Pacer>,
+    pub metrics: Metrics,
+}
+
+impl PacedAstra {
+    /// Redeems an authorization code.
+    pub async fn exchange_code(&self, code: &SecretString) -> Result<AstraTokens, AstraError> {
+        self.call(self.client.exchange_code(code)).await
+    }
+
+    /// Rotates a refresh token.
+    pub async fn refresh(&self, refresh_token: &SecretString) -> Result<AstraTokens, AstraError> {
+        self.call(self.client.refresh(refresh_token)).await
+    }
+
+    async fn call(
+        &self,
+        call: impl Future<Output = Result<AstraTokens, AstraError>>,
+    ) -> Result<AstraTokens, AstraError> {
+        self.pacer.wait().await;
+        let started = Instant::now();
+        let answer = call.await;
+        self.metrics.astra_call(started.elapsed());
+        answer
+    }
+}
 
 /// Spaces calls at least `replicas / rate` apart, in arrival order.
 pub struct Pacer {

@@ -15,9 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::UserTokenError;
-use super::service::UserTokens;
-use super::store::Replica;
+use super::pacer::Pacer;
+use super::store::{Replica, UserStore};
 use crate::core::jittered;
+use crate::observability::Metrics;
 
 /// How often a replica announces itself: also how long the others may run
 /// on their old shares after it starts (the cap is briefly exceeded then).
@@ -41,7 +42,35 @@ pub enum JoinError {
     Store(#[from] UserTokenError),
 }
 
-impl UserTokens {
+/// This replica's place among those sharing the store.
+pub struct Membership {
+    store: Arc<dyn UserStore>,
+    /// Names this replica in leases and heartbeats.
+    holder: String,
+    /// The host this replica runs on.
+    host: String,
+    pacer: Arc<Pacer>,
+    metrics: Metrics,
+}
+
+impl Membership {
+    /// Not yet announced: see [`Membership::join`].
+    pub(super) fn new(store: Arc<dyn UserStore>, pacer: Arc<Pacer>, metrics: Metrics) -> Self {
+        let host = host_name();
+        Self {
+            store,
+            holder: format!("{host}-{:08x}", fastrand::u32(..)),
+            host,
+            pacer,
+            metrics,
+        }
+    }
+
+    /// This replica's name in leases.
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
     /// The first heartbeat, at start-up.
     pub async fn join(&self) -> Result<(), JoinError> {
         let live = self.heartbeat().await?;
@@ -90,7 +119,7 @@ impl UserTokens {
 
 /// This host's name as a store label: `HOSTNAME` (the pod name on
 /// Kubernetes) with anything outside the label alphabet dropped.
-pub fn host_name() -> String {
+fn host_name() -> String {
     let raw = std::env::var("HOSTNAME").unwrap_or_default();
     let name: String = raw
         .chars()

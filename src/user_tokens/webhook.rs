@@ -10,10 +10,9 @@ use std::time::Duration;
 use aws_lc_rs::hmac;
 use secrecy::ExposeSecret;
 
-use super::service::now;
 use super::user_ref::UserRef;
 use crate::config::{AstraSettings, ConfigError, https_url, invalid};
-use crate::core::{jittered, outbound_client};
+use crate::core::{jittered, outbound_client, unix_secs};
 
 /// Attempts per event, with doubling waits between them (1 s, 2 s, 4 s, …).
 const ATTEMPTS: u32 = 6;
@@ -65,11 +64,11 @@ impl Webhook {
         let body = serde_json::json!({
             "type": "astra.user.reauthorization_required",
             "user_ref": user.as_str(),
-            "occurred_at": now(),
+            "occurred_at": unix_secs(),
             "last_astra_request_id": astra_request_id,
         })
         .to_string();
-        let signature = self.sign(now(), &body);
+        let signature = self.sign(unix_secs(), &body);
         let (http, url, user) = (self.http.clone(), self.url.clone(), user.clone());
         tokio::spawn(async move {
             let mut wait = Duration::from_secs(1);

@@ -188,6 +188,7 @@ impl World {
     pub async fn authorize(&self, service: &UserTokens, user: &str, astra_user: &str) {
         let code = Grant::Code(SecretString::from(self.astra.issue_code(astra_user)));
         service
+            .authorizations()
             .authorize(&user_ref(user), &code)
             .await
             .expect("code exchange");

@@ -240,12 +240,16 @@ async fn a_refresh_interrupted_after_astra_answered_loses_nothing(store: Store) 
     let world = World::new(store).await;
     let service = world.expired("gus").await;
 
-    let mut crashing = world.service(|_| {}).await;
+    let crashing = world.service(|_| {}).await;
     let crashed = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&crashed);
-    crashing.set_fault_hook(Arc::new(move |point| {
+    let installed = crashing.refresher().set_fault_hook(Arc::new(move |point| {
         point == FaultPoint::AfterAstraBeforeCommit && !flag.swap(true, Ordering::SeqCst)
     }));
+    assert!(
+        installed.is_ok(),
+        "the fault hook is installed on a shared service"
+    );
     let result = crashing.token(&user_ref("gus")).await;
     assert!(matches!(result, Err(UserTokenError::Crashed)), "{result:?}");
     assert!(crashed.load(Ordering::SeqCst));
@@ -437,7 +441,7 @@ async fn the_scheduler_refreshes_due_users_and_no_others(store: Store) {
     world.store.make_due("mia").await;
     world.store.make_due("ned").await;
 
-    let attempted = service.scheduler_pass().await.unwrap();
+    let attempted = service.scheduler().pass().await.unwrap();
     assert_eq!(attempted, 2);
     assert_eq!(world.astra.refreshes_for("astra-mia"), 1);
     assert_eq!(world.astra.refreshes_for("astra-ned"), 1);
@@ -445,7 +449,7 @@ async fn the_scheduler_refreshes_due_users_and_no_others(store: Store) {
     let mia = service.summary(&user_ref("mia")).await.unwrap();
     assert!(mia.next_refresh_at > mia.last_refresh_at.unwrap() + 6 * 86_400);
     assert_eq!(
-        service.scheduler_pass().await.unwrap(),
+        service.scheduler().pass().await.unwrap(),
         0,
         "nobody is due twice"
     );
@@ -621,6 +625,45 @@ async fn while_the_database_is_down_cached_tokens_are_served_and_others_get_a_qu
     );
     let (_, summary) = app.get("/astra/users/ann").await;
     assert_eq!(summary["status"], "active");
+}
+
+#[tokio::test]
+async fn a_refresh_whose_write_meets_a_store_outage_lands_when_the_store_is_back() {
+    let (world, proxy, via_proxy) = postgres_behind_a_proxy(None).await;
+    let direct = world.expired("cal").await;
+    let replica = world
+        .service(|s| s.store_url = SecretString::from(via_proxy))
+        .await;
+    // The database goes away just after Astra answered, for 1.5 s.
+    let proxy = Arc::new(proxy);
+    let outage = Arc::clone(&proxy);
+    let once = AtomicBool::new(false);
+    let installed = replica.refresher().set_fault_hook(Arc::new(move |point| {
+        if point == FaultPoint::AfterAstraBeforeCommit && !once.swap(true, Ordering::SeqCst) {
+            outage.cut();
+            let back = Arc::clone(&outage);
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                back.restore();
+            });
+        }
+        false
+    }));
+    assert!(installed.is_ok());
+
+    let token = replica
+        .token(&user_ref("cal"))
+        .await
+        .expect("the refresh lands once the store is back");
+    let token = token.access_token.expose_secret();
+    assert!(world.astra.is_current_access_token(token));
+    assert_eq!(
+        world.astra.refreshes_for("astra-cal"),
+        1,
+        "Astra's answer was kept, not asked for again"
+    );
+    let stored = direct.token(&user_ref("cal")).await.expect("stored");
+    assert_eq!(stored.access_token.expose_secret(), token);
 }
 
 #[tokio::test]

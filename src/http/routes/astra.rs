@@ -72,7 +72,8 @@ pub async fn start_authorization(
     };
     let started = route
         .users
-        .start_authorization(&user, body.user_intent_id.as_deref())
+        .authorizations()
+        .start(&user, body.user_intent_id.as_deref())
         .await?;
     Ok(HttpResponse::Created().json(serde_json::json!({
         "authorize_url": started.authorize_url.as_str(),
@@ -126,7 +127,11 @@ async fn authorize<B: for<'de> Deserialize<'de>>(
     if grant.is_empty() {
         return Err(UserTokenError::BadRequest("a required value is empty").into());
     }
-    route.users.authorize(&user, &grant).await?;
+    route
+        .users
+        .authorizations()
+        .authorize(&user, &grant)
+        .await?;
     Ok(HttpResponse::Ok().json(route.users.summary(&user).await?))
 }
 
@@ -238,12 +243,15 @@ pub async fn callback(
         .into_inner();
     let outcome = match (query.code, query.state) {
         (Some(code), Some(state)) if !code.expose_secret().is_empty() => {
-            users.complete_callback(&code, &state).await
+            users
+                .authorizations()
+                .complete_callback(&code, &state)
+                .await
         }
         // Without a state nobody can tell whose code this is.
         _ => Err(UserTokenError::StateInvalid),
     };
-    let Some(completion) = users.completion_url() else {
+    let Some(completion) = users.authorizations().completion_url() else {
         return match outcome {
             Ok(row) => Ok(HttpResponse::Ok().json(serde_json::json!({
                 "user_ref": row.user_ref.as_str(),

@@ -24,8 +24,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use astrada_token_vendor::app::dev::fake_astra::{FakeAstra, FakeAstraConfig, FakeAstraFault};
 use astrada_token_vendor::app::shutdown_signal;
+use atv_dev_fakes::fake_astra::{FakeAstra, FakeAstraConfig, FakeAstraFault};
 use clap::Parser;
 
 #[derive(Parser)]

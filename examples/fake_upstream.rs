@@ -18,8 +18,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use astrada_token_vendor::app::dev::fake_astrada::{FakeAstrada, FakeAstradaConfig, FakeMode};
 use astrada_token_vendor::app::shutdown_signal;
+use atv_dev_fakes::fake_astrada::{FakeAstrada, FakeAstradaConfig, FakeMode};
 use clap::Parser;
 use secrecy::SecretString;
 

@@ -11,6 +11,8 @@
 //! main.rs        parse the command line, start telemetry, call app
 //! app/           composition root: builds every part from its own settings
 //!                section, once; owns background tasks and shutdown; dev mode
+//!                (which starts the fakes of the `atv-dev-fakes` crate,
+//!                `dev-fakes/`, never part of this library)
 //! http/          everything actix-web: both listeners' routers, problem
 //!                (errors -> RFC 9457), cors, limits, request ids, audit,
 //!                rate limit, route handlers

@@ -5,10 +5,10 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use astrada_token_vendor::app::dev::fake_astra::{FakeAstra, FakeAstraConfig, FakeAstraFault};
 use astrada_token_vendor::user_tokens::astra_client::{
     AstraClient, AstraClientConfig, AstraError, AstraTokens,
 };
+use atv_dev_fakes::fake_astra::{FakeAstra, FakeAstraConfig, FakeAstraFault};
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use astrada_token_vendor::app::dev::fake_astra::FakeAstraFault;
+use atv_dev_fakes::fake_astra::FakeAstraFault;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use secrecy::SecretString;

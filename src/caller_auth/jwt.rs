@@ -27,7 +27,7 @@ use siphasher::sip128::{Hasher128, SipHasher};
 use tokio::time::Instant;
 
 use super::AuthError;
-use crate::core::{has_controls, unix_now};
+use crate::core::{USER_AGENT, has_controls, outbound_client, unix_now};
 
 /// Longer tokens are refused before any parsing: session and service-account
 /// tokens are a few KiB at most.
@@ -440,12 +440,9 @@ pub struct Jwks(Arc<JwksInner>);
 impl Jwks {
     /// Builds the HTTP client; nothing is fetched until the first token arrives.
     pub fn new(config: JwksConfig) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.timeout)
-            .timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
+        let http = outbound_client(config.timeout, config.timeout)
             .tls_certs_merge(config.extra_roots.iter().cloned())
-            .user_agent(concat!("astrada-token-vendor/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .build()?;
         Ok(Self(Arc::new(JwksInner {
             config,

@@ -5,10 +5,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use astrada_token_vendor::app::dev::fake_astra::{FakeAstra, FakeAstraConfig};
 use astrada_token_vendor::config::{AstraSettings, Settings};
 use astrada_token_vendor::observability::Metrics;
 use astrada_token_vendor::user_tokens::{Grant, TokenCipher, UserRef, UserTokens};
+use atv_dev_fakes::fake_astra::{FakeAstra, FakeAstraConfig};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use secrecy::SecretString;

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use astrada_token_vendor::config::Settings;
+use astrada_token_vendor::core::USER_AGENT;
 
 use test_support::*;
 
@@ -293,6 +294,46 @@ async fn a_hanging_jwks_endpoint_times_out_and_fails_closed() {
 
     assert_eq!(response.status(), 503);
     assert_eq!(problem_type(response).await, "auth-keys-unavailable");
+}
+
+#[tokio::test]
+async fn a_redirecting_jwks_endpoint_is_not_followed_and_fails_closed() {
+    let key = TestKey::app_rsa("k1");
+    let jwks = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/jwks.json"))
+        .respond_with(ResponseTemplate::new(302).insert_header("location", "/moved.json"))
+        .mount(&jwks)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/moved.json"))
+        .respond_with(jwks_answer(&[&key]))
+        .mount(&jwks)
+        .await;
+    let (app, _upstream) = jwt_app(&jwks).await;
+
+    let response = app.sdk_token_as(&key.session("alice", 600)).await;
+
+    assert_eq!(response.status(), 503);
+    assert_eq!(problem_type(response).await, "auth-keys-unavailable");
+    assert_eq!(jwks_fetches(&jwks).await, 1, "the redirect is not followed");
+}
+
+#[tokio::test]
+async fn the_jwks_is_fetched_with_the_service_user_agent() {
+    let key = TestKey::app_rsa("k1");
+    let jwks = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/jwks.json"))
+        .and(header("user-agent", USER_AGENT))
+        .respond_with(jwks_answer(&[&key]))
+        .mount(&jwks)
+        .await;
+    let (app, _upstream) = jwt_app(&jwks).await;
+
+    let response = app.sdk_token_as(&key.session("alice", 600)).await;
+
+    assert_eq!(response.status(), 200);
 }
 
 #[tokio::test]

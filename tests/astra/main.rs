@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use astrada_token_vendor::app::dev::fake_astra::FakeAstraFault;
 use astrada_token_vendor::http::problem::PROBLEM_BASE;
 use astrada_token_vendor::user_tokens::{FaultPoint, Field, UserTokenError};
+use atv_dev_fakes::fake_astra::FakeAstraFault;
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;

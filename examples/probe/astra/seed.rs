@@ -10,8 +10,8 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use astrada_token_vendor::app::dev::fake_astra::seeded_tokens;
 use astrada_token_vendor::user_tokens::{Field, TokenCipher, UserRef};
+use atv_dev_fakes::fake_astra::seeded_tokens;
 use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::json;

@@ -1,28 +1,21 @@
-//! `dev` mode: the real service plus an in-process fake token endpoint and
-//! throw-away credentials, so a new user gets a token with no cloud account.
+//! `dev` mode: the real service plus the in-process fake Astrada and fake
+//! Astra (from the `atv-dev-fakes` crate, `dev-fakes/`) and throw-away
+//! credentials, so a new user gets a token with no cloud account.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use atv_dev_fakes::fake_astra::{FakeAstra, FakeAstraConfig};
+use atv_dev_fakes::fake_astrada::{FakeAstrada, FakeAstradaConfig};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::{Application, StartupError, shutdown_signal};
 use crate::config::{ConfigError, CredentialSourceKind, Settings};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use fake_astra::{FakeAstra, FakeAstraConfig};
-use fake_astrada::{FakeAstrada, FakeAstradaConfig};
-use secrecy::ExposeSecret;
-
 use crate::http::ASTRA_CALLBACK_PATH;
 use crate::user_tokens::crypto::fill_random;
-
-// Declared first: the fakes use its macro.
-#[macro_use]
-mod serve;
-pub mod fake_astra;
-pub mod fake_astrada;
 
 /// Dev mode's layer above the defaults: loopback only, readable logs.
 pub const DEV_OVERRIDES: &str = r#"

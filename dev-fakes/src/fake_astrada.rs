@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::dev::ServerHandle;
 use actix_web::http::header;
@@ -24,8 +24,7 @@ use jsonwebtoken::{EncodingKey, Header};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::serve::{Listener, control_routes};
-use crate::core::unix_now;
+use crate::serve::{Listener, control_routes};
 
 /// What the fake accepts and how it answers.
 #[derive(Clone)]
@@ -251,7 +250,7 @@ async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> H
     if !known {
         return oauth_error(401, "invalid_client");
     }
-    let now = unix_now().as_secs();
+    let now = unix_secs();
     let lifetime = state.config.lifetime.as_secs().max(1);
     let claims = serde_json::json!({
         "iss": state.issuer,
@@ -280,6 +279,14 @@ async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> H
             "expires_in": lifetime,
             "token_type": "Bearer",
         }))
+}
+
+/// Seconds since the Unix epoch, for `iat` and `exp`; a clock before 1970
+/// gives 0 (tokens that look long expired) rather than a panic.
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
 }
 
 fn parse_form(body: &[u8]) -> Option<TokenRequest> {

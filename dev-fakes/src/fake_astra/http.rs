@@ -17,8 +17,8 @@ use base64::engine::general_purpose::STANDARD;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
-use super::super::serve::{Listener, control_routes};
 use super::{FakeAstraConfig, FakeAstraFault, SeedRequest, Shared, seed, stats};
+use crate::serve::{Listener, control_routes};
 
 /// Longer than any client timeout we configure, so a `Timeout` fault is
 /// always seen as one; the server is stopped without waiting for it.

@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::serve::Listener;
+use crate::serve::Listener;
 use store::{Lifetimes, Store};
 
 /// Who the fake accepts and how long what it issues lives.

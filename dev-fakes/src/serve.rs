@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpListener};
 use actix_web::{FromRequest, Handler, Responder, web};
 
 /// A fake's listening socket, and whether the fake mounts its control route.
-pub(super) struct Listener {
+pub(crate) struct Listener {
     pub tcp: TcpListener,
     pub addr: SocketAddr,
     pub control: bool,
@@ -38,7 +38,7 @@ impl Listener {
 }
 
 /// `GET /_control` and `POST /_control`, when `control` is on.
-pub(super) fn control_routes<G, GArgs, S, SArgs>(
+pub(crate) fn control_routes<G, GArgs, S, SArgs>(
     control: bool,
     get: G,
     set: S,

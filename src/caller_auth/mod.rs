@@ -3,6 +3,7 @@
 //! ([`InternalAuth`]). Without these checks anyone who can reach a listener
 //! could mint tokens from the customer's Astrada account.
 
+pub mod jwks;
 pub mod jwt;
 pub mod service_account;
 pub mod static_keys;
@@ -391,7 +392,7 @@ fn static_key(jwt: &JwtSettings) -> Result<jsonwebtoken::DecodingKey, ConfigErro
             jwt.public_key_pem.clone().into_bytes(),
         )
     };
-    match jwt::decoding_key_from_pem(&pem) {
+    match jwks::decoding_key_from_pem(&pem) {
         Some(k) => Ok(k),
         None => invalid(
             key,
@@ -445,7 +446,7 @@ pub(crate) fn jwks_source(keys: JwksKeys<'_>) -> Result<KeySource, ConfigError> 
         }
         None => Vec::new(),
     };
-    let jwks = jwt::Jwks::new(jwt::JwksConfig {
+    let jwks = jwks::Jwks::new(jwks::JwksConfig {
         url,
         timeout: Duration::from_millis(keys.timeout_ms),
         cache_for: Duration::from_secs(keys.cache_secs),

@@ -145,17 +145,7 @@ impl UserTokens {
         store: Arc<dyn UserStore>,
         metrics: &Metrics,
     ) -> Self {
-        // A cache is only coherent across replicas with a change feed.
-        let (cache, change_feed) = match config.cache_capacity {
-            0 => (None, None),
-            capacity => {
-                let cache = Arc::new(UserTokenCache::new(capacity));
-                match store.change_feed(Arc::clone(&cache) as _) {
-                    Some(feed) => (Some(cache), Some(feed)),
-                    None => (None, None),
-                }
-            }
-        };
+        let (cache, change_feed) = token_cache(config.cache_capacity, &store);
         let policy = config.policy;
         let pacer = Arc::new(Pacer::new(config.max_calls_per_sec));
         let membership = Arc::new(Membership::new(
@@ -472,6 +462,23 @@ impl UserTokens {
         } else {
             Err(UserTokenError::UnknownUser)
         }
+    }
+}
+
+/// The token cache and the change feed that keeps it coherent; none for a
+/// capacity of 0 or a store without a feed (SQLite), since a cache is only
+/// coherent across replicas with one.
+fn token_cache(
+    capacity: usize,
+    store: &Arc<dyn UserStore>,
+) -> (Option<Arc<UserTokenCache>>, Option<BoxFuture<'static, ()>>) {
+    if capacity == 0 {
+        return (None, None);
+    }
+    let cache = Arc::new(UserTokenCache::new(capacity));
+    match store.change_feed(Arc::clone(&cache) as _) {
+        Some(feed) => (Some(cache), Some(feed)),
+        None => (None, None),
     }
 }
 

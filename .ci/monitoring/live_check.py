@@ -56,6 +56,9 @@ def http(method, url, body=None, headers=None, follow=True):
             return resp.status, resp.headers, resp.read()
     except urllib.error.HTTPError as e:
         return e.code, e.headers, e.read()
+    except (urllib.error.URLError, ConnectionError) as e:
+        # Not listening yet, or gone: status 0, which no check accepts.
+        return 0, {}, str(e).encode()
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):

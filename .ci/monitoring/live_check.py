@@ -82,7 +82,7 @@ def load(public, internal):
         expect(http("GET", f"{public}/astrada-sdk-token")[0], 200, "SDK token")
     for _ in range(20):
         expect(http("GET", f"{internal}/astrada-api-token")[0], 200, "API token")
-    # The Astra walkthrough of README "Astra per-user tokens in dev mode",
+    # The Astra walkthrough of docs/getting-started.md "Astra per-user tokens in dev mode",
     # with the fake Astra's Authorize button pressed by a form POST.
     status, _, body = http("POST", f"{internal}/astra/users/{USER}/authorization")
     expect(status, 201, "start authorization")

@@ -83,7 +83,7 @@ impl CallerAuth {
                 "caller_auth.mode is \"none\": anyone who can reach the public listener would get \
                  card-enrollment tokens"
                     .into(),
-                "use caller_auth.mode = \"jwt\" or \"trusted_header\" (README: Caller authentication), \
+                "use caller_auth.mode = \"jwt\" or \"trusted_header\" (docs/security/caller-auth.md), \
                  or set allow_unauthenticated = true if an open endpoint is really meant",
             )?,
             CallerAuthMode::None => CallerAuth::None,
@@ -153,8 +153,9 @@ impl InternalAuth {
                 "internal_auth.mode is \"none\": anyone who can reach the internal listener would \
                  get full-access API tokens"
                     .into(),
-                "use internal_auth.mode = \"kubernetes\" or \"static_keys\" (README: Caller \
-                 authentication), or set allow_unauthenticated = true if that is really meant",
+                "use internal_auth.mode = \"kubernetes\" or \"static_keys\" \
+                 (docs/security/caller-auth.md), or set allow_unauthenticated = true if that \
+                 is really meant",
             )?,
             InternalAuthMode::None => InternalAuth::None,
             InternalAuthMode::Kubernetes => InternalAuth::Kubernetes(Box::new(

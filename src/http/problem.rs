@@ -18,7 +18,7 @@ use crate::client_tokens::oauth_client::ExchangeError;
 use crate::client_tokens::token_cache::TokenUnavailable;
 use crate::user_tokens::{StoreError, UserTokenError};
 
-/// Prefix of every problem `type`; each one is listed in the README.
+/// Prefix of every problem `type`; each one is listed in docs/api.md.
 pub const PROBLEM_BASE: &str = "urn:astrada-token-vendor:problem:";
 
 /// The realm of every `WWW-Authenticate` challenge.

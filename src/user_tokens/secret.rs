@@ -30,7 +30,7 @@ pub fn apply(settings: &mut AstraSettings, text: &SecretString) -> Result<(), Co
         return invalid(
             "astra.secret_id",
             "the secret's text is not the expected JSON object".into(),
-            "store {\"client_id\", \"client_secret\", \"encryption_keys\": {\"ID\": \"BASE64\"}, \"active_key_id\"} (README: Astra secrets)",
+            "store {\"client_id\", \"client_secret\", \"encryption_keys\": {\"ID\": \"BASE64\"}, \"active_key_id\"} (docs/security/secrets-and-keys.md: Astra secrets)",
         );
     };
     let keys: Vec<String> = secret

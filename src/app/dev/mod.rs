@@ -85,7 +85,7 @@ pub async fn run(mut settings: Settings) -> Result<(), StartupError> {
          \x20 Astra users (internal)       http://127.0.0.1:{internal}/astra/users\n\
          \x20 caller authentication is OFF and credentials are throw-away.\n\
          \x20 Try: curl -s http://127.0.0.1:{public}/astrada-sdk-token\n\
-         \x20 Astra walkthrough: README, \"Astra per-user tokens in dev mode\".\n",
+         \x20 Walkthrough: docs/getting-started.md.\n",
         fake.token_url,
         astra_url = astra.base_url(),
     );

@@ -52,7 +52,7 @@ pub async fn source_from_settings(
                 return invalid(
                     "credentials.file",
                     "source is \"file\" but no file is named".into(),
-                    "set ATV_CREDENTIALS__FILE to a JSON file (see README, credential formats)",
+                    "set ATV_CREDENTIALS__FILE to a JSON file (see docs/security/secrets-and-keys.md)",
                 );
             }
             Arc::new(FileSource::new(settings.file.clone()))

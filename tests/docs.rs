@@ -371,7 +371,7 @@ fn broken_links(files: &[PathBuf], read: impl Fn(&Path) -> Option<String>) -> Ve
                     continue;
                 }
                 let Some(anchor) = anchor else { continue };
-                if !resolved.extension().is_some_and(|e| e == "md") {
+                if resolved.extension().is_none_or(|e| e != "md") {
                     continue; // line anchors into code are GitHub's business
                 }
                 let known = anchors(&read(&resolved).unwrap_or_default());

@@ -180,7 +180,7 @@ fn the_configuration_reference_check_refuses_a_wrong_default_an_unknown_key_and_
         "| `cache.refresh_ahead_secs` | `120` |",
         "| `cache.refresh_ahead_secs` | 120 |",
     );
-    assert_ne!(wrong, CONFIGURATION, "the row this test edits exists");
+    assert!(wrong != CONFIGURATION, "the row this test edits exists");
     let joined = |page: &str| reference_errors(page).join("\n");
     assert!(joined(&wrong).contains("default 90, config/default.toml has 120"));
     let unknown = joined(&unknown);

@@ -56,6 +56,13 @@ fn audit_event_fields_are_in_the_readme() {
         "subject",
         "origin",
         "expires_in",
+        "astra_token_issued",
+        "astra_authorization",
+        "internal_refused",
+        "internal_refused_summary",
+        "user_ref",
+        "permission",
+        "outcome",
     ] {
         assert!(readme.contains(field), "README documents `{field}`");
     }

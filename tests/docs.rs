@@ -199,6 +199,13 @@ fn audit_event_fields_are_documented() {
         "subject",
         "origin",
         "expires_in",
+        "astra_token_issued",
+        "astra_authorization",
+        "internal_refused",
+        "internal_refused_summary",
+        "user_ref",
+        "permission",
+        "outcome",
     ] {
         assert!(page.contains(field), "caller-auth.md documents `{field}`");
     }

@@ -504,17 +504,17 @@ fn the_circle_checker_finds_a_circle_through_siblings_and_ignores_parent_re_expo
 fn assert_follows_the_rule(src: &Path) {
     let files = sources(src);
     assert!(!files.is_empty(), "no .rs files under {}", src.display());
-    let found = violations(&files);
-    assert!(
-        found.is_empty(),
-        "{} import(s) break the layer rule of src/lib.rs:\n{}",
-        found.len(),
-        found.join("\n")
+    assert_none(
+        "import(s) break the layer rule of src/lib.rs",
+        violations(&files),
     );
-    let found = circles(&files);
+    assert_none("import circle(s) between files", circles(&files));
+}
+
+fn assert_none(what: &str, found: Vec<String>) {
     assert!(
         found.is_empty(),
-        "{} import circle(s) between files:\n{}",
+        "{} {what}:\n{}",
         found.len(),
         found.join("\n")
     );

@@ -55,7 +55,7 @@ async fn no_secret_or_token_appears_in_trace_level_logs() {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let logs = captured.text();
-    let events = audit_events(&logs);
+    let events = captured.audit_events();
     let digest = hex::encode(Sha256::digest(token.as_bytes()));
     let issued = events
         .iter()
@@ -142,12 +142,4 @@ async fn no_secrets_manager_value_appears_in_trace_level_logs() {
         !logs.contains(SECRET_MARK),
         "a Secrets Manager value leaked into the logs"
     );
-}
-
-/// The audit events of one log capture, parsed.
-fn audit_events(logs: &str) -> Vec<serde_json::Value> {
-    logs.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|e| e["target"] == "audit")
-        .collect()
 }

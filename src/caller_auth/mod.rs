@@ -1,8 +1,10 @@
 //! Who may get a token: browser callers of the SDK token on the public
-//! listener ([`CallerAuth`]) and internal callers of the API token
-//! ([`InternalAuth`]). Without these checks anyone who can reach a listener
-//! could mint tokens from the customer's Astrada account.
+//! listener ([`CallerAuth`]) and internal callers ([`InternalAuth`]): who
+//! they are, and what their [`grants`] allow them. Without these checks
+//! anyone who can reach a listener could mint tokens from the customer's
+//! Astrada account, or read any user's Astra token.
 
+pub mod grants;
 pub mod jwks;
 pub mod jwt;
 pub mod service_account;
@@ -11,6 +13,7 @@ pub mod trusted_header;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::HttpRequest;
@@ -21,6 +24,7 @@ use crate::config::{
     CALLER_BUDGET, CallerAuthMode, CallerAuthSettings, ConfigError, InternalAuthMode,
     InternalAuthSettings, JwtSettings, https_url, invalid, required,
 };
+use grants::{Denied, Grant, Grants, Identities, Permission, refuse_retired};
 use jwt::{JwtRules, JwtVerifier, KeySource};
 use service_account::ServiceAccountAuth;
 use static_keys::StaticKeys;
@@ -30,7 +34,7 @@ use trusted_header::TrustedHeader;
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// A session token's `sub`, a gateway-asserted user, a service account,
-    /// a static key's hash prefix, or `anonymous`.
+    /// a static key's name, or `anonymous`.
     pub subject: String,
     /// How the subject was established, for the audit log.
     pub method: &'static str,
@@ -53,9 +57,6 @@ pub enum AuthError {
     /// Credentials were presented and refused: 401 `invalid_token`.
     #[error("the credentials were refused ({0})")]
     Invalid(&'static str),
-    /// The caller is known but not allowed: 403.
-    #[error("the caller is not allowed ({0})")]
-    Forbidden(&'static str),
     /// The keys to check credentials could not be fetched: 503, try again.
     #[error("the keys to verify credentials are unavailable")]
     KeysUnavailable,
@@ -134,54 +135,89 @@ impl CallerAuth {
     }
 }
 
-/// Authentication of internal callers of `/astrada-api-token`.
-pub enum InternalAuth {
+/// Who internal callers are, and what each may do.
+pub struct InternalAuth {
+    authenticator: InternalAuthenticator,
+    grants: Grants,
+}
+
+enum InternalAuthenticator {
     /// Projected Kubernetes service-account tokens.
     Kubernetes(Box<ServiceAccountAuth>),
-    /// Pre-shared keys, stored hashed.
+    /// Named pre-shared keys, stored hashed.
     StaticKeys(StaticKeys),
-    /// No check (explicitly allowed, dev mode).
+    /// No check (explicitly allowed, dev mode): everyone may do everything.
     None,
 }
 
 impl InternalAuth {
-    /// Checks `[internal_auth]` and builds the configured authenticator.
+    /// Checks `[internal_auth]` and builds the configured authenticator
+    /// and the grants.
     pub fn from_settings(settings: &InternalAuthSettings) -> Result<Self, ConfigError> {
-        Ok(match settings.mode {
+        refuse_retired(settings)?;
+        let (authenticator, grants) = match settings.mode {
             InternalAuthMode::None if !settings.allow_unauthenticated => invalid(
                 "internal_auth.allow_unauthenticated",
                 "internal_auth.mode is \"none\": anyone who can reach the internal listener would \
-                 get full-access API tokens"
+                 get full-access API tokens and every Astra user's token"
                     .into(),
-                "use internal_auth.mode = \"kubernetes\" or \"static_keys\" \
-                 (docs/security/caller-auth.md), or set allow_unauthenticated = true if that \
-                 is really meant",
+                "use internal_auth.mode = \"kubernetes\" or \"static_keys\" with grants \
+                 (docs/security/grants.md), or set allow_unauthenticated = true if that is \
+                 really meant",
             )?,
-            InternalAuthMode::None => InternalAuth::None,
-            InternalAuthMode::Kubernetes => InternalAuth::Kubernetes(Box::new(
-                ServiceAccountAuth::from_settings(&settings.kubernetes)?,
-            )),
-            InternalAuthMode::StaticKeys => {
-                InternalAuth::StaticKeys(StaticKeys::parse(&settings.static_keys.key_hashes)?)
+            InternalAuthMode::None => {
+                if !settings.grants.is_empty() {
+                    tracing::warn!(
+                        "internal_auth.grants are not enforced while internal_auth.mode is \"none\""
+                    );
+                }
+                (InternalAuthenticator::None, Grants::open())
             }
+            InternalAuthMode::Kubernetes => {
+                let accounts = ServiceAccountAuth::from_settings(&settings.kubernetes)?;
+                let grants = Grants::from_settings(&settings.grants, Identities::ServiceAccounts)?;
+                (
+                    InternalAuthenticator::Kubernetes(Box::new(accounts)),
+                    grants,
+                )
+            }
+            InternalAuthMode::StaticKeys => {
+                let keys = StaticKeys::from_settings(&settings.static_keys)?;
+                let grants =
+                    Grants::from_settings(&settings.grants, Identities::StaticKeys(keys.names()))?;
+                (InternalAuthenticator::StaticKeys(keys), grants)
+            }
+        };
+        Ok(Self {
+            authenticator,
+            grants,
         })
     }
 
     /// Establishes which workload sent `req`.
     pub async fn authenticate(&self, req: &HttpRequest) -> Result<Caller, AuthError> {
-        match self {
-            InternalAuth::Kubernetes(sa) => sa.authenticate(req).await,
-            InternalAuth::StaticKeys(keys) => keys.authenticate(req),
-            InternalAuth::None => Ok(anonymous()),
+        match &self.authenticator {
+            InternalAuthenticator::Kubernetes(sa) => sa.authenticate(req).await,
+            InternalAuthenticator::StaticKeys(keys) => keys.authenticate(req),
+            InternalAuthenticator::None => Ok(anonymous()),
         }
     }
 
-    /// Says loudly at start-up that the API token is open to anyone.
+    /// `caller`'s grant, if it holds `permission`; the grant then says
+    /// which `user_ref`s it covers ([`Grant::check_user`]).
+    pub fn authorize(&self, caller: &Caller, permission: Permission) -> Result<Arc<Grant>, Denied> {
+        self.grants
+            .check(&caller.subject, permission)
+            .map(Arc::clone)
+    }
+
+    /// Says loudly at start-up that the internal listener is open to anyone.
     pub fn warn_if_open(&self) {
-        if matches!(self, InternalAuth::None) {
+        if matches!(self.authenticator, InternalAuthenticator::None) {
             tracing::warn!(
                 "internal authentication is OFF (internal_auth.mode = \"none\"): anyone who can \
-                 reach the internal listener gets full-access API tokens"
+                 reach the internal listener gets full-access API tokens and every Astra user's \
+                 token"
             );
         }
     }

@@ -1,8 +1,7 @@
 //! Internal callers as Kubernetes workloads: a projected service-account
-//! token (a JWT from the cluster's OIDC issuer, with our audience) from a
-//! service account on the allowlist.
+//! token (a JWT from the cluster's OIDC issuer, with our audience). What
+//! each account may do is its grant's business (`super::grants`).
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -10,13 +9,11 @@ use actix_web::HttpRequest;
 
 use super::jwt::{JwtRules, JwtVerifier};
 use super::{AuthError, Caller, JwksKeys, algorithms, bearer, jwks_source};
-use crate::config::{ConfigError, KubernetesAuthSettings, invalid, required};
-use crate::core::escape_controls;
+use crate::config::{ConfigError, KubernetesAuthSettings, required};
 
-/// Verifies service-account tokens and checks the account against the allowlist.
+/// Verifies service-account tokens.
 pub struct ServiceAccountAuth {
     verifier: JwtVerifier,
-    allowed: HashSet<String>,
 }
 
 impl ServiceAccountAuth {
@@ -39,24 +36,6 @@ impl ServiceAccountAuth {
             &k.audience,
             "the audience your callers' projected tokens request",
         )?;
-        if k.allowed_subjects.is_empty() {
-            return invalid(
-                "internal_auth.kubernetes.allowed_subjects",
-                "is empty, so no workload could get the API token".into(),
-                "list the callers, e.g. [\"system:serviceaccount:payments:billing\"]",
-            );
-        }
-        for subject in &k.allowed_subjects {
-            let parts: Vec<&str> = subject.split(':').collect();
-            if !matches!(parts.as_slice(), ["system", "serviceaccount", ns, name] if !ns.is_empty() && !name.is_empty())
-            {
-                return invalid(
-                    "internal_auth.kubernetes.allowed_subjects",
-                    format!("`{subject}` is not system:serviceaccount:NAMESPACE:NAME"),
-                    "use e.g. \"system:serviceaccount:payments:billing\"",
-                );
-            }
-        }
         let keys = jwks_source(JwksKeys {
             url_key: "internal_auth.kubernetes.jwks_url",
             timing_keys: (
@@ -82,23 +61,13 @@ impl ServiceAccountAuth {
                 max_age: Some(Duration::from_secs(k.max_token_age_secs)),
             },
         );
-        Ok(Self {
-            verifier,
-            allowed: k.allowed_subjects.iter().cloned().collect(),
-        })
+        Ok(Self { verifier })
     }
 
-    /// The service account behind `req`'s bearer token, if it is allowed.
+    /// The service account behind `req`'s bearer token.
     pub async fn authenticate(&self, req: &HttpRequest) -> Result<Caller, AuthError> {
         let token = bearer(req)?.ok_or(AuthError::Missing)?;
         let claims = self.verifier.verify(token).await?;
-        if !self.allowed.contains(&claims.subject) {
-            tracing::warn!(
-                subject = %escape_controls(&claims.subject),
-                "service account is not in internal_auth.kubernetes.allowed_subjects: refused"
-            );
-            return Err(AuthError::Forbidden("service account not allowed"));
-        }
         Ok(Caller {
             subject: claims.subject,
             method: "kubernetes",

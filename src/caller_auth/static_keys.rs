@@ -1,46 +1,77 @@
-//! Pre-shared keys for internal callers outside Kubernetes. Only SHA-256
-//! hashes are configured, so the configuration itself holds no usable key,
-//! and presented keys are compared in constant time.
+//! Pre-shared keys for internal callers outside Kubernetes. Each key has a
+//! name (what grants and audit lines call it); only its SHA-256 is
+//! configured, so the configuration itself holds no usable key, and
+//! presented keys are compared in constant time.
 
 use actix_web::HttpRequest;
 use sha2::{Digest, Sha256};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use super::{AuthError, Caller, bearer};
-use crate::config::{ConfigError, invalid};
+use crate::config::{ConfigError, StaticKeysSettings, invalid};
 
-/// The accepted keys' SHA-256 digests.
+const KEY: &str = "internal_auth.static_keys.keys";
+
+/// The longest key name.
+const MAX_NAME_LEN: usize = 64;
+
+/// The accepted keys' names and SHA-256 digests.
 pub struct StaticKeys {
+    names: Vec<String>,
     hashes: Vec<[u8; 32]>,
 }
 
 impl StaticKeys {
-    /// Parses hex SHA-256 digests, naming the key on error.
-    pub fn parse(hex_hashes: &[String]) -> Result<Self, ConfigError> {
-        const KEY: &str = "internal_auth.static_keys.key_hashes";
-        if hex_hashes.is_empty() {
+    /// Checks `[internal_auth.static_keys]`: named keys, each a SHA-256,
+    /// no name or hash twice.
+    pub fn from_settings(settings: &StaticKeysSettings) -> Result<Self, ConfigError> {
+        if settings.keys.is_empty() {
             return invalid(
                 KEY,
-                "is empty, so no caller could get the API token".into(),
-                "add the SHA-256 of each key: printf %s \"$KEY\" | sha256sum",
+                "is empty, so no caller could authenticate".into(),
+                "add a [[internal_auth.static_keys.keys]] table per caller with its name and the \
+                 SHA-256 of its key: printf %s \"$KEY\" | sha256sum",
             );
         }
-        let hashes = hex_hashes
-            .iter()
-            .enumerate()
-            .map(|(i, h)| {
-                let mut digest = [0u8; 32];
-                match hex::decode_to_slice(h.trim(), &mut digest) {
-                    Ok(()) => Ok(digest),
-                    Err(_) => invalid(
-                        KEY,
-                        format!("entry {i} is not 64 hex digits (a SHA-256)"),
-                        "store the hash, never the key: printf %s \"$KEY\" | sha256sum",
+        let mut names: Vec<String> = Vec::with_capacity(settings.keys.len());
+        let mut hashes: Vec<[u8; 32]> = Vec::with_capacity(settings.keys.len());
+        for (i, key) in settings.keys.iter().enumerate() {
+            if !is_name(&key.name) {
+                return invalid(
+                    KEY,
+                    format!(
+                        "entry {i}: the name is not 1-{MAX_NAME_LEN} characters of a-z 0-9 . _ -"
                     ),
-                }
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self { hashes })
+                    "name the caller, e.g. name = \"ops-cli\"",
+                );
+            }
+            let mut digest = [0u8; 32];
+            if hex::decode_to_slice(key.sha256.trim(), &mut digest).is_err() {
+                return invalid(
+                    KEY,
+                    format!("entry {i} (`{}`): sha256 is not 64 hex digits", key.name),
+                    "store the hash, never the key: printf %s \"$KEY\" | sha256sum",
+                );
+            }
+            if names.contains(&key.name) || hashes.contains(&digest) {
+                return invalid(
+                    KEY,
+                    format!(
+                        "entry {i} (`{}`): the name or the hash is listed twice",
+                        key.name
+                    ),
+                    "give each caller its own key and name",
+                );
+            }
+            names.push(key.name.clone());
+            hashes.push(digest);
+        }
+        Ok(Self { names, hashes })
+    }
+
+    /// The keys' names, for checking grants.
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 
     /// Accepts `Authorization: Bearer KEY` when KEY hashes to a listed digest.
@@ -56,13 +87,21 @@ impl StaticKeys {
             index = u64::conditional_select(&index, &(i as u64), equal);
         }
         if bool::from(matched) {
-            let hash = &self.hashes[usize::try_from(index).unwrap_or_default()];
+            let name = &self.names[usize::try_from(index).unwrap_or_default()];
             Ok(Caller {
-                subject: format!("static-key:{}", hex::encode(&hash[..6])),
+                subject: name.clone(),
                 method: "static_key",
             })
         } else {
             Err(AuthError::Invalid("unknown key"))
         }
     }
+}
+
+fn is_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        })
 }

@@ -250,7 +250,7 @@ pub enum InternalAuthMode {
     None,
 }
 
-/// Authentication of the internal API-token endpoint.
+/// Authentication and authorization of the internal listener's callers.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InternalAuthSettings {
@@ -258,6 +258,36 @@ pub struct InternalAuthSettings {
     pub allow_unauthenticated: bool,
     pub kubernetes: KubernetesAuthSettings,
     pub static_keys: StaticKeysSettings,
+    /// What each internal caller may do; nothing is allowed without a grant.
+    pub grants: Vec<GrantSettings>,
+}
+
+/// One internal caller's permissions: `[[internal_auth.grants]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantSettings {
+    /// A service account (`system:serviceaccount:NS:NAME`) or a static key's name.
+    pub identity: String,
+    /// Permission names, e.g. `astrada:api_token`, `astra:token`.
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    /// When not empty, the Astra permissions cover only `user_ref`s starting
+    /// with one of these.
+    #[serde(default)]
+    pub user_ref_prefixes: Vec<String>,
+    /// Calls through the (future) API proxy, per upstream.
+    #[serde(default)]
+    pub proxy: Vec<ProxyGrantSettings>,
+}
+
+/// Methods and path patterns one caller may send to one upstream through
+/// the API proxy: `[[internal_auth.grants.proxy]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyGrantSettings {
+    pub upstream: String,
+    pub methods: Vec<String>,
+    pub paths: Vec<String>,
 }
 
 /// Verification of projected service-account tokens.
@@ -269,6 +299,8 @@ pub struct KubernetesAuthSettings {
     pub jwks_ca_file: PathBuf,
     pub jwks_token_file: PathBuf,
     pub audience: String,
+    /// Retired: refused with a hint to write grants instead (see `caller_auth::grants`).
+    #[serde(default)]
     pub allowed_subjects: Vec<String>,
     pub algorithms: Vec<String>,
     pub leeway_secs: u64,
@@ -284,7 +316,20 @@ pub struct KubernetesAuthSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StaticKeysSettings {
+    pub keys: Vec<StaticKeySettings>,
+    /// Retired: anonymous keys; refused with a hint to name them.
+    #[serde(default)]
     pub key_hashes: Vec<String>,
+}
+
+/// One named key: `[[internal_auth.static_keys.keys]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticKeySettings {
+    /// Names the caller in grants and audit lines.
+    pub name: String,
+    /// Hex SHA-256 of the key; the key itself is never configured.
+    pub sha256: String,
 }
 
 /// Log output shape and verbosity.

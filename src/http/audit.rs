@@ -1,26 +1,82 @@
-//! The audit trail of token hand-outs: who received which token (named by
-//! its fingerprint, never the token), from which origin, and who was refused.
+//! The audit trail (log target `audit`): who received which token (named by
+//! its fingerprint, never the token), who started, completed, imported or
+//! deleted which Astra authorization, and who was refused.
 //!
-//! One line per token per holder: the browser SDK asks again at launch and
-//! on expiry, so that is one line per real hand-out, while a client polling
-//! the endpoint cannot turn the audit log into a per-request access log
-//! (and its cost onto the hot path). Every hand-out is still counted in
-//! `atv_tokens_issued_total`.
+//! Token hand-outs are logged once per token per holder: the browser SDK
+//! asks again at launch and on expiry, and a workload may ask for a user's
+//! token before every Astra call, so that is one line per real hand-out,
+//! while polling cannot turn the audit log into a per-request access log
+//! (and its cost onto the hot path: the decision is a hash and a cache
+//! lookup, no allocation). Every hand-out is still counted in
+//! `atv_tokens_issued_total`. Refusals on the internal listener are logged
+//! one by one up to [`REFUSAL_LINES_PER_SECOND`] a second; beyond that they
+//! are counted and summarised in one line (every one is counted in
+//! `atv_internal_auth_refusals_total` regardless).
 
+use std::fmt::Display;
 use std::hash::BuildHasher;
+use std::sync::Mutex;
 use std::time::Duration;
 
-use actix_web::HttpRequest;
 use actix_web::http::header;
+use actix_web::{HttpMessage, HttpRequest};
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
+use super::client_addr::ClientAddr;
+use crate::caller_auth::grants::Permission;
 use crate::caller_auth::{AuthError, Caller};
 use crate::core::{AccessToken, CredentialSet, escape_controls};
+use crate::user_tokens::{HandedToken, UserRef};
+
+/// Refusal lines written one by one per second; the rest are summarised.
+pub const REFUSAL_LINES_PER_SECOND: u32 = 20;
 
 /// Remembers which holder already got which token.
 pub struct AuditTrail {
     seen: moka::sync::Cache<u64, ()>,
     hasher: std::collections::hash_map::RandomState,
+    refusals: Mutex<RefusalWindow>,
+}
+
+/// Refusals in the current second: lines written and lines held back.
+struct RefusalWindow {
+    started: Instant,
+    logged: u32,
+    suppressed: u64,
+}
+
+/// Who authorized a user: an internal caller, or the user's own browser
+/// through Astra's redirect (no caller at all).
+#[derive(Clone, Copy)]
+pub enum Actor<'a> {
+    Caller(&'a Caller),
+    BrowserCallback,
+}
+
+crate::core::named_enum! {
+    /// What happened to an Astra authorization.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum AuthorizationAction {
+        /// An authorization was started (a `state` handed out).
+        Started = "started",
+        /// An authorization code was exchanged (callback or backend).
+        Completed = "completed",
+        /// A refresh token obtained elsewhere was imported.
+        Imported = "imported",
+        /// The stored tokens were erased.
+        Deleted = "deleted",
+    }
+}
+
+/// A refused request on the internal listener, for its audit line.
+pub struct Refusal<'a> {
+    pub route: &'static str,
+    pub permission: Permission,
+    /// `None` when the caller could not be authenticated.
+    pub caller: Option<&'a Caller>,
+    pub user_ref: Option<&'a str>,
 }
 
 impl AuditTrail {
@@ -33,7 +89,21 @@ impl AuditTrail {
                 .time_to_live(Duration::from_secs(24 * 3600))
                 .build(),
             hasher: std::collections::hash_map::RandomState::new(),
+            refusals: Mutex::new(RefusalWindow {
+                started: Instant::now(),
+                logged: 0,
+                suppressed: 0,
+            }),
         }
+    }
+
+    /// True the first time `key` is seen (within the cache's bounds).
+    fn first_time(&self, key: u64) -> bool {
+        if self.seen.contains_key(&key) {
+            return false;
+        }
+        self.seen.insert(key, ());
+        true
     }
 
     /// Logs the hand-out of `token` to `holder` unless this holder got it before.
@@ -45,11 +115,9 @@ impl AuditTrail {
         holder: &str,
         token: &AccessToken,
     ) {
-        let key = self.hasher.hash_one((set, holder, &token.fingerprint));
-        if self.seen.contains_key(&key) {
+        if !self.first_time(self.hasher.hash_one((set, holder, &token.fingerprint))) {
             return;
         }
-        self.seen.insert(key, ());
         tracing::info!(
             target: "audit",
             event = "token_issued",
@@ -63,7 +131,9 @@ impl AuditTrail {
         );
     }
 
-    /// Logs a refusal; every one, since refusals are what an investigation looks for.
+    /// Logs a refusal on the public listener; every one, since refusals are
+    /// what an investigation looks for (the pre-authentication rate limit
+    /// bounds them).
     pub fn refused(&self, req: &HttpRequest, set: CredentialSet, peer: &str, refused: &AuthError) {
         tracing::info!(
             target: "audit",
@@ -75,6 +145,121 @@ impl AuditTrail {
             "token refused"
         );
     }
+
+    /// Logs the hand-out of `user`'s Astra token to `caller`, once per
+    /// token generation and caller; `via` is the route (`token` or
+    /// `stale_generation`).
+    pub fn astra_token_issued(
+        &self,
+        caller: &Caller,
+        user: &UserRef,
+        token: &HandedToken,
+        via: &'static str,
+    ) {
+        let key = ("astra", caller.subject.as_str(), user, token.generation);
+        if !self.first_time(self.hasher.hash_one(key)) {
+            return;
+        }
+        let digest = Sha256::digest(token.access_token.expose_secret().as_bytes());
+        tracing::info!(
+            target: "audit",
+            event = "astra_token_issued",
+            subject = %escape_controls(&caller.subject),
+            auth = caller.method,
+            user_ref = %user,
+            via,
+            generation = token.generation,
+            expires_in = token.expires_in,
+            token_sha256_prefix = %hex::encode(&digest[..6]),
+            outcome = "ok",
+            "astra token issued"
+        );
+    }
+
+    /// Logs an authorization event for `user` and its outcome (`ok` or the
+    /// problem type); `replaced` says whether a stored authorization was
+    /// replaced (completed and imported only).
+    pub fn astra_authorization(
+        &self,
+        actor: Actor<'_>,
+        user: &UserRef,
+        action: AuthorizationAction,
+        outcome: &str,
+        replaced: bool,
+    ) {
+        let (subject, auth) = match actor {
+            Actor::Caller(caller) => (escape_controls(&caller.subject), caller.method),
+            Actor::BrowserCallback => ("-".into(), "astra_callback"),
+        };
+        tracing::info!(
+            target: "audit",
+            event = "astra_authorization",
+            action = action.as_str(),
+            subject = %subject,
+            auth,
+            user_ref = %user,
+            replaced,
+            outcome,
+            "astra authorization {action}"
+        );
+    }
+
+    /// Logs a `401` or `403` on the internal listener, summarising floods.
+    pub fn internal_refused(&self, req: &HttpRequest, refusal: &Refusal<'_>, why: &dyn Display) {
+        let summary = {
+            let mut window = self
+                .refusals
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let now = Instant::now();
+            let mut held_back = 0;
+            if now.duration_since(window.started) >= Duration::from_secs(1) {
+                held_back = std::mem::take(&mut window.suppressed);
+                window.started = now;
+                window.logged = 0;
+            }
+            if window.logged >= REFUSAL_LINES_PER_SECOND {
+                window.suppressed += 1;
+                return;
+            }
+            window.logged += 1;
+            held_back
+        };
+        if summary > 0 {
+            tracing::info!(
+                target: "audit",
+                event = "internal_refused_summary",
+                suppressed = summary,
+                "internal refusals not logged one by one"
+            );
+        }
+        let (subject, auth) = refusal.caller.map_or(("-".into(), "-"), |c| {
+            (escape_controls(&c.subject), c.method)
+        });
+        tracing::info!(
+            target: "audit",
+            event = "internal_refused",
+            status = if refusal.caller.is_some() { 403 } else { 401 },
+            permission = refusal.permission.as_str(),
+            route = refusal.route,
+            method = req.method().as_str(),
+            subject = %subject,
+            auth,
+            user_ref = refusal.user_ref.unwrap_or("-"),
+            reason = %why,
+            peer = %peer(req),
+            "internal request refused"
+        );
+    }
+}
+
+/// The client address resolved by the request-span layer (else the peer),
+/// as the rate limiter and the public refusals name it (`ip:…`).
+fn peer(req: &HttpRequest) -> String {
+    let resolved = req.extensions().get::<ClientAddr>().copied();
+    resolved
+        .unwrap_or_else(|| ClientAddr(req.peer_addr().map(|a| a.ip())))
+        .key()
 }
 
 fn origin(req: &HttpRequest) -> std::borrow::Cow<'_, str> {

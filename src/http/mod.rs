@@ -6,6 +6,7 @@
 //! Every layer is built with what it needs ([`Services`]), so a missing
 //! dependency is a compile error, never a check skipped at request time.
 
+pub mod access;
 pub mod audit;
 pub mod client_addr;
 pub mod cors;
@@ -30,6 +31,7 @@ use crate::client_tokens::ClientTokens;
 use crate::config::ServerSettings;
 use crate::observability::Metrics;
 use crate::user_tokens::UserTokens;
+use access::InternalGate;
 use audit::AuditTrail;
 use client_addr::TrustedProxies;
 use cors::Cors;
@@ -37,7 +39,9 @@ use limits::RequestLimits;
 use problem::{HttpError, Problem};
 use rate_limit::RateLimiter;
 use routes::astra::{self, AstraRoutes};
-use routes::{health::Readiness, metrics::MetricsRoute, token::TokenRoute};
+use routes::health::Readiness;
+use routes::metrics::MetricsRoute;
+use routes::token::{SdkTokenRoute, TokenRoute};
 
 /// Path of the browser-facing SDK token route.
 pub const SDK_TOKEN_PATH: &str = "/astrada-sdk-token";
@@ -88,7 +92,7 @@ pub struct Services {
     pub user_tokens: Option<Arc<UserTokens>>,
     /// Who may get the SDK token.
     pub caller_auth: CallerAuth,
-    /// Who may get the API token.
+    /// Who internal callers are and what each may do.
     pub internal_auth: InternalAuth,
     /// Which origins' pages may read the SDK token.
     pub cors: Cors,
@@ -114,27 +118,32 @@ pub struct Listeners {
 pub fn bind(services: Services, settings: &ServerSettings) -> std::io::Result<Listeners> {
     let audit = Arc::new(services.audit);
     let caches = &services.client_tokens.caches;
-    let sdk = web::Data::new(TokenRoute::sdk(
-        Arc::clone(&caches.sdk),
+    let sdk = web::Data::new(SdkTokenRoute::new(
+        TokenRoute::new(
+            Arc::clone(&caches.sdk),
+            Arc::clone(&audit),
+            services.metrics.clone(),
+        ),
         services.caller_auth,
         services.rate_limit,
+    ));
+    let api = web::Data::new(TokenRoute::new(
+        Arc::clone(&caches.api),
         Arc::clone(&audit),
         services.metrics.clone(),
     ));
-    let internal_auth = Arc::new(services.internal_auth);
-    let api = web::Data::new(TokenRoute::api(
-        Arc::clone(&caches.api),
-        Arc::clone(&internal_auth),
-        audit,
+    let gate = Arc::new(InternalGate::new(
+        services.internal_auth,
+        Arc::clone(&audit),
         services.metrics.clone(),
     ));
     let astra = services.user_tokens.as_ref().map(|users| {
         web::Data::new(AstraRoutes {
             users: Arc::clone(users),
-            auth: internal_auth,
+            audit,
         })
     });
-    let callback = services.user_tokens.clone().map(web::Data::from);
+    let callback = astra.clone();
     let readiness = web::Data::new(Readiness {
         shutting_down: services.shutting_down,
         client_tokens: Arc::clone(&services.client_tokens),
@@ -164,10 +173,10 @@ pub fn bind(services: Services, settings: &ServerSettings) -> std::io::Result<Li
                     .route(web::get().to(routes::token::sdk_token))
                     .route(web::method(Method::OPTIONS).to(options)),
             );
-            if let Some(users) = &callback {
+            if let Some(astra) = &callback {
                 cfg.service(
                     get_only(ASTRA_CALLBACK_PATH)
-                        .app_data(users.clone())
+                        .app_data(astra.clone())
                         .route(web::get().to(astra::callback)),
                 );
             }
@@ -176,7 +185,7 @@ pub fn bind(services: Services, settings: &ServerSettings) -> std::io::Result<Li
     };
     let internal_routes = move |cfg: &mut web::ServiceConfig| {
         cfg.service(
-            get_only(API_TOKEN_PATH)
+            guarded(Arc::clone(&gate), API_TOKEN_PATH, "GET")
                 .app_data(api.clone())
                 .route(web::get().to(routes::token::api_token)),
         )
@@ -186,7 +195,7 @@ pub fn bind(services: Services, settings: &ServerSettings) -> std::io::Result<Li
                 .route(web::get().to(routes::metrics::metrics)),
         );
         if let Some(astra) = &astra {
-            astra_routes(cfg, astra);
+            astra_routes(cfg, &gate, astra);
         }
         health(cfg, &readiness);
     };
@@ -275,8 +284,14 @@ fn worker_count(configured: usize) -> usize {
     }
 }
 
-fn astra_routes(cfg: &mut web::ServiceConfig, data: &web::Data<AstraRoutes>) {
-    let route = |path: &'static str, allow: &'static str| only(path, allow).app_data(data.clone());
+fn astra_routes(
+    cfg: &mut web::ServiceConfig,
+    gate: &Arc<InternalGate>,
+    data: &web::Data<AstraRoutes>,
+) {
+    let route = |path: &'static str, allow: &'static str| {
+        guarded(Arc::clone(gate), path, allow).app_data(data.clone())
+    };
     cfg.service(route(ASTRA_USERS_PATH, "GET").route(web::get().to(astra::list)))
         .service(
             route(ASTRA_USER_PATH, "GET, DELETE")
@@ -308,6 +323,26 @@ fn health(cfg: &mut web::ServiceConfig, readiness: &web::Data<Readiness>) {
                 .app_data(readiness.clone())
                 .route(web::get().to(routes::health::readyz)),
         );
+}
+
+/// A route of the internal listener behind the gate (`access::ACCESS`
+/// says which permission each method needs).
+fn guarded(
+    gate: Arc<InternalGate>,
+    path: &'static str,
+    allow: &'static str,
+) -> actix_web::Resource<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    only(path, allow).wrap(from_fn(move |req, next| {
+        access::guard(Arc::clone(&gate), path, req, next)
+    }))
 }
 
 fn get_only(path: &'static str) -> actix_web::Resource {

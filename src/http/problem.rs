@@ -14,6 +14,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::caller_auth::AuthError;
+use crate::caller_auth::grants::Denied;
 use crate::client_tokens::oauth_client::ExchangeError;
 use crate::client_tokens::token_cache::TokenUnavailable;
 use crate::user_tokens::{StoreError, UserTokenError};
@@ -73,6 +74,11 @@ impl Problem {
         }
     }
 
+    /// The `type` without its prefix, e.g. `not-found` (audit outcomes).
+    pub fn slug(&self) -> &'static str {
+        self.0.slug
+    }
+
     /// The full `type` URI, e.g. `urn:astrada-token-vendor:problem:not-found`.
     pub fn type_uri(&self) -> String {
         format!("{PROBLEM_BASE}{}", self.0.slug)
@@ -109,6 +115,10 @@ pub enum HttpError {
     /// Request line and headers are larger than `server.max_header_bytes`.
     #[error("request headers too large")]
     HeadersTooLarge { limit: usize },
+    /// A handler that needs the internal gate's verdict ran without the gate:
+    /// a wiring mistake, answered closed.
+    #[error("route served without its access check")]
+    Unguarded,
 }
 
 impl From<HttpError> for Problem {
@@ -156,6 +166,12 @@ impl From<HttpError> for Problem {
                 "Request body too large",
                 format!("Request bodies may be at most {limit} bytes."),
             ),
+            HttpError::Unguarded => Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal-error",
+                "Internal error",
+                "This route is not wired to its access check; nothing was done.".into(),
+            ),
             HttpError::HeadersTooLarge { limit } => Problem::new(
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "headers-too-large",
@@ -187,12 +203,6 @@ impl From<AuthError> for Problem {
             .challenge(format!(
                 "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{reason}\""
             )),
-            AuthError::Forbidden(_) => Problem::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "Caller is not allowed",
-                sentence(&e),
-            ),
             AuthError::KeysUnavailable => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "auth-keys-unavailable",
@@ -204,6 +214,17 @@ impl From<AuthError> for Problem {
             )
             .retry_after(KEYS_RETRY_AFTER),
         }
+    }
+}
+
+impl From<Denied> for Problem {
+    fn from(e: Denied) -> Self {
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Caller is not allowed",
+            sentence(&e),
+        )
     }
 }
 

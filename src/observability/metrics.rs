@@ -53,6 +53,12 @@ struct RefreshLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    permission: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     status: &'static str,
 }
@@ -170,6 +176,7 @@ struct Inner {
     credential_reloads: Family<OutcomeLabels, Counter>,
     astra: AstraMetrics,
     issued: PerSet<Counter>,
+    refusals: Family<RefusalLabels, Counter>,
 }
 
 /// All metrics of one service instance (tests get their own, never a global).
@@ -259,6 +266,13 @@ impl Metrics {
             "Tokens handed to callers, by credential set",
             issued.clone(),
         );
+        let refusals = Family::<RefusalLabels, Counter>::default();
+        registry.register(
+            "internal_auth_refusals",
+            "Refused requests on the internal listener, by the permission the route needs and \
+             the reason (unauthenticated, permission, user_ref_scope)",
+            refusals.clone(),
+        );
         let astra = AstraMetrics::register(&mut registry);
         let per_set = |f: &dyn Fn(&'static str) -> Counter| PerSet::from_fn(|set| f(set.as_str()));
         let inner = Inner {
@@ -282,6 +296,7 @@ impl Metrics {
             exchange_duration,
             credential_reloads,
             astra,
+            refusals,
         };
         Self(Arc::new(inner))
     }
@@ -370,6 +385,15 @@ impl Metrics {
         self.0
             .credential_reloads
             .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// A request on the internal listener refused for want of `permission`
+    /// (a closed set of names, as is `reason`).
+    pub fn internal_refusal(&self, permission: &'static str, reason: &'static str) {
+        self.0
+            .refusals
+            .get_or_create(&RefusalLabels { permission, reason })
             .inc();
     }
 

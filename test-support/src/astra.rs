@@ -181,7 +181,26 @@ impl World {
     pub async fn app(&self, tweak: impl FnOnce(&mut AstraSettings)) -> TestApp {
         let mut s = self.settings();
         tweak(&mut s);
-        TestApp::spawn(s).await
+        TestApp::spawn(s, |_| {}).await
+    }
+
+    /// A whole app on this world with `tweak`ed service settings (e.g.
+    /// internal callers and their grants).
+    pub async fn app_with(&self, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        TestApp::spawn(self.settings(), tweak).await
+    }
+
+    /// [`World::app_with`], with a client that sends `Authorization: Bearer
+    /// credential` on every request.
+    pub async fn app_as(&self, credential: &str, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut app = self.app_with(tweak).await;
+        let mut headers = reqwest::header::HeaderMap::new();
+        let value = format!("Bearer {credential}")
+            .parse()
+            .expect("a header value");
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        app.http = client().default_headers(headers).build().unwrap();
+        app
     }
 
     /// Authorizes `user` through the service as Astra user `astra_user`.
@@ -269,20 +288,17 @@ impl std::ops::Deref for TestApp {
 }
 
 impl TestApp {
-    async fn spawn(astra: AstraSettings) -> Self {
+    async fn spawn(astra: AstraSettings, tweak: impl FnOnce(&mut Settings)) -> Self {
         let (app, astrada) = crate::app_with_tokens(|s| {
             s.server.workers = 2;
             s.astra = astra;
+            tweak(s);
         })
         .await;
         Self {
             app,
             _astrada: astrada,
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(15))
-                .build()
-                .unwrap(),
+            http: client().build().unwrap(),
         }
     }
 
@@ -299,14 +315,23 @@ impl TestApp {
 
     /// `POST` JSON on the internal listener: status and JSON body.
     pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.internal))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        json_answer(r).await
+        self.send_json(reqwest::Method::POST, path, body).await
+    }
+
+    /// `PUT` JSON on the internal listener: status and JSON body.
+    pub async fn put(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.send_json(reqwest::Method::PUT, path, body).await
+    }
+
+    async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let url = format!("{}{path}", self.internal);
+        let r = self.http.request(method, url).json(&body).send().await;
+        json_answer(r.unwrap()).await
     }
 
     /// Asks for `user`'s token to be refreshed by a caller that found the
@@ -320,6 +345,13 @@ impl TestApp {
         self.post(&path, serde_json::json!({ "stale_generation": generation }))
             .await
     }
+}
+
+/// A client that does not follow redirects (the callback's `303`).
+fn client() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(15))
 }
 
 async fn json_answer(r: reqwest::Response) -> (u16, serde_json::Value) {

@@ -2,8 +2,9 @@
 //! helper exists once: the service on free loopback ports ([`app`]), the
 //! mock Astrada token endpoint ([`upstream`]), the app's session JWTs and
 //! JWKS ([`session`]), Secrets Manager on moto ([`moto`]), a throw-away
-//! PostgreSQL cluster ([`postgres`]), the per-user Astra world ([`astra`])
-//! captured trace-level logs ([`logs`]), the built binary in `dev` mode
+//! PostgreSQL cluster ([`postgres`]), the per-user Astra world ([`astra`]),
+//! internal callers with their grants ([`internal`]), captured trace-level
+//! logs ([`logs`]), the built binary in `dev` mode
 //! ([`binary`]) and a TCP proxy a test can cut ([`cut_proxy`]).
 //!
 //! Paths and problem types come from the crate's own exports
@@ -13,6 +14,7 @@ pub mod app;
 pub mod astra;
 pub mod binary;
 pub mod cut_proxy;
+pub mod internal;
 pub mod logs;
 pub mod moto;
 pub mod postgres;
@@ -23,6 +25,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use app::*;
+pub use internal::*;
 pub use session::*;
 pub use upstream::*;
 

@@ -24,6 +24,15 @@ impl Captured {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
 
+    /// The audit events (log target `audit`) captured so far, parsed.
+    pub fn audit_events(&self) -> Vec<serde_json::Value> {
+        self.text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["target"] == "audit")
+            .collect()
+    }
+
     /// Waits (up to 30 s) until `what` has been logged.
     pub async fn logged(&self, what: &str) {
         crate::eventually(

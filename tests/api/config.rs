@@ -11,9 +11,12 @@ use astrada_token_vendor::client_tokens::credentials::SecretLayout;
 use astrada_token_vendor::config::{CallerAuthMode, InternalAuthMode, Settings};
 use figment::Jail;
 
+/// One grant, as an environment variable holds it (an array of inline tables).
+pub const BILLING_GRANT: &str = r#"[{identity = "system:serviceaccount:payments:billing", permissions = ["astrada:api_token"]}]"#;
+
 /// One configuration: the environment and files of a jail (both gone when
 /// the case ends), and the file to load, if any.
-struct Case<'j> {
+pub struct Case<'j> {
     jail: &'j mut Jail,
     file: Option<String>,
 }
@@ -23,7 +26,7 @@ struct Case<'j> {
 /// no cluster CA bundle to read, as with the production overlay, whose
 /// Kubernetes JWKS is public.
 #[allow(clippy::result_large_err)] // figment::Jail fixes the closure's signature.
-fn case(check: impl FnOnce(&mut Case)) {
+pub fn case(check: impl FnOnce(&mut Case)) {
     Jail::expect_with(|jail| {
         jail.set_env("AWS_EC2_METADATA_DISABLED", "true");
         jail.set_env("AWS_CONFIG_FILE", "/dev/null");
@@ -36,26 +39,32 @@ fn case(check: impl FnOnce(&mut Case)) {
 
 impl Case<'_> {
     /// Sets environment variable `key`.
-    fn set(&mut self, key: &str, value: impl Display) -> &mut Self {
+    pub fn set(&mut self, key: &str, value: impl Display) -> &mut Self {
         self.jail.set_env(key, value);
         self
     }
 
     /// Writes `contents` to `name` in the jail and loads it as the config file.
-    fn file(&mut self, name: &str, contents: &str) -> &mut Self {
+    pub fn file(&mut self, name: &str, contents: &str) -> &mut Self {
         self.jail.create_file(name, contents).expect("file written");
         self.load_file(name)
     }
 
     /// Loads `path` as the config file.
-    fn load_file(&mut self, path: &str) -> &mut Self {
+    pub fn load_file(&mut self, path: &str) -> &mut Self {
         self.file = Some(path.into());
         self
     }
 
     /// A complete production-style authentication set-up, through the
     /// environment (lists too), so that a case can focus on other keys.
-    fn with_auth(&mut self) -> &mut Self {
+    pub fn with_auth(&mut self) -> &mut Self {
+        self.with_auth_but_grants()
+            .set("ATV_INTERNAL_AUTH__GRANTS", BILLING_GRANT)
+    }
+
+    /// [`Case::with_auth`] without any grant.
+    pub fn with_auth_but_grants(&mut self) -> &mut Self {
         self.set(
             "ATV_CALLER_AUTH__JWT__JWKS_URL",
             "https://login.example.com/.well-known/jwks.json",
@@ -66,14 +75,10 @@ impl Case<'_> {
             "ATV_INTERNAL_AUTH__KUBERNETES__ISSUER",
             "https://kubernetes.default.svc",
         )
-        .set(
-            "ATV_INTERNAL_AUTH__KUBERNETES__ALLOWED_SUBJECTS",
-            r#"["system:serviceaccount:payments:billing"]"#,
-        )
     }
 
     /// Inline credentials for both sets.
-    fn with_credentials(&mut self) -> &mut Self {
+    pub fn with_credentials(&mut self) -> &mut Self {
         self.set("ATV_CREDENTIALS__API__CLIENT_ID", "a")
             .set("ATV_CREDENTIALS__API__CLIENT_SECRET", "s")
             .set("ATV_CREDENTIALS__SDK__CLIENT_ID", "a")
@@ -81,7 +86,7 @@ impl Case<'_> {
     }
 
     /// Loads the settings and builds every part from them, as start-up does.
-    fn load(&self) -> Result<Settings, String> {
+    pub fn load(&self) -> Result<Settings, String> {
         let settings = Settings::load(self.file.as_deref().map(Path::new)).map_err(text)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -94,25 +99,25 @@ impl Case<'_> {
     }
 
     /// The settings, which must be valid.
-    fn accepted(&self) -> Settings {
+    pub fn accepted(&self) -> Settings {
         self.load()
             .unwrap_or_else(|e| panic!("configuration must be accepted: {e}"))
     }
 
     /// `var` set to `bad` is refused naming `key`, and set to `good` accepted.
-    fn only_accepts(&mut self, var: &str, bad: &str, key: &str, good: &str) {
+    pub fn only_accepts(&mut self, var: &str, bad: &str, key: &str, good: &str) {
         self.set(var, bad).refused_naming(key);
         self.set(var, good);
         assert!(self.load().is_ok());
     }
 
     /// Why the configuration is refused, which it must be.
-    fn refused(&self) -> String {
+    pub fn refused(&self) -> String {
         self.load().expect_err("configuration must be refused")
     }
 
     /// [`Case::refused`], which must name `key`.
-    fn refused_naming(&self, key: &str) -> String {
+    pub fn refused_naming(&self, key: &str) -> String {
         let text = self.refused();
         assert!(text.contains(key), "{text}");
         text
@@ -296,16 +301,13 @@ fn secure_defaults_refuse_to_serve_without_a_key_source_or_issuer() {
             "ATV_INTERNAL_AUTH__KUBERNETES__ISSUER",
             "https://k8s.example",
         );
-        c.refused_naming("internal_auth.kubernetes.allowed_subjects");
+        c.refused_naming("internal_auth.grants");
         c.set(
-            "ATV_INTERNAL_AUTH__KUBERNETES__ALLOWED_SUBJECTS",
-            r#"["payments/billing"]"#,
+            "ATV_INTERNAL_AUTH__GRANTS",
+            r#"[{identity = "payments/billing", permissions = ["astrada:api_token"]}]"#,
         );
         c.refused_naming("system:serviceaccount:NAMESPACE:NAME");
-        c.set(
-            "ATV_INTERNAL_AUTH__KUBERNETES__ALLOWED_SUBJECTS",
-            r#"["system:serviceaccount:payments:billing"]"#,
-        );
+        c.set("ATV_INTERNAL_AUTH__GRANTS", BILLING_GRANT);
         assert!(c.load().is_ok());
     });
 }
@@ -418,20 +420,40 @@ fn trusted_header_mode_needs_proxy_addresses() {
 }
 
 #[test]
-fn static_keys_must_be_stored_as_sha256_hashes() {
-    let text = mode_needs_list(
-        ("ATV_INTERNAL_AUTH__MODE", "static_keys"),
-        (
-            "ATV_INTERNAL_AUTH__STATIC_KEYS__KEY_HASHES",
-            "internal_auth.static_keys.key_hashes",
-        ),
-        r#"["my-plain-text-key"]"#,
-        &format!("[\"{}\"]", "ab".repeat(32)),
-    );
-    assert!(
-        !text.contains("my-plain-text-key"),
-        "the value is not echoed: {text}"
-    );
+fn static_keys_must_be_named_and_stored_as_sha256_hashes() {
+    let key = |name: &str, sha256: &str| format!(r#"[{{name = "{name}", sha256 = "{sha256}"}}]"#);
+    let hash = "ab".repeat(32);
+    case(|c| {
+        c.with_credentials().with_auth();
+        c.set("ATV_INTERNAL_AUTH__MODE", "static_keys")
+            .refused_naming("internal_auth.static_keys.keys");
+        let text = c
+            .set(
+                "ATV_INTERNAL_AUTH__STATIC_KEYS__KEYS",
+                key("ops-cli", "my-plain-text-key"),
+            )
+            .refused_naming("internal_auth.static_keys.keys");
+        assert!(
+            !text.contains("my-plain-text-key"),
+            "the value is not echoed: {text}"
+        );
+        c.set(
+            "ATV_INTERNAL_AUTH__STATIC_KEYS__KEYS",
+            key("Ops CLI", &hash),
+        )
+        .refused_naming("the name is not");
+        c.set(
+            "ATV_INTERNAL_AUTH__STATIC_KEYS__KEYS",
+            key("ops-cli", &hash),
+        );
+        // The service-account grant names no key.
+        c.refused_naming("names no key in internal_auth.static_keys.keys");
+        c.set(
+            "ATV_INTERNAL_AUTH__GRANTS",
+            r#"[{identity = "ops-cli", permissions = ["astra:read"]}]"#,
+        );
+        assert!(c.load().is_ok());
+    });
 }
 
 #[test]
@@ -447,5 +469,35 @@ fn the_shipped_production_configuration_is_valid() {
         assert_eq!(s.caller_auth.mode, CallerAuthMode::Jwt);
         assert_eq!(s.internal_auth.mode, InternalAuthMode::Kubernetes);
         assert!(!s.cors.allowed_origins.is_empty());
+        let grants: Vec<(&str, &[String], &[String])> = s
+            .internal_auth
+            .grants
+            .iter()
+            .map(|g| {
+                let (identity, permissions) = (g.identity.as_str(), g.permissions.as_slice());
+                (identity, permissions, g.user_ref_prefixes.as_slice())
+            })
+            .collect();
+        assert_eq!(
+            grants,
+            [
+                (
+                    "system:serviceaccount:billing:billing-api",
+                    &["astrada:api_token".to_owned()][..],
+                    &[][..]
+                ),
+                (
+                    "system:serviceaccount:tenant-a:payments-worker",
+                    &["astra:token".to_owned()][..],
+                    &["tenant-a:".to_owned()][..]
+                ),
+                (
+                    "system:serviceaccount:ops:astra-operator",
+                    &["astra:manage".to_owned(), "astra:read".to_owned()][..],
+                    &[][..]
+                ),
+            ],
+            "one workload with the API token only, one with one tenant's Astra tokens, one operator"
+        );
     });
 }

@@ -1,16 +1,12 @@
-//! The full-access API token goes only to allowed workloads: Kubernetes
-//! service accounts on the allowlist, or holders of a configured static key.
+//! The full-access API token goes only to workloads granted
+//! `astrada:api_token`: Kubernetes service accounts or named static keys.
 
-use astrada_token_vendor::config::{InternalAuthMode, Settings};
 use astrada_token_vendor::http::API_TOKEN_PATH;
-use sha2::{Digest, Sha256};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer};
 
 use test_support::*;
 
-const CLUSTER_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
-const AUDIENCE: &str = "astrada-token-vendor";
 const BILLING: &str = "system:serviceaccount:payments:billing";
 /// The vendor's own service-account token, which the API server wants before
 /// it serves its JWKS.
@@ -37,7 +33,7 @@ async fn cluster() -> Cluster {
     let key = TestKey::cluster_rsa("cluster-key-1");
     let jwks = MockServer::start().await;
     Mock::given(method("GET"))
-        .and(path("/openid/v1/jwks"))
+        .and(path(CLUSTER_JWKS_PATH))
         .and(header("authorization", format!("Bearer {OWN_TOKEN}")))
         .respond_with(jwks_answer(&[&key]))
         .mount(&jwks)
@@ -48,17 +44,9 @@ async fn cluster() -> Cluster {
     let upstream = MockServer::start().await;
     mount_tokens(&upstream, 300).await;
     let token_file = dir.join("token");
-    let jwks_url = format!("{}/openid/v1/jwks", jwks.uri());
-    let app = spawn_app_with(&upstream, |s: &mut Settings| {
-        s.internal_auth.mode = InternalAuthMode::Kubernetes;
-        s.internal_auth.allow_unauthenticated = false;
-        let k = &mut s.internal_auth.kubernetes;
-        k.issuer = CLUSTER_ISSUER.into();
-        k.jwks_url = jwks_url;
-        k.jwks_ca_file = "".into();
-        k.jwks_token_file = token_file;
-        k.audience = AUDIENCE.into();
-        k.allowed_subjects = vec![BILLING.into()];
+    let app = spawn_app_with(&upstream, |s| {
+        use_service_accounts(s, &jwks, vec![grant(BILLING, &["astrada:api_token"], &[])]);
+        s.internal_auth.kubernetes.jwks_token_file = token_file;
     })
     .await;
     Cluster {
@@ -74,36 +62,16 @@ impl Cluster {
     /// Asks for the API token with a service-account token for `subject`
     /// and `audience`, signed by the cluster.
     async fn api_token_for(&self, subject: &str, audience: &str) -> reqwest::Response {
-        let token = self.key.sign(&sa_claims(subject, audience));
+        let token = self.key.sign(&service_account_claims(subject, audience));
         self.app.api_token_as(&token).await
     }
-}
-
-/// A projected service-account token as the kubelet writes it.
-fn sa_claims(subject: &str, audience: &str) -> serde_json::Value {
-    let (ns, name) = subject
-        .strip_prefix("system:serviceaccount:")
-        .and_then(|rest| rest.split_once(':'))
-        .unwrap();
-    serde_json::json!({
-        "iss": CLUSTER_ISSUER,
-        "aud": [audience],
-        "sub": subject,
-        "iat": unix_now(),
-        "nbf": unix_now(),
-        "exp": unix_now() + 3600,
-        "kubernetes.io": {
-            "namespace": ns,
-            "serviceaccount": {"name": name, "uid": "0d6a1b5e-0000-4000-8000-000000000000"},
-        },
-    })
 }
 
 #[tokio::test]
 async fn an_allowed_service_account_gets_the_api_token() {
     let c = cluster().await;
 
-    let response = c.api_token_for(BILLING, AUDIENCE).await;
+    let response = c.api_token_for(BILLING, SA_AUDIENCE).await;
 
     assert_eq!(response.status(), 200);
     assert!(json(response).await["access_token"].is_string());
@@ -111,14 +79,21 @@ async fn an_allowed_service_account_gets_the_api_token() {
 }
 
 #[tokio::test]
-async fn a_service_account_not_in_the_allowlist_gets_403() {
+async fn a_service_account_without_a_grant_gets_403_naming_the_permission() {
     let c = cluster().await;
     let other = "system:serviceaccount:marketing:crawler";
 
-    let response = c.api_token_for(other, AUDIENCE).await;
+    let response = c.api_token_for(other, SA_AUDIENCE).await;
 
     assert_eq!(response.status(), 403);
-    assert_eq!(problem_type(response).await, "forbidden");
+    let body = json(response).await;
+    assert!(
+        body["type"].as_str().unwrap().ends_with(":forbidden"),
+        "{body}"
+    );
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("`astrada:api_token`"), "{detail}");
+    assert!(detail.contains(other), "{detail}");
 }
 
 #[tokio::test]
@@ -137,11 +112,12 @@ async fn a_token_for_another_audience_is_refused() {
 #[tokio::test]
 async fn a_token_from_another_issuer_or_key_is_refused() {
     let c = cluster().await;
-    let mut claims = sa_claims(BILLING, AUDIENCE);
+    let mut claims = service_account_claims(BILLING, SA_AUDIENCE);
     claims["iss"] = "https://other-cluster.example".into();
     assert_eq!(c.app.api_token_as(&c.key.sign(&claims)).await.status(), 401);
 
-    let forged = TestKey::other_rsa("cluster-key-1").sign(&sa_claims(BILLING, AUDIENCE));
+    let forged =
+        TestKey::other_rsa("cluster-key-1").sign(&service_account_claims(BILLING, SA_AUDIENCE));
     assert_eq!(c.app.api_token_as(&forged).await.status(), 401);
 }
 
@@ -161,7 +137,7 @@ async fn no_token_gets_401_on_the_internal_listener() {
 #[tokio::test]
 async fn the_api_token_is_not_reachable_from_the_public_listener() {
     let c = cluster().await;
-    let token = c.key.sign(&sa_claims(BILLING, AUDIENCE));
+    let token = c.key.sign(&service_account_claims(BILLING, SA_AUDIENCE));
 
     let response = c
         .app
@@ -177,13 +153,17 @@ async fn the_api_token_is_not_reachable_from_the_public_listener() {
 }
 
 #[tokio::test]
-async fn a_static_key_whose_hash_is_configured_gets_the_api_token() {
+async fn a_named_static_key_with_a_grant_gets_the_api_token() {
     let key = "billing-service-key-4f9d2c";
     let (app, _upstream) = app_with_tokens(|s| {
-        s.internal_auth.mode = InternalAuthMode::StaticKeys;
-        s.internal_auth.allow_unauthenticated = false;
-        s.internal_auth.static_keys.key_hashes =
-            vec!["00".repeat(32), hex::encode(Sha256::digest(key.as_bytes()))];
+        use_static_keys(
+            s,
+            &[("billing", key), ("reporting", "reporting-key-0a1b2c")],
+            vec![
+                grant("billing", &["astrada:api_token"], &[]),
+                grant("reporting", &["astra:read"], &[]),
+            ],
+        );
     })
     .await;
 
@@ -192,4 +172,6 @@ async fn a_static_key_whose_hash_is_configured_gets_the_api_token() {
     assert_eq!(wrong.status(), 401);
     assert_eq!(problem_type(wrong).await, "invalid-credentials");
     assert_eq!(app.api_token().await.status(), 401);
+    let reporting = app.api_token_as("reporting-key-0a1b2c").await;
+    assert_eq!(reporting.status(), 403, "a key without the permission");
 }

@@ -4,6 +4,8 @@ mod auth_styles;
 mod caller_auth;
 mod config;
 mod cors;
+mod grants;
+mod grants_config;
 mod internal_auth;
 mod listeners;
 mod openapi;

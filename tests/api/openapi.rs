@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use astrada_token_vendor::http::access::ACCESS;
 use astrada_token_vendor::http::{INTERNAL_PATHS, PUBLIC_PATHS};
 
 use astrada_token_vendor::http::problem::PROBLEM_BASE;
@@ -38,6 +39,36 @@ fn routed(paths: &[&str]) -> BTreeSet<String> {
 fn every_routed_path_is_documented_and_every_documented_path_is_routed() {
     assert_eq!(documented("public"), routed(PUBLIC_PATHS));
     assert_eq!(documented("internal"), routed(INTERNAL_PATHS));
+}
+
+#[test]
+fn each_guarded_operation_documents_the_permission_the_gate_checks() {
+    let spec = spec();
+    let mut documented = BTreeSet::new();
+    for (path, item) in spec["paths"].as_mapping().unwrap() {
+        for (method, operation) in item.as_mapping().unwrap() {
+            if let Some(permission) = operation["x-permission"].as_str() {
+                let method = method.as_str().unwrap().to_ascii_uppercase();
+                let path = path.as_str().unwrap().to_owned();
+                documented.insert((path, method, permission.to_owned()));
+                assert_eq!(
+                    operation["responses"]["403"]["$ref"],
+                    "#/components/responses/Forbidden"
+                );
+            }
+        }
+    }
+    let checked: BTreeSet<(String, String, String)> = ACCESS
+        .iter()
+        .map(|(path, method, permission)| {
+            (
+                (*path).to_owned(),
+                (*method).to_owned(),
+                permission.to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(documented, checked);
 }
 
 /// Every `(path, method)` the spec documents for `listener`, with

@@ -34,7 +34,13 @@ async fn sdk_token_is_fetched_once_for_1000_concurrent_callers() {
         .respond_with(FreshToken::lasting(300))
         .mount(&upstream)
         .await;
-    let app = spawn_app(&upstream).await;
+    // The shipped timeouts rather than the tests' short ones: on a busy
+    // machine 1000 callers can slow the mock past one second.
+    let app = spawn_app_with(&upstream, |s| {
+        s.token_endpoint.timeout_ms = 2500;
+        s.cache.wait_timeout_ms = 3000;
+    })
+    .await;
 
     let responses = join_all((0..1000).map(|_| async {
         let response = app.sdk_token().await;

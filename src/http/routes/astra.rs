@@ -1,7 +1,9 @@
 //! The `/astra/…` routes: per-user Astra authorizations. Everything but the
-//! browser's callback is on the internal listener behind `internal_auth`.
-//! No answer ever carries a refresh token; only the token routes carry an
-//! access token.
+//! browser's callback is on the internal listener, where the gate
+//! (`http::access`) has admitted the caller, checked its permission and the
+//! path's `user_ref` against its grant. No answer ever carries a refresh
+//! token; only the token routes carry an access token. Every hand-out and
+//! every authorization event is audited with the caller's identity.
 
 use std::sync::Arc;
 
@@ -10,29 +12,33 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::caller_auth::InternalAuth;
+use crate::http::access::Admitted;
+use crate::http::audit::{Actor, AuditTrail, AuthorizationAction};
 use crate::http::problem::Problem;
-use crate::user_tokens::{Grant, HandedToken, UserRef, UserStatus, UserTokenError, UserTokens};
+use crate::user_tokens::{
+    Grant, HandedToken, UserRef, UserStatus, UserSummary, UserTokenError, UserTokens,
+};
 
-/// What the internal `/astra/…` routes need.
+/// What the `/astra/…` routes need.
 pub struct AstraRoutes {
     pub users: Arc<UserTokens>,
-    pub auth: Arc<InternalAuth>,
+    pub audit: Arc<AuditTrail>,
 }
 
 impl AstraRoutes {
-    /// Authenticates the workload, then parses the path's `user_ref`.
-    async fn admit(&self, req: &HttpRequest) -> Result<UserRef, Problem> {
-        let caller = self.auth.authenticate(req).await?;
-        let user = user_ref(req)?;
-        tracing::debug!(subject = %caller.subject, user_ref = %user, "astra route admitted");
-        Ok(user)
+    /// Audits `action` on `user` by `actor` with the outcome of `result`.
+    fn audit_authorization<T>(
+        &self,
+        actor: Actor<'_>,
+        user: &UserRef,
+        action: AuthorizationAction,
+        result: &Result<T, Problem>,
+        replaced: bool,
+    ) {
+        let outcome = result.as_ref().map_or_else(Problem::slug, |_| "ok");
+        self.audit
+            .astra_authorization(actor, user, action, outcome, replaced);
     }
-}
-
-fn user_ref(req: &HttpRequest) -> Result<UserRef, Problem> {
-    let raw = req.match_info().get("user_ref").unwrap_or_default();
-    UserRef::parse(raw).map_err(|_| UserTokenError::InvalidUserRef.into())
 }
 
 #[derive(Serialize)]
@@ -60,11 +66,11 @@ pub struct StartBody {
 
 /// `POST /astra/users/{user_ref}/authorization` → 201 `{authorize_url, state, expires_in}`.
 pub async fn start_authorization(
-    req: HttpRequest,
     route: web::Data<AstraRoutes>,
+    admitted: Admitted,
     body: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
-    let user = route.admit(&req).await?;
+    let user = admitted.user()?;
     let body: StartBody = if body.is_empty() {
         StartBody::default()
     } else {
@@ -73,8 +79,12 @@ pub async fn start_authorization(
     let started = route
         .users
         .authorizations()
-        .start(&user, body.user_intent_id.as_deref())
-        .await?;
+        .start(user, body.user_intent_id.as_deref())
+        .await
+        .map_err(Problem::from);
+    let actor = Actor::Caller(&admitted.caller);
+    route.audit_authorization(actor, user, AuthorizationAction::Started, &started, false);
+    let started = started?;
     Ok(HttpResponse::Created().json(serde_json::json!({
         "authorize_url": started.authorize_url.as_str(),
         "state": started.state,
@@ -96,52 +106,68 @@ pub struct RefreshTokenBody {
 
 /// `POST /astra/users/{user_ref}/authorization-code` `{"code"}` → 200 user summary.
 pub async fn exchange_code(
-    req: HttpRequest,
     route: web::Data<AstraRoutes>,
+    admitted: Admitted,
     body: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
-    authorize(&req, &route, &body, |b: CodeBody| Grant::Code(b.code)).await
+    let action = AuthorizationAction::Completed;
+    authorize(&route, &admitted, &body, action, |b: CodeBody| {
+        Grant::Code(b.code)
+    })
+    .await
 }
 
 /// `PUT /astra/users/{user_ref}/refresh-token` `{"refresh_token"}` → 200 user summary.
 pub async fn import_refresh_token(
-    req: HttpRequest,
     route: web::Data<AstraRoutes>,
+    admitted: Admitted,
     body: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
-    authorize(&req, &route, &body, |b: RefreshTokenBody| {
+    let action = AuthorizationAction::Imported;
+    authorize(&route, &admitted, &body, action, |b: RefreshTokenBody| {
         Grant::RefreshToken(b.refresh_token)
     })
     .await
 }
 
-/// Admits the caller, then reads the grant from `body` and authorizes the user.
+/// Reads the grant from `body`, authorizes the user and audits the outcome.
 async fn authorize<B: for<'de> Deserialize<'de>>(
-    req: &HttpRequest,
     route: &AstraRoutes,
+    admitted: &Admitted,
     body: &[u8],
+    action: AuthorizationAction,
     grant: impl FnOnce(B) -> Grant,
 ) -> Result<HttpResponse, Problem> {
-    let user = route.admit(req).await?;
+    let user = admitted.user()?;
     let grant = grant(json(body)?);
     if grant.is_empty() {
         return Err(UserTokenError::BadRequest("a required value is empty").into());
     }
-    route
+    let row = route
         .users
         .authorizations()
-        .authorize(&user, &grant)
-        .await?;
-    Ok(HttpResponse::Ok().json(route.users.summary(&user).await?))
+        .authorize(user, &grant)
+        .await
+        .map_err(Problem::from);
+    // A new row starts at generation 1; a replaced one counts on.
+    let replaced = row.as_ref().is_ok_and(|row| row.generation > 1);
+    let actor = Actor::Caller(&admitted.caller);
+    route.audit_authorization(actor, user, action, &row, replaced);
+    row?;
+    Ok(HttpResponse::Ok().json(route.users.summary(user).await?))
 }
 
 /// `GET /astra/users/{user_ref}/token`.
 pub async fn token(
-    req: HttpRequest,
     route: web::Data<AstraRoutes>,
+    admitted: Admitted,
 ) -> Result<HttpResponse, Problem> {
-    let user = route.admit(&req).await?;
-    Ok(token_response(&route.users.token(&user).await?))
+    let user = admitted.user()?;
+    let token = route.users.token(user).await?;
+    route
+        .audit
+        .astra_token_issued(&admitted.caller, user, &token, "token");
+    Ok(token_response(&token))
 }
 
 #[derive(Deserialize)]
@@ -152,36 +178,41 @@ pub struct StaleBody {
 
 /// `POST /astra/users/{user_ref}/token/refresh` with `{"stale_generation": N}`.
 pub async fn refresh_stale(
-    req: HttpRequest,
     route: web::Data<AstraRoutes>,
+    admitted: Admitted,
     body: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
-    let user = route.admit(&req).await?;
+    let user = admitted.user()?;
     let body: StaleBody = json(&body)?;
-    Ok(token_response(
-        &route
-            .users
-            .refresh_stale(&user, body.stale_generation)
-            .await?,
-    ))
+    let token = route
+        .users
+        .refresh_stale(user, body.stale_generation)
+        .await?;
+    route
+        .audit
+        .astra_token_issued(&admitted.caller, user, &token, "stale_generation");
+    Ok(token_response(&token))
 }
 
 /// `GET /astra/users/{user_ref}`.
 pub async fn summary(
-    req: HttpRequest,
     route: web::Data<AstraRoutes>,
+    admitted: Admitted,
 ) -> Result<HttpResponse, Problem> {
-    let user = route.admit(&req).await?;
-    Ok(HttpResponse::Ok().json(route.users.summary(&user).await?))
+    let user = admitted.user()?;
+    Ok(HttpResponse::Ok().json(route.users.summary(user).await?))
 }
 
 /// `DELETE /astra/users/{user_ref}` → 204.
 pub async fn delete(
-    req: HttpRequest,
     route: web::Data<AstraRoutes>,
+    admitted: Admitted,
 ) -> Result<HttpResponse, Problem> {
-    let user = route.admit(&req).await?;
-    route.users.delete(&user).await?;
+    let user = admitted.user()?;
+    let deleted = route.users.delete(user).await.map_err(Problem::from);
+    let actor = Actor::Caller(&admitted.caller);
+    route.audit_authorization(actor, user, AuthorizationAction::Deleted, &deleted, false);
+    deleted?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -200,8 +231,8 @@ const MAX_PAGE: u32 = 1000;
 pub async fn list(
     req: HttpRequest,
     route: web::Data<AstraRoutes>,
+    admitted: Admitted,
 ) -> Result<HttpResponse, Problem> {
-    route.auth.authenticate(&req).await?;
     let query = web::Query::<ListQuery>::from_query(req.query_string())
         .map_err(|_| UserTokenError::BadRequest("the query takes status, limit and after only"))?;
     let status = match query.status.as_deref() {
@@ -218,11 +249,66 @@ pub async fn list(
         None => None,
         Some(a) => Some(UserRef::parse(a).map_err(|_| UserTokenError::InvalidUserRef)?),
     };
-    let users = route.users.list(status, after.as_ref(), limit).await?;
+    let users = match admitted.grant.scope().prefixes() {
+        None => route.users.list(status, after.as_ref(), limit).await?,
+        Some(prefixes) => {
+            list_within(&route.users, prefixes, status, after.as_ref(), limit).await?
+        }
+    };
     let next_after = (users.len() == limit as usize)
         .then(|| users.last().map(|u| u.user_ref.clone()))
         .flatten();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "users": users, "next_after": next_after })))
+}
+
+/// One page of the users whose `user_ref` starts with one of `prefixes`
+/// (sorted, none a prefix of another), in `user_ref` order after `after`.
+/// Users with one prefix form one run in `user_ref` order, starting at the
+/// prefix itself: each prefix costs at most a look-up of the user named
+/// exactly like it and one page read from the store.
+async fn list_within(
+    users: &UserTokens,
+    prefixes: &[String],
+    status: Option<UserStatus>,
+    after: Option<&UserRef>,
+    limit: u32,
+) -> Result<Vec<UserSummary>, UserTokenError> {
+    let mut page: Vec<UserSummary> = Vec::new();
+    let left = |page: &Vec<UserSummary>| {
+        limit.saturating_sub(u32::try_from(page.len()).unwrap_or(u32::MAX))
+    };
+    for prefix in prefixes.iter().map(String::as_str) {
+        if left(&page) == 0 {
+            break;
+        }
+        let cursor = match after {
+            Some(a) if a.as_str() >= prefix && a.as_str().starts_with(prefix) => a.clone(),
+            // Past the cursor already: the whole run is before it.
+            Some(a) if a.as_str() >= prefix => continue,
+            _ => {
+                // The run starts with the user named exactly like the prefix,
+                // which `list` (strictly after its cursor) would skip.
+                let start = UserRef::parse(prefix).map_err(|_| UserTokenError::InvalidUserRef)?;
+                match users.summary(&start).await {
+                    Ok(exact) if status.is_none_or(|s| s.as_str() == exact.status) => {
+                        page.push(exact);
+                    }
+                    Ok(_) | Err(UserTokenError::UnknownUser) => {}
+                    Err(e) => return Err(e),
+                }
+                start
+            }
+        };
+        if left(&page) == 0 {
+            break;
+        }
+        let run = users.list(status, Some(&cursor), left(&page)).await?;
+        page.extend(
+            run.into_iter()
+                .take_while(|u| u.user_ref.starts_with(prefix)),
+        );
+    }
+    Ok(page)
 }
 
 #[derive(Deserialize)]
@@ -236,8 +322,9 @@ pub struct CallbackQuery {
 /// outcome, or JSON when no completion URL is configured.
 pub async fn callback(
     req: HttpRequest,
-    users: web::Data<UserTokens>,
+    route: web::Data<AstraRoutes>,
 ) -> Result<HttpResponse, Problem> {
+    let users = &route.users;
     let query = web::Query::<CallbackQuery>::from_query(req.query_string())
         .map_err(|_| UserTokenError::BadRequest("the callback takes code and state"))?
         .into_inner();
@@ -251,6 +338,18 @@ pub async fn callback(
         // Without a state nobody can tell whose code this is.
         _ => Err(UserTokenError::StateInvalid),
     };
+    // Only a completed authorization is audited: before the state is known
+    // to be ours there is no user to name, and anyone on the internet can
+    // call this route.
+    if let Ok(row) = &outcome {
+        route.audit.astra_authorization(
+            Actor::BrowserCallback,
+            &row.user_ref,
+            AuthorizationAction::Completed,
+            "ok",
+            row.generation > 1,
+        );
+    }
     let Some(completion) = users.authorizations().completion_url() else {
         return match outcome {
             Ok(row) => Ok(HttpResponse::Ok().json(serde_json::json!({

@@ -1,5 +1,6 @@
 //! The two token routes: same shape, different credential sets, callers and
-//! listeners.
+//! listeners. The SDK token checks its browser callers itself; the API
+//! token's workloads are checked by the internal listener's gate.
 
 use std::sync::Arc;
 
@@ -11,35 +12,32 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::caller_auth::{AuthError, Caller, CallerAuth, InternalAuth};
+use crate::caller_auth::{Caller, CallerAuth};
 use crate::client_tokens::token_cache::TokenCache;
 use crate::core::{AccessToken, CredentialSet};
+use crate::http::access::Admitted;
 use crate::http::audit::AuditTrail;
 use crate::http::client_addr::ClientAddr;
 use crate::http::problem::{HttpError, Problem};
 use crate::http::rate_limit::RateLimiter;
 use crate::observability::Metrics;
 
-/// Who may call a token route, and how callers are limited.
-enum Gate {
-    /// Browsers on the public listener, limited per caller.
-    Browser {
-        auth: CallerAuth,
-        rate_limit: RateLimiter,
-    },
-    /// Workloads on the internal listener.
-    Workload(Arc<InternalAuth>),
-}
-
-/// One token route with everything it needs.
+/// One token route's hand-out: the cache, the audit trail and the body.
 pub struct TokenRoute {
     cache: Arc<TokenCache>,
-    gate: Gate,
     audit: Arc<AuditTrail>,
     metrics: Metrics,
     /// The last body handed out: rendered again only when the token or the
     /// whole second of `expires_in` changes, not on every request.
     body: ArcSwapOption<RenderedBody>,
+}
+
+/// `GET /astrada-sdk-token`: the hand-out behind browser authentication and
+/// a per-caller rate limit.
+pub struct SdkTokenRoute {
+    tokens: TokenRoute,
+    auth: CallerAuth,
+    rate_limit: RateLimiter,
 }
 
 /// The JSON body for one token at one whole second of `expires_in`.
@@ -50,33 +48,11 @@ struct RenderedBody {
 }
 
 impl TokenRoute {
-    /// `GET /astrada-sdk-token`.
-    pub fn sdk(
-        cache: Arc<TokenCache>,
-        auth: CallerAuth,
-        rate_limit: RateLimiter,
-        audit: Arc<AuditTrail>,
-        metrics: Metrics,
-    ) -> Self {
+    /// `GET /astrada-api-token` (the gate admits its callers), or the
+    /// hand-out of [`SdkTokenRoute`].
+    pub fn new(cache: Arc<TokenCache>, audit: Arc<AuditTrail>, metrics: Metrics) -> Self {
         Self {
             cache,
-            gate: Gate::Browser { auth, rate_limit },
-            audit,
-            metrics,
-            body: ArcSwapOption::empty(),
-        }
-    }
-
-    /// `GET /astrada-api-token`.
-    pub fn api(
-        cache: Arc<TokenCache>,
-        auth: Arc<InternalAuth>,
-        audit: Arc<AuditTrail>,
-        metrics: Metrics,
-    ) -> Self {
-        Self {
-            cache,
-            gate: Gate::Workload(auth),
             audit,
             metrics,
             body: ArcSwapOption::empty(),
@@ -86,46 +62,42 @@ impl TokenRoute {
     fn set(&self) -> CredentialSet {
         self.cache.set()
     }
+}
 
-    fn refused(&self, req: &HttpRequest, refused: &AuthError) {
-        self.audit
-            .refused(req, self.set(), &address_key(req), refused);
+impl SdkTokenRoute {
+    pub fn new(tokens: TokenRoute, auth: CallerAuth, rate_limit: RateLimiter) -> Self {
+        Self {
+            tokens,
+            auth,
+            rate_limit,
+        }
     }
 
     /// The caller and the key its hand-outs are counted and audited under.
     async fn admit(&self, req: &HttpRequest) -> Result<(Caller, String), Problem> {
-        match &self.gate {
-            Gate::Browser { auth, rate_limit } => {
-                let caller = match auth.authenticate(req).await {
-                    Ok(caller) => caller,
-                    Err(refused) => {
-                        // Refusals spend the client address's pre-authentication
-                        // budget (throttling guessing), never a caller's: an honest
-                        // caller gets its 401 unless its own address is flooding.
-                        rate_limit
-                            .check_pre_auth(&address_key(req))
-                            .map_err(|retry_after| HttpError::RateLimited { retry_after })?;
-                        self.refused(req, &refused);
-                        return Err(refused.into());
-                    }
-                };
-                let holder = if caller.is_anonymous() {
-                    address_key(req)
-                } else {
-                    format!("caller:{}", caller.subject)
-                };
-                limit(rate_limit, &holder)?;
-                Ok((caller, holder))
+        let caller = match self.auth.authenticate(req).await {
+            Ok(caller) => caller,
+            Err(refused) => {
+                // Refusals spend the client address's pre-authentication
+                // budget (throttling guessing), never a caller's: an honest
+                // caller gets its 401 unless its own address is flooding.
+                let address = address_key(req);
+                self.rate_limit
+                    .check_pre_auth(&address)
+                    .map_err(|retry_after| HttpError::RateLimited { retry_after })?;
+                self.tokens
+                    .audit
+                    .refused(req, self.tokens.set(), &address, &refused);
+                return Err(refused.into());
             }
-            Gate::Workload(auth) => {
-                let caller = auth
-                    .authenticate(req)
-                    .await
-                    .inspect_err(|refused| self.refused(req, refused))?;
-                let holder = format!("caller:{}", caller.subject);
-                Ok((caller, holder))
-            }
-        }
+        };
+        let holder = if caller.is_anonymous() {
+            address_key(req)
+        } else {
+            format!("caller:{}", caller.subject)
+        };
+        limit(&self.rate_limit, &holder)?;
+        Ok((caller, holder))
     }
 }
 
@@ -178,13 +150,15 @@ impl TokenRoute {
     }
 }
 
-async fn hand_out(req: HttpRequest, route: &TokenRoute) -> Result<HttpResponse, Problem> {
-    let (caller, holder) = route.admit(&req).await?;
+async fn hand_out(
+    req: &HttpRequest,
+    route: &TokenRoute,
+    caller: &Caller,
+    holder: &str,
+) -> Result<HttpResponse, Problem> {
     let token = route.cache.get().await?;
     route.metrics.token_issued(route.set());
-    route
-        .audit
-        .issued(&req, route.set(), &caller, &holder, &token);
+    route.audit.issued(req, route.set(), caller, holder, &token);
     Ok(route.token_response(&token))
 }
 
@@ -192,18 +166,22 @@ async fn hand_out(req: HttpRequest, route: &TokenRoute) -> Result<HttpResponse, 
 /// for authenticated callers within their rate limit.
 pub async fn sdk_token(
     req: HttpRequest,
-    route: web::Data<TokenRoute>,
+    route: web::Data<SdkTokenRoute>,
 ) -> Result<HttpResponse, Problem> {
-    hand_out(req, &route).await
+    let (caller, holder) = route.admit(&req).await?;
+    hand_out(&req, &route.tokens, &caller, &holder).await
 }
 
 /// `GET /astrada-api-token` (internal listener): the full-access API token,
-/// for authenticated workloads only.
+/// for workloads granted `astrada:api_token`. A workload's hand-outs are
+/// audited under its identity as it is (no per-request key to build).
 pub async fn api_token(
     req: HttpRequest,
     route: web::Data<TokenRoute>,
+    admitted: Admitted,
 ) -> Result<HttpResponse, Problem> {
-    hand_out(req, &route).await
+    let caller = &admitted.caller;
+    hand_out(&req, &route, caller, &caller.subject).await
 }
 
 fn limit(rate_limit: &RateLimiter, key: &str) -> Result<(), Problem> {

@@ -1,0 +1,207 @@
+//! The internal listener's one gate. Every guarded route runs through
+//! [`guard`] before its handler: the caller is authenticated, the
+//! permission its route needs ([`ACCESS`]) is checked against its grant,
+//! the path's `user_ref` against the grant's prefixes, and a refusal is
+//! answered (`401`, or `403 forbidden` naming the missing permission or the
+//! out-of-scope `user_ref`), audited and counted here. Handlers receive what
+//! was established as [`Admitted`]; a handler that asks for it on a route
+//! the gate did not guard fails closed.
+
+use std::future::{Ready, ready};
+use std::sync::Arc;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError};
+
+use super::audit::{AuditTrail, Refusal};
+use super::problem::{HttpError, Problem};
+use super::{
+    API_TOKEN_PATH, ASTRA_AUTHORIZATION_CODE_PATH, ASTRA_AUTHORIZATION_PATH,
+    ASTRA_REFRESH_TOKEN_PATH, ASTRA_TOKEN_PATH, ASTRA_TOKEN_REFRESH_PATH, ASTRA_USER_PATH,
+    ASTRA_USERS_PATH,
+};
+use crate::caller_auth::grants::{Grant, Permission};
+use crate::caller_auth::{AuthError, Caller, InternalAuth};
+use crate::observability::Metrics;
+use crate::user_tokens::{UserRef, UserTokenError};
+
+/// The permission each guarded route and method needs: the whole access
+/// policy of the internal listener in one table. `/metrics`, `/healthz`
+/// and `/readyz` need none; a method not listed is answered `405` by its
+/// route without any check.
+pub const ACCESS: &[(&str, &str, Permission)] = &[
+    (API_TOKEN_PATH, "GET", Permission::AstradaApiToken),
+    (ASTRA_TOKEN_PATH, "GET", Permission::AstraToken),
+    (ASTRA_TOKEN_REFRESH_PATH, "POST", Permission::AstraToken),
+    (ASTRA_AUTHORIZATION_PATH, "POST", Permission::AstraManage),
+    (
+        ASTRA_AUTHORIZATION_CODE_PATH,
+        "POST",
+        Permission::AstraManage,
+    ),
+    (ASTRA_REFRESH_TOKEN_PATH, "PUT", Permission::AstraManage),
+    (ASTRA_USER_PATH, "DELETE", Permission::AstraManage),
+    (ASTRA_USER_PATH, "GET", Permission::AstraRead),
+    (ASTRA_USERS_PATH, "GET", Permission::AstraRead),
+];
+
+/// The permission `method` on `route` needs, if the route is guarded.
+pub fn required(route: &str, method: &str) -> Option<Permission> {
+    ACCESS
+        .iter()
+        .find(|(r, m, _)| *r == route && *m == method)
+        .map(|(_, _, permission)| *permission)
+}
+
+/// Who may do what on the internal listener, and the record of refusals.
+pub struct InternalGate {
+    auth: InternalAuth,
+    audit: Arc<AuditTrail>,
+    metrics: Metrics,
+}
+
+/// What the gate established about a request: who called, under which
+/// grant, and the path's `user_ref` (parsed, within the grant's prefixes).
+pub struct Admitted {
+    pub caller: Caller,
+    pub grant: Arc<Grant>,
+    pub user: Option<UserRef>,
+}
+
+impl Admitted {
+    /// The path's `user_ref`; every per-user route has one.
+    pub fn user(&self) -> Result<&UserRef, Problem> {
+        self.user
+            .as_ref()
+            .ok_or_else(|| UserTokenError::InvalidUserRef.into())
+    }
+}
+
+impl FromRequest for Admitted {
+    type Error = Problem;
+    type Future = Ready<Result<Self, Problem>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            req.extensions_mut()
+                .remove::<Admitted>()
+                .ok_or_else(|| HttpError::Unguarded.into()),
+        )
+    }
+}
+
+impl InternalGate {
+    pub fn new(auth: InternalAuth, audit: Arc<AuditTrail>, metrics: Metrics) -> Self {
+        Self {
+            auth,
+            audit,
+            metrics,
+        }
+    }
+
+    /// Authenticates, authorizes and scopes one request to `route`.
+    async fn admit(
+        &self,
+        req: &HttpRequest,
+        route: &'static str,
+        permission: Permission,
+    ) -> Result<Admitted, Problem> {
+        let refusal = |caller, user_ref| Refusal {
+            route,
+            permission,
+            caller,
+            user_ref,
+        };
+        let caller = match self.auth.authenticate(req).await {
+            Ok(caller) => caller,
+            Err(e @ (AuthError::Missing | AuthError::Invalid(_))) => {
+                self.metrics
+                    .internal_refusal(permission.as_str(), "unauthenticated");
+                self.audit.internal_refused(req, &refusal(None, None), &e);
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let grant = match self.auth.authorize(&caller, permission) {
+            Ok(grant) => grant,
+            Err(denied) => {
+                self.metrics
+                    .internal_refusal(permission.as_str(), denied.reason());
+                let refused = refusal(Some(&caller), None);
+                self.audit.internal_refused(req, &refused, &denied);
+                return Err(denied.into());
+            }
+        };
+        let user = match req.match_info().get("user_ref") {
+            None => None,
+            Some(raw) => Some(UserRef::parse(raw).map_err(|_| UserTokenError::InvalidUserRef)?),
+        };
+        if let Some(user) = &user
+            && let Err(denied) = grant.check_user(&caller.subject, permission, user.as_str())
+        {
+            self.metrics
+                .internal_refusal(permission.as_str(), denied.reason());
+            let refused = refusal(Some(&caller), Some(user.as_str()));
+            self.audit.internal_refused(req, &refused, &denied);
+            return Err(denied.into());
+        }
+        Ok(Admitted {
+            caller,
+            grant,
+            user,
+        })
+    }
+}
+
+/// The middleware on each guarded route of the internal listener.
+pub async fn guard(
+    gate: Arc<InternalGate>,
+    route: &'static str,
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let Some(permission) = required(route, req.method().as_str()) else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    match gate.admit(req.request(), route, permission).await {
+        Ok(admitted) => {
+            req.extensions_mut().insert(admitted);
+            Ok(next.call(req).await?.map_into_left_body())
+        }
+        Err(problem) => {
+            let response = problem.error_response();
+            Ok(req.into_response(response).map_into_right_body())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::INTERNAL_PATHS;
+
+    #[test]
+    fn every_internal_route_but_metrics_and_probes_is_guarded() {
+        for path in INTERNAL_PATHS {
+            let guarded = ACCESS.iter().any(|(route, _, _)| route == path);
+            let open = matches!(*path, "/metrics" | "/healthz" | "/readyz");
+            assert_eq!(guarded, !open, "{path}");
+        }
+        assert_eq!(
+            required(ASTRA_USER_PATH, "DELETE"),
+            Some(Permission::AstraManage)
+        );
+        assert_eq!(required(ASTRA_USER_PATH, "PATCH"), None);
+    }
+
+    #[test]
+    fn grant_prefixes_and_user_refs_share_one_alphabet() {
+        use crate::caller_auth::grants::scope::user_ref_char;
+        for c in (0..=0x2ff).filter_map(char::from_u32) {
+            let as_ref = UserRef::parse(&c.to_string()).is_ok();
+            assert_eq!(user_ref_char(c), as_ref, "{c:?}");
+        }
+    }
+}

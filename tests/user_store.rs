@@ -899,7 +899,12 @@ async fn migrations_run_once_when_replicas_start_together() {
     let migrations = std::fs::read_dir("migrations/postgres").unwrap().count();
     assert_eq!(applied as usize, migrations, "each migration applied once");
     let (locks,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory'")
+        // This database's only: tests running alongside migrate databases
+        // of their own in the same cluster.
+        sqlx::query_as(
+            "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
             .fetch_one(&pool)
             .await
             .unwrap();

@@ -67,8 +67,10 @@ pg_start() {
 
 # pg_up / pg_down: starts the cluster (again, on the same port), or stops it
 # with `-m fast` (sessions ended, as in a failover); both wait until done.
+# The cluster runs at the replicas' CPU priority (PRIO): at a lower one, a
+# busy replica starves its own database and pooled reads time out.
 pg_up() {
-  "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
+  "${PRIO[@]}" "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
     -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off \
 -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" start >/dev/null
 }

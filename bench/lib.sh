@@ -48,6 +48,10 @@ cleanup() {
   for pid in "${STARTED_PIDS[@]}"; do
     wait "$pid" 2>/dev/null || true
   done
+  # BENCH_KEEP_LOGS=DIR keeps every process's log for a post-mortem.
+  if [ -n "${BENCH_KEEP_LOGS:-}" ]; then
+    mkdir -p "$BENCH_KEEP_LOGS" && cp "$BENCH_TMP"/*.log "$BENCH_KEEP_LOGS"/ 2>/dev/null || true
+  fi
   rm -rf "$BENCH_TMP"
 }
 trap cleanup EXIT

@@ -255,12 +255,16 @@ async fn fire(
                 generation: None,
                 latency_us: 0,
             };
-            if let Ok(response) = request.send().await {
-                answer.status = Some(response.status().as_u16());
-                if let Ok(body) = response.json::<TokenBody>().await {
-                    answer.token = Some(body.access_token);
-                    answer.generation = body.generation;
+            match request.send().await {
+                Ok(response) => {
+                    answer.status = Some(response.status().as_u16());
+                    if let Ok(body) = response.json::<TokenBody>().await {
+                        answer.token = Some(body.access_token);
+                        answer.generation = body.generation;
+                    }
                 }
+                // What the client met, for the post-mortem of a FAIL line.
+                Err(e) => eprintln!("transport error for user {user}: {e:#}"),
             }
             answer.latency_us = started.elapsed().as_micros() as u64;
             answer

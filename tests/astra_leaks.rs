@@ -48,7 +48,34 @@ async fn no_astra_token_code_state_or_secret_appears_in_trace_level_logs() {
     let state = started["state"].as_str().unwrap().to_owned();
     let code = world.astra.issue_code("astra-alice");
     let callback = format!("{}/astra/callback?code={code}&state={state}", app.public);
-    assert_eq!(app.http.get(&callback).send().await.unwrap().status(), 200);
+    let r = app.http.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let awaiting: serde_json::Value = r.json().await.unwrap();
+    let handle = awaiting["handle"].as_str().unwrap().to_owned();
+    // A handle confirmed for the wrong user first, then for the right one.
+    app.post(
+        "/astra/users/mallory/authorization/confirm",
+        json!({"handle": handle}),
+    )
+    .await;
+    let callback = {
+        let (_, started) = app
+            .post("/astra/users/alice/authorization", json!({}))
+            .await;
+        let state = started["state"].as_str().unwrap().to_owned();
+        let code = world.astra.issue_code("astra-alice");
+        format!("{}/astra/callback?code={code}&state={state}", app.public)
+    };
+    let r = app.http.get(&callback).send().await.unwrap();
+    let awaiting: serde_json::Value = r.json().await.unwrap();
+    let second_handle = awaiting["handle"].as_str().unwrap().to_owned();
+    let (status, _) = app
+        .post(
+            "/astra/users/alice/authorization/confirm",
+            json!({"handle": second_handle}),
+        )
+        .await;
+    assert_eq!(status, 200);
     let (_, token) = app.get("/astra/users/alice/token").await;
     let (status, _) = app.refresh_stale("alice", &token["generation"]).await;
     assert_eq!(status, 200);
@@ -107,6 +134,8 @@ async fn no_astra_token_code_state_or_secret_appears_in_trace_level_logs() {
     assert!(leaks.is_empty(), "tokens or codes in the logs: {leaks:?}");
     for secret in [
         state.as_str(),
+        handle.as_str(),
+        second_handle.as_str(),
         CLIENT_SECRET,
         webhook_secret,
         store_password,

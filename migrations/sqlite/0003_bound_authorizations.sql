@@ -22,6 +22,3 @@ CREATE TABLE astra_pending_authorizations (
 CREATE INDEX astra_pending_authorizations_expires ON astra_pending_authorizations (expires_at);
 CREATE INDEX astra_pending_authorizations_user ON astra_pending_authorizations (user_ref);
 
--- PKCE (astra.pkce): the code_verifier sent with the code exchange. Useless
--- without the authorization code and this service's client secret.
-ALTER TABLE astra_authorization_states ADD COLUMN code_verifier TEXT;

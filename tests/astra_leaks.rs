@@ -72,7 +72,34 @@ async fn no_astra_token_code_state_or_secret_appears_in_trace_level_logs() {
     let state = started["state"].as_str().unwrap().to_owned();
     let code = world.astra.issue_code("astra-alice");
     let callback = format!("{}/astra/callback?code={code}&state={state}", app.public);
-    assert_eq!(app.http.get(&callback).send().await.unwrap().status(), 200);
+    let r = app.http.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let awaiting: serde_json::Value = r.json().await.unwrap();
+    let handle = awaiting["handle"].as_str().unwrap().to_owned();
+    // A handle confirmed for the wrong user first, then for the right one.
+    app.post(
+        "/astra/users/mallory/authorization/confirm",
+        json!({"handle": handle}),
+    )
+    .await;
+    let callback = {
+        let (_, started) = app
+            .post("/astra/users/alice/authorization", json!({}))
+            .await;
+        let state = started["state"].as_str().unwrap().to_owned();
+        let code = world.astra.issue_code("astra-alice");
+        format!("{}/astra/callback?code={code}&state={state}", app.public)
+    };
+    let r = app.http.get(&callback).send().await.unwrap();
+    let awaiting: serde_json::Value = r.json().await.unwrap();
+    let second_handle = awaiting["handle"].as_str().unwrap().to_owned();
+    let (status, _) = app
+        .post(
+            "/astra/users/alice/authorization/confirm",
+            json!({"handle": second_handle}),
+        )
+        .await;
+    assert_eq!(status, 200);
     let (_, token) = app.get("/astra/users/alice/token").await;
     let (status, _) = app.refresh_stale("alice", &token["generation"]).await;
     assert_eq!(status, 200);
@@ -158,6 +185,8 @@ async fn no_astra_token_code_state_or_secret_appears_in_trace_level_logs() {
     assert!(leaks.is_empty(), "tokens or codes in the logs: {leaks:?}");
     for secret in [
         state.as_str(),
+        handle.as_str(),
+        second_handle.as_str(),
         CLIENT_SECRET,
         webhook_secret,
         store_password,
@@ -191,9 +220,9 @@ fn every_event_has_its_audit_line(events: &[serde_json::Value]) {
     };
     let started = [authorization("started", "ok"), vec![operator(), alice()]].concat();
     assert_eq!(find(&started)["fields"]["auth"], "static_key");
-    // Completed through the browser's callback: no internal caller at all.
+    // Exchanged by the browser's callback: no internal caller at all.
     let callback = [
-        authorization("completed", "ok"),
+        authorization("exchanged", "ok"),
         vec![
             ("subject", json!("-")),
             ("auth", json!("astra_callback")),
@@ -201,6 +230,13 @@ fn every_event_has_its_audit_line(events: &[serde_json::Value]) {
         ],
     ];
     find(&callback.concat());
+    // Confirmed by the backend, first for the wrong user.
+    let mismatch = [
+        authorization("completed", "astra-authorization-mismatch"),
+        vec![operator(), ("user_ref", json!("mallory"))],
+    ];
+    find(&mismatch.concat());
+    find(&[authorization("completed", "ok"), vec![operator(), alice()]].concat());
     let refused_code = [
         authorization("completed", "astra-grant-refused"),
         vec![operator()],

@@ -192,7 +192,8 @@ async fn answer(request: reqwest::RequestBuilder, status: u16) -> reqwest::Respo
 /// listener (as a backend would), Chromium follows `authorize_url` to the
 /// fake Astra's OAuth module, clicks Authorize, goes through the public
 /// `/astra/callback` and lands on examples/browser/astra.html
-/// (`astra.completion_url`); then the backend gets the user's token.
+/// (`astra.completion_url`); then the backend confirms the handle for its
+/// logged-in user and gets the user's token.
 #[tokio::test]
 async fn the_astra_example_page_completes_an_authorization_in_dev_mode() {
     let chromium = chromium();
@@ -253,11 +254,7 @@ async fn the_astra_example_page_completes_an_authorization_in_dev_mode() {
     let report = drive(config, || format!("\nservice log:\n{}", service_log())).await;
     let astra = &report["astra_authorize"];
 
-    assert_eq!(astra["state"], "authorized", "{astra}");
-    assert!(
-        astra["text"].as_str().unwrap().contains(user),
-        "the page names the user: {astra}"
-    );
+    assert_eq!(astra["state"], "confirm", "{astra}");
     assert_eq!(
         astra["callbackStatuses"],
         serde_json::json!([303]),
@@ -275,12 +272,26 @@ async fn the_astra_example_page_completes_an_authorization_in_dev_mode() {
     );
     let query: std::collections::HashMap<String, String> =
         landed.query_pairs().into_owned().collect();
-    assert_eq!(query.get("user_ref").map(String::as_str), Some(user));
-    assert_eq!(query.get("outcome").map(String::as_str), Some("authorized"));
+    assert_eq!(query.get("outcome").map(String::as_str), Some("confirm"));
     assert!(
         !query.contains_key("code") && !query.contains_key("state"),
         "neither the code nor the state reaches the app's page: {landed}"
     );
+    let handle = &query["handle"];
+    assert!(
+        astra["text"].as_str().unwrap().contains(handle),
+        "the dev page shows the confirming curl: {astra}"
+    );
+    let not_yet = http.get(format!("{internal}/astra/users/{user}"));
+    answer(not_yet, 404).await;
+
+    // The backend behind the completion page confirms for its logged-in user.
+    let confirm = http
+        .post(format!(
+            "{internal}/astra/users/{user}/authorization/confirm"
+        ))
+        .json(&serde_json::json!({ "handle": handle }));
+    answer(confirm, 200).await;
 
     // Step 4, the backend again: the user's access token.
     let token = http.get(format!("{internal}/astra/users/{user}/token"));

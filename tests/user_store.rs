@@ -171,6 +171,7 @@ test_support::on_sqlite_and_postgres!(
     a_refused_refresh_token_marks_the_user_for_reauthorization,
     claim_due_returns_each_due_user_once_across_concurrent_claimers,
     an_authorization_state_is_single_use_and_expires,
+    unconfirmed_tokens_are_taken_once_expire_and_go_with_the_user,
     the_raw_tables_hold_no_token_plaintext,
     a_swapped_or_tampered_ciphertext_is_refused,
     rows_using_a_key_are_counted_for_rotation,
@@ -642,6 +643,71 @@ async fn an_authorization_state_is_single_use_and_expires(b: Backend) {
     ));
     assert!(matches!(
         b.store.take_state(&state_hash(0xab).to_uppercase()).await,
+        Err(StoreError::InvalidInput(_))
+    ));
+}
+
+async fn unconfirmed_tokens_are_taken_once_expire_and_go_with_the_user(b: Backend) {
+    let c = cipher();
+    let u = user("unconfirmed");
+    let mut t = tokens(&c, &u, "pending-access", "pending-refresh");
+    // A request id the store cannot keep is dropped, never a refusal.
+    t.astra_request_id = Some("req/1+2".into());
+    let put = |n: u8, t: NewTokens, ttl: i64| {
+        let (store, u) = (&b.store, &u);
+        async move {
+            store
+                .put_unconfirmed(&state_hash(n), u, t, now() + ttl)
+                .await
+        }
+    };
+    put(0x11, t.clone(), 600).await.unwrap();
+    assert_eq!(
+        b.store.count_rows_using_key("k1").await.unwrap(),
+        1,
+        "a key sealing unconfirmed tokens is still in use"
+    );
+    let taken = b
+        .store
+        .take_unconfirmed(&state_hash(0x11))
+        .await
+        .unwrap()
+        .expect("live unconfirmed tokens");
+    assert_eq!(taken.user_ref, u);
+    assert_eq!(
+        open(&c, &u, Field::AccessToken, &taken.tokens.access_token),
+        "pending-access"
+    );
+    assert_eq!(taken.tokens.astra_request_id, None);
+    assert!(
+        b.store.get(&u).await.unwrap().is_none(),
+        "nothing is active"
+    );
+    let again = b.store.take_unconfirmed(&state_hash(0x11)).await.unwrap();
+    assert!(again.is_none(), "single use");
+
+    put(0x12, t.clone(), -1).await.unwrap();
+    put(0x13, t.clone(), 600).await.unwrap();
+    assert!(
+        b.store
+            .take_unconfirmed(&state_hash(0x12))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(b.store.purge_expired_states().await.unwrap(), 1);
+    b.store.delete(&u).await.unwrap();
+    assert!(
+        b.store
+            .take_unconfirmed(&state_hash(0x13))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        b.store
+            .put_unconfirmed("raw-handle", &u, t, now() + 600)
+            .await,
         Err(StoreError::InvalidInput(_))
     ));
 }

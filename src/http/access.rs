@@ -18,9 +18,9 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError};
 use super::audit::{AuditTrail, Refusal};
 use super::problem::{HttpError, Problem};
 use super::{
-    API_TOKEN_PATH, ASTRA_AUTHORIZATION_CODE_PATH, ASTRA_AUTHORIZATION_PATH,
-    ASTRA_REFRESH_TOKEN_PATH, ASTRA_TOKEN_PATH, ASTRA_TOKEN_REFRESH_PATH, ASTRA_USER_PATH,
-    ASTRA_USERS_PATH,
+    API_TOKEN_PATH, ASTRA_AUTHORIZATION_CODE_PATH, ASTRA_AUTHORIZATION_CONFIRM_PATH,
+    ASTRA_AUTHORIZATION_PATH, ASTRA_REFRESH_TOKEN_PATH, ASTRA_TOKEN_PATH, ASTRA_TOKEN_REFRESH_PATH,
+    ASTRA_USER_PATH, ASTRA_USERS_PATH,
 };
 use crate::caller_auth::grants::{Grant, Permission};
 use crate::caller_auth::{AuthError, Caller, InternalAuth};
@@ -38,6 +38,11 @@ pub const ACCESS: &[(&str, &str, Permission)] = &[
     (ASTRA_AUTHORIZATION_PATH, "POST", Permission::AstraManage),
     (
         ASTRA_AUTHORIZATION_CODE_PATH,
+        "POST",
+        Permission::AstraManage,
+    ),
+    (
+        ASTRA_AUTHORIZATION_CONFIRM_PATH,
         "POST",
         Permission::AstraManage,
     ),

@@ -61,7 +61,11 @@ crate::core::named_enum! {
     pub enum AuthorizationAction {
         /// An authorization was started (a `state` handed out).
         Started = "started",
-        /// An authorization code was exchanged (callback or backend).
+        /// Astra's redirect brought a code, exchanged and kept until the
+        /// customer's backend confirms it.
+        Exchanged = "exchanged",
+        /// An authorization became active: a code the backend submitted,
+        /// or a callback's result it confirmed.
         Completed = "completed",
         /// A refresh token obtained elsewhere was imported.
         Imported = "imported",

@@ -54,6 +54,7 @@ pub const ASTRA_CALLBACK_PATH: &str = "/astra/callback";
 pub const ASTRA_USERS_PATH: &str = "/astra/users";
 pub const ASTRA_USER_PATH: &str = "/astra/users/{user_ref}";
 pub const ASTRA_AUTHORIZATION_PATH: &str = "/astra/users/{user_ref}/authorization";
+pub const ASTRA_AUTHORIZATION_CONFIRM_PATH: &str = "/astra/users/{user_ref}/authorization/confirm";
 pub const ASTRA_AUTHORIZATION_CODE_PATH: &str = "/astra/users/{user_ref}/authorization-code";
 pub const ASTRA_REFRESH_TOKEN_PATH: &str = "/astra/users/{user_ref}/refresh-token";
 pub const ASTRA_TOKEN_PATH: &str = "/astra/users/{user_ref}/token";
@@ -67,6 +68,7 @@ pub const INTERNAL_PATHS: &[&str] = &[
     ASTRA_USERS_PATH,
     ASTRA_USER_PATH,
     ASTRA_AUTHORIZATION_PATH,
+    ASTRA_AUTHORIZATION_CONFIRM_PATH,
     ASTRA_AUTHORIZATION_CODE_PATH,
     ASTRA_REFRESH_TOKEN_PATH,
     ASTRA_TOKEN_PATH,
@@ -301,6 +303,10 @@ fn astra_routes(
         .service(
             route(ASTRA_AUTHORIZATION_PATH, "POST")
                 .route(web::post().to(astra::start_authorization)),
+        )
+        .service(
+            route(ASTRA_AUTHORIZATION_CONFIRM_PATH, "POST")
+                .route(web::post().to(astra::confirm_authorization)),
         )
         .service(
             route(ASTRA_AUTHORIZATION_CODE_PATH, "POST")

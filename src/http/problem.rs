@@ -298,6 +298,24 @@ impl From<UserTokenError> for Problem {
                 "Unknown, used or expired authorization state",
                 detail,
             ),
+            E::AuthorizationDenied(_) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "astra-authorization-denied",
+                "Astra did not authorize",
+                detail,
+            ),
+            E::ConfirmationInvalid => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "astra-confirmation-invalid",
+                "Unknown, used or expired confirmation handle",
+                detail,
+            ),
+            E::AuthorizationMismatch => Problem::new(
+                StatusCode::FORBIDDEN,
+                "astra-authorization-mismatch",
+                "The authorization belongs to another user",
+                detail,
+            ),
             E::GrantRefused => Problem::new(
                 StatusCode::BAD_REQUEST,
                 "astra-grant-refused",

@@ -387,16 +387,22 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::from_secs(secs).min(MAX_LIFETIME))
 }
 
-/// The `request-id` header, reduced to visible ASCII and bounded, because it
-/// ends up in logs and stored errors and an upstream must not be able to
-/// inject control characters or megabytes there.
+/// The `request-id` header in the store's label alphabet and bounded: it
+/// ends up in logs and stored rows, so an upstream must not be able to
+/// inject control characters or megabytes there, and a request id is
+/// metadata that must never stop the tokens it came with from being stored.
+/// Blanks are dropped; any other character outside `A-Z a-z 0-9 . _ : -`
+/// becomes `_` (`a/b+c` is stored as `a_b_c`).
 fn request_id(headers: &HeaderMap) -> Option<String> {
     let raw = headers.get("request-id")?.as_bytes();
     let clean: String = raw
         .iter()
         .filter(|b| b.is_ascii_graphic())
         .take(MAX_REQUEST_ID_LEN)
-        .map(|&b| char::from(b))
+        .map(|&b| match char::from(b) {
+            c if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-') => c,
+            _ => '_',
+        })
         .collect();
     (!clean.is_empty()).then_some(clean)
 }
@@ -447,7 +453,7 @@ mod tests {
     use reqwest::header::HeaderValue;
 
     #[test]
-    fn request_ids_are_reduced_to_bounded_visible_ascii() {
+    fn request_ids_are_reduced_to_bounded_label_characters() {
         let mut headers = HeaderMap::new();
         headers.insert("request-id", HeaderValue::from_static("abc 123\tdef"));
         assert_eq!(request_id(&headers).as_deref(), Some("abc123def"));
@@ -461,6 +467,11 @@ mod tests {
 
         headers.insert("request-id", HeaderValue::from_static("   "));
         assert_eq!(request_id(&headers), None);
+
+        headers.insert("request-id", HeaderValue::from_static("a/b+c=\"d\""));
+        let id = request_id(&headers).expect("kept");
+        assert_eq!(id, "a_b_c__d_");
+        assert!(crate::user_tokens::store::is_label(&id));
     }
 
     #[test]

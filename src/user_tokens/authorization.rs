@@ -3,6 +3,16 @@
 //! to Astra; Astra's redirect brings a code that is exchanged for tokens. A
 //! backend may also hand over a code it received itself, or import a refresh
 //! token it held before adopting this service.
+//!
+//! **Binding.** The callback runs on this service's host and cannot see who
+//! is logged into the customer's app, so a `state` alone would let anyone who
+//! passes their own `authorize_url` to a victim collect the victim's Astra
+//! authority under their own `user_ref` (login CSRF, RFC 6749 §10.12). The
+//! callback therefore only keeps the tokens *unconfirmed* and hands the
+//! browser a one-time handle; the customer's backend, which knows who is
+//! logged in, confirms the handle for that person's `user_ref`. A handle
+//! confirmed for another `user_ref` erases the tokens and changes nothing
+//! else (docs/security/astra-threat-model.md).
 
 use std::sync::Arc;
 
@@ -17,7 +27,7 @@ use super::cache::{UserTokenCache, forget};
 use super::error::UserTokenError;
 use super::pacer::PacedAstra;
 use super::sealer::Sealer;
-use super::store::{self, UserRow, UserStore};
+use super::store::{self, NewTokens, UserRow, UserStore};
 use super::user_ref::UserRef;
 use crate::core::unix_secs;
 
@@ -40,6 +50,16 @@ impl Grant {
     pub fn is_empty(&self) -> bool {
         self.secret().expose_secret().trim().is_empty()
     }
+}
+
+/// A callback's result: tokens kept until the customer's backend confirms
+/// `handle` for the user who started the authorization.
+pub struct AwaitingConfirmation {
+    /// Whom the authorization was started for.
+    pub user_ref: UserRef,
+    /// One-time, 256 random bits; only its hash is stored.
+    pub handle: String,
+    pub expires_in: u64,
 }
 
 /// A started authorization, for the browser to follow.
@@ -96,10 +116,10 @@ impl Authorizations {
                 "user_intent_id must be 1 to 128 characters of A-Z a-z 0-9 . _ : -",
             ));
         }
-        let state = random_state()?;
+        let state = random_secret()?;
         let expires_at = unix_secs() + self.state_ttl;
         self.store
-            .put_state(&state_hash(&state), user, user_intent_id, expires_at)
+            .put_state(&secret_hash(&state), user, user_intent_id, expires_at)
             .await?;
         Ok(StartedAuthorization {
             authorize_url: self.astra.client.authorize_url(&state, user_intent_id),
@@ -108,19 +128,72 @@ impl Authorizations {
         })
     }
 
-    /// `GET /astra/callback`: consumes the state, exchanges the code.
+    /// `GET /astra/callback`: consumes the state, exchanges the code and
+    /// keeps the tokens, sealed for the state's user, until confirmed.
     pub async fn complete_callback(
         &self,
         code: &SecretString,
         state: &str,
-    ) -> Result<UserRow, UserTokenError> {
-        let pending = self
+    ) -> Result<AwaitingConfirmation, UserTokenError> {
+        let started = self
             .store
-            .take_state(&state_hash(state))
+            .take_state(&secret_hash(state))
             .await?
             .ok_or(UserTokenError::StateInvalid)?;
-        self.authorize(&pending.user_ref, &Grant::Code(code.clone()))
-            .await
+        let user = &started.user_ref;
+        let tokens = self.exchange(user, &Grant::Code(code.clone())).await?;
+        let now = unix_secs();
+        let sealed = self.sealer.seal(user, &tokens, now)?;
+        let handle = random_secret()?;
+        self.store
+            .put_unconfirmed(&secret_hash(&handle), user, sealed, now + self.state_ttl)
+            .await?;
+        tracing::info!(
+            user_ref = %user,
+            astra_request_id = tokens.request_id.as_deref(),
+            "astra authorization awaits confirmation"
+        );
+        Ok(AwaitingConfirmation {
+            user_ref: user.clone(),
+            handle,
+            expires_in: u64::try_from(self.state_ttl).unwrap_or(0),
+        })
+    }
+
+    /// `GET /astra/callback?error=…`: Astra sent the person back without a
+    /// code. The state, if any, is used up so the link cannot be replayed.
+    pub async fn deny_callback(&self, error: &str, state: Option<&str>) -> UserTokenError {
+        if let Some(state) = state
+            && let Err(e) = self.store.take_state(&secret_hash(state)).await
+        {
+            // It expires with astra.state_ttl_secs anyway.
+            tracing::warn!(error = %e, "a denied authorization's state could not be used up");
+        }
+        let code = oauth_error_code(error);
+        tracing::info!(oauth_error = code, "astra authorization denied");
+        UserTokenError::AuthorizationDenied(code)
+    }
+
+    /// `POST /astra/users/{user_ref}/authorization/confirm`: the customer's
+    /// backend vouches that `handle` came back to `user`'s own session. The
+    /// unconfirmed tokens are consumed whoever confirms: a handle from an
+    /// authorization started for another user erases them, and `user`'s
+    /// stored authorization stays as it was.
+    pub async fn confirm(&self, user: &UserRef, handle: &str) -> Result<UserRow, UserTokenError> {
+        let unconfirmed = self
+            .store
+            .take_unconfirmed(&secret_hash(handle))
+            .await?
+            .ok_or(UserTokenError::ConfirmationInvalid)?;
+        if unconfirmed.user_ref != *user {
+            tracing::warn!(
+                user_ref = %user,
+                started_for = %unconfirmed.user_ref,
+                "astra authorization confirmed by another user than the one who started it; its tokens were erased"
+            );
+            return Err(UserTokenError::AuthorizationMismatch);
+        }
+        self.store_sealed(user, unconfirmed.tokens).await
     }
 
     /// Turns `grant` into a new authorization of `user`: an authorization
@@ -131,6 +204,13 @@ impl Authorizations {
         user: &UserRef,
         grant: &Grant,
     ) -> Result<UserRow, UserTokenError> {
+        let tokens = self.exchange(user, grant).await?;
+        let sealed = self.sealer.seal(user, &tokens, unix_secs())?;
+        self.store_sealed(user, sealed).await
+    }
+
+    /// Astra's answer to `grant`.
+    async fn exchange(&self, user: &UserRef, grant: &Grant) -> Result<AstraTokens, UserTokenError> {
         let (answer, failed) = match grant {
             Grant::Code(code) => (
                 self.astra.exchange_code(code).await,
@@ -141,40 +221,54 @@ impl Authorizations {
                 "refresh token import failed",
             ),
         };
-        let tokens = answer.map_err(|e: AstraError| {
+        answer.map_err(|e: AstraError| {
             tracing::warn!(user_ref = %user, astra_request_id = e.request_id(), error = %e, "{failed}");
             UserTokenError::from_astra(&e)
-        })?;
-        self.store_new(user, &tokens).await
+        })
     }
 
-    async fn store_new(
+    async fn store_sealed(
         &self,
         user: &UserRef,
-        tokens: &AstraTokens,
+        sealed: NewTokens,
     ) -> Result<UserRow, UserTokenError> {
-        let sealed = self.sealer.seal(user, tokens, unix_secs())?;
         let row = self.store.store_authorization(user, sealed).await?;
         forget(self.cache.as_ref(), user);
         tracing::info!(
             user_ref = %user,
             generation = row.generation,
-            astra_request_id = tokens.request_id.as_deref(),
+            astra_request_id = row.last_astra_request_id.as_deref(),
             "astra user authorized"
         );
         Ok(row)
     }
 }
 
-/// 256 random bits, URL-safe: the `state` is a bearer secret until used.
-fn random_state() -> Result<String, UserTokenError> {
+/// OAuth's error codes (RFC 6749 §4.1.2.1), or `other`: Astra's text is
+/// never repeated.
+fn oauth_error_code(error: &str) -> &'static str {
+    const KNOWN: [&str; 7] = [
+        "access_denied",
+        "invalid_request",
+        "unauthorized_client",
+        "unsupported_response_type",
+        "invalid_scope",
+        "server_error",
+        "temporarily_unavailable",
+    ];
+    KNOWN.into_iter().find(|k| *k == error).unwrap_or("other")
+}
+
+/// 256 random bits, URL-safe: a `state` or a handle is a bearer secret
+/// until used.
+fn random_secret() -> Result<String, UserTokenError> {
     let mut bytes = [0u8; 32];
     super::crypto::fill_random(&mut bytes)?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// Only the hash of a `state` is stored, so a database reader cannot
-/// complete someone else's pending authorization.
-fn state_hash(state: &str) -> String {
-    hex::encode(Sha256::digest(state.as_bytes()))
+/// Only the hash of a `state` or a handle is stored, so a database reader
+/// cannot complete or confirm someone else's authorization.
+fn secret_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
 }

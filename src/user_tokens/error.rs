@@ -20,6 +20,14 @@ pub enum UserTokenError {
     ReauthorizationRequired,
     #[error("the authorization state is unknown, already used or expired")]
     StateInvalid,
+    #[error("Astra did not authorize: the person declined or Astra refused the request ({0})")]
+    AuthorizationDenied(&'static str),
+    #[error("the confirmation handle is unknown, already used or expired")]
+    ConfirmationInvalid,
+    #[error(
+        "this authorization was started for another user_ref; its result was erased and the user's stored authorization is unchanged"
+    )]
+    AuthorizationMismatch,
     #[error("Astra refused the authorization code or refresh token")]
     GrantRefused,
     #[error("Astra rejected this service's client credentials (astra.client_id / client_secret)")]

@@ -45,7 +45,7 @@ pub mod store;
 pub mod user_ref;
 pub mod webhook;
 
-pub use authorization::{Authorizations, Grant, StartedAuthorization};
+pub use authorization::{Authorizations, AwaitingConfirmation, Grant, StartedAuthorization};
 pub use crypto::{CryptoError, Field, KeyringError, Sealed, TokenCipher};
 pub use error::UserTokenError;
 #[cfg(feature = "test-hooks")]
@@ -54,7 +54,7 @@ pub use refresh::{Refresher, Trigger};
 pub use service::{HandedToken, UserSummary, UserTokens};
 pub use store::{
     ChangeSink, CommitOutcome, Lease, LeaseOutcome, LeaseRelease, NewTokens, PendingAuthorization,
-    PreviousRefresh, RefreshedTokens, Replica, StoreError, StoreOptions, UserRow, UserStatus,
-    UserStore, connect,
+    PreviousRefresh, RefreshedTokens, Replica, StoreError, StoreOptions, UnconfirmedAuthorization,
+    UserRow, UserStatus, UserStore, connect,
 };
 pub use user_ref::{UserRef, UserRefError};

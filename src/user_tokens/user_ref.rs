@@ -6,6 +6,8 @@
 //! characters) admits e-mail addresses, UUIDs and `tenant:user` forms while
 //! keeping out separators that would make the AAD format ambiguous
 //! (no whitespace, `/`, or anything that needs quoting in a log line).
+//! `.` and `..` alone are refused: clients and proxies rewrite them in URL
+//! paths, so `/astra/users/..` would not reach the user it names.
 
 use std::fmt;
 use std::str::FromStr;
@@ -29,6 +31,9 @@ pub enum UserRefError {
     TooLong { len: usize },
     #[error("user reference has a character outside A-Z a-z 0-9 . _ : @ - at position {position}")]
     InvalidCharacter { position: usize },
+    /// `.` and `..` name no one, and mean something else in a URL path.
+    #[error("user reference is a path segment (. or ..)")]
+    DotSegment,
 }
 
 fn allowed(c: char) -> bool {
@@ -52,6 +57,9 @@ impl UserRef {
         // Checked after the alphabet so that `len` is a character count.
         if value.len() > MAX_LEN {
             return Err(UserRefError::TooLong { len: value.len() });
+        }
+        if matches!(value, "." | "..") {
+            return Err(UserRefError::DotSegment);
         }
         Ok(())
     }
@@ -151,6 +159,15 @@ mod tests {
                 Err(UserRefError::InvalidCharacter { position }),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn dot_segments_are_refused_but_dots_inside_a_name_are_not() {
+        assert_eq!(UserRef::parse("."), Err(UserRefError::DotSegment));
+        assert_eq!(UserRef::parse(".."), Err(UserRefError::DotSegment));
+        for ok in ["...", ".a", "a..b", "..a"] {
+            assert!(UserRef::parse(ok).is_ok(), "{ok}");
         }
     }
 

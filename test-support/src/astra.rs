@@ -313,6 +313,12 @@ impl TestApp {
         json_answer(self.send(reqwest::Method::GET, path).await).await
     }
 
+    /// `GET` on the public listener: status and JSON body.
+    pub async fn get_public(&self, path: &str) -> (u16, serde_json::Value) {
+        let url = format!("{}{path}", self.public);
+        json_answer(self.http.get(url).send().await.unwrap()).await
+    }
+
     /// `POST` JSON on the internal listener: status and JSON body.
     pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
         self.send_json(reqwest::Method::POST, path, body).await

@@ -22,8 +22,21 @@ use test_support::astra::{
     KEY_1, KEY_2, Store, World, cipher, keys, postgres_behind_a_proxy, user_ref,
 };
 
+mod binding;
+mod callback_errors;
+mod request_ids;
+use binding::*;
+use callback_errors::*;
+use request_ids::*;
+
 test_support::on_sqlite_and_postgres!(
     Store:
+    a_victim_who_follows_an_attackers_authorize_link_never_authorizes_the_attackers_user_ref,
+    an_astra_error_redirect_is_a_denied_authorization_not_an_invalid_state,
+    a_failed_code_exchange_sends_the_person_back_with_a_way_to_retry,
+    json_bodies_must_be_objects,
+    dot_segments_are_not_user_refs,
+    a_request_id_with_slashes_and_pluses_never_blocks_a_code_exchange_or_a_refresh,
     a_callback_exchanges_the_code_and_each_state_works_once,
     an_unknown_or_expired_state_is_refused,
     two_hundred_concurrent_requests_for_an_expired_token_refresh_once,
@@ -74,7 +87,27 @@ async fn a_callback_exchanges_the_code_and_each_state_works_once(store: Store) {
     let r = app.http.get(&callback).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let body: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(body, json!({"user_ref": "alice", "outcome": "authorized"}));
+    assert_eq!(body["outcome"], "confirm", "{body}");
+    assert_eq!(body["expires_in"], 600);
+    let (status, _) = app.get("/astra/users/alice").await;
+    assert_eq!(status, 404, "nothing is active before the backend confirms");
+
+    let (status, summary) = app
+        .post(
+            "/astra/users/alice/authorization/confirm",
+            json!({"handle": body["handle"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["generation"], 1);
+    let (status, again) = app
+        .post(
+            "/astra/users/alice/authorization/confirm",
+            json!({"handle": body["handle"]}),
+        )
+        .await;
+    assert_eq!(status, 400, "a handle confirms once");
+    assert_eq!(again["type"], problem("astra-confirmation-invalid"));
 
     let (status, token) = app.get("/astra/users/alice/token").await;
     assert_eq!(status, 200);

@@ -137,7 +137,7 @@ async function runAstraScenario(scenario) {
     await page.goto(scenario.authorize_url);
     await page.getByRole("button", { name: "Authorize" }).click();
     await page.waitForURL((url) => url.href.startsWith(scenario.completion), { timeout: 15000 });
-    const result = page.locator("#astra-result[data-state=authorized], #astra-result[data-state=failed]");
+    const result = page.locator("#astra-result[data-state=confirm], #astra-result[data-state=failed]");
     await result.waitFor({ timeout: 10000 });
     report.state = await page.locator("#astra-result").getAttribute("data-state");
     report.problem = await page.locator("#astra-result").getAttribute("data-problem");

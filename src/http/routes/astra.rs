@@ -315,11 +315,16 @@ async fn list_within(
 pub struct CallbackQuery {
     code: Option<SecretString>,
     state: Option<String>,
+    /// OAuth's error redirect (RFC 6749 §4.1.2.1).
+    error: Option<String>,
 }
 
 /// `GET /astra/callback` (public listener): where Astra sends the browser.
-/// Exchanges the code and answers `303` to `astra.completion_url` with the
-/// outcome, or JSON when no completion URL is configured.
+/// Exchanges the code and keeps the tokens until the customer's backend
+/// confirms them (`…/authorization/confirm`); answers `303` to
+/// `astra.completion_url` with `?outcome=confirm&handle=…` or
+/// `?outcome=failed&problem=TYPE[&retryable=true]`, or JSON when no
+/// completion URL is configured.
 pub async fn callback(
     req: HttpRequest,
     route: web::Data<AstraRoutes>,
@@ -328,59 +333,102 @@ pub async fn callback(
     let query = web::Query::<CallbackQuery>::from_query(req.query_string())
         .map_err(|_| UserTokenError::BadRequest("the callback takes code and state"))?
         .into_inner();
-    let outcome = match (query.code, query.state) {
-        (Some(code), Some(state)) if !code.expose_secret().is_empty() => {
-            users
-                .authorizations()
-                .complete_callback(&code, &state)
-                .await
+    let authorizations = users.authorizations();
+    let outcome = match (query.error, query.code, query.state) {
+        (Some(error), _, state) => {
+            Err(authorizations.deny_callback(&error, state.as_deref()).await)
+        }
+        (None, Some(code), Some(state)) if !code.expose_secret().is_empty() => {
+            authorizations.complete_callback(&code, &state).await
         }
         // Without a state nobody can tell whose code this is.
         _ => Err(UserTokenError::StateInvalid),
     };
-    // Only a completed authorization is audited: before the state is known
-    // to be ours there is no user to name, and anyone on the internet can
-    // call this route.
-    if let Ok(row) = &outcome {
+    // The callback is audited once the state named a user: before that there
+    // is no user to name, and anyone on the internet can call this route.
+    if let Ok(awaiting) = &outcome {
         route.audit.astra_authorization(
             Actor::BrowserCallback,
-            &row.user_ref,
-            AuthorizationAction::Completed,
+            &awaiting.user_ref,
+            AuthorizationAction::Exchanged,
             "ok",
-            row.generation > 1,
+            false,
         );
     }
-    let Some(completion) = users.authorizations().completion_url() else {
-        return match outcome {
-            Ok(row) => Ok(HttpResponse::Ok().json(serde_json::json!({
-                "user_ref": row.user_ref.as_str(),
-                "outcome": "authorized",
-            }))),
-            Err(e) => Err(e.into()),
-        };
+    let Some(completion) = authorizations.completion_url() else {
+        let awaiting = outcome?;
+        return Ok(HttpResponse::Ok().json(serde_json::json!({
+            "outcome": "confirm",
+            "handle": awaiting.handle,
+            "expires_in": awaiting.expires_in,
+        })));
     };
     let mut target = completion.clone();
     match outcome {
-        Ok(row) => {
+        Ok(awaiting) => {
             target
                 .query_pairs_mut()
-                .append_pair("user_ref", row.user_ref.as_str())
-                .append_pair("outcome", "authorized");
+                .append_pair("outcome", "confirm")
+                .append_pair("handle", &awaiting.handle);
         }
         Err(e) => {
+            let retryable = e.is_transient();
             let problem = Problem::from(e);
-            target
-                .query_pairs_mut()
+            let mut query = target.query_pairs_mut();
+            query
                 .append_pair("outcome", "failed")
                 .append_pair("problem", &problem.type_uri());
+            if retryable {
+                query.append_pair("retryable", "true");
+            }
         }
     }
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, target.as_str()))
+        // The handle is a bearer secret until confirmed.
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish())
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmBody {
+    handle: SecretString,
+}
+
+/// `POST /astra/users/{user_ref}/authorization/confirm` `{"handle"}` → 200
+/// user summary. The caller vouches that the handle came back to the
+/// session of the person `user_ref` names.
+pub async fn confirm_authorization(
+    route: web::Data<AstraRoutes>,
+    admitted: Admitted,
+    body: web::Bytes,
+) -> Result<HttpResponse, Problem> {
+    let user = admitted.user()?;
+    let body: ConfirmBody = json(&body)?;
+    if body.handle.expose_secret().trim().is_empty() {
+        return Err(UserTokenError::BadRequest("a required value is empty").into());
+    }
+    let row = route
+        .users
+        .authorizations()
+        .confirm(user, body.handle.expose_secret())
+        .await
+        .map_err(Problem::from);
+    let replaced = row.as_ref().is_ok_and(|row| row.generation > 1);
+    let actor = Actor::Caller(&admitted.caller);
+    route.audit_authorization(actor, user, AuthorizationAction::Completed, &row, replaced);
+    row?;
+    Ok(HttpResponse::Ok().json(route.users.summary(user).await?))
+}
+
+/// The body as `T`, which must arrive as a JSON object: serde would also
+/// fill a struct from an array (`[5]`).
 fn json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Problem> {
-    serde_json::from_slice(body)
-        .map_err(|_| UserTokenError::BadRequest("the body is not the expected JSON object").into())
+    let refused = || UserTokenError::BadRequest("the body is not the expected JSON object").into();
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(refused());
+    }
+    serde_json::from_slice(body).map_err(|_| refused())
 }

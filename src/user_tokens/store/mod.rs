@@ -223,6 +223,15 @@ pub struct PendingAuthorization {
     pub user_intent_id: Option<String>,
 }
 
+/// The tokens of an authorization whose callback has run, waiting for the
+/// customer's backend to confirm them for the user who started it.
+#[derive(Debug, Clone)]
+pub struct UnconfirmedAuthorization {
+    /// The user the authorization was started for.
+    pub user_ref: UserRef,
+    pub tokens: NewTokens,
+}
+
 /// Connection settings shared by both backends.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -336,7 +345,8 @@ pub trait UserStore: Send + Sync + fmt::Debug {
         limit: u32,
     ) -> Result<Vec<UserRow>, StoreError>;
 
-    /// Erases `user`'s tokens and pending authorizations. True if a user row existed.
+    /// Erases `user`'s tokens, pending authorizations and unconfirmed
+    /// tokens. True if a user row existed.
     async fn delete(&self, user: &UserRef) -> Result<bool, StoreError>;
 
     /// Number of users per status, including statuses with none.
@@ -366,7 +376,26 @@ pub trait UserStore: Send + Sync + fmt::Debug {
         state_hash: &str,
     ) -> Result<Option<PendingAuthorization>, StoreError>;
 
-    /// Deletes expired pending authorizations; returns how many.
+    /// Keeps the tokens of a completed callback for `user` (sealed for that
+    /// user) until they are confirmed or `expires_at` passes. `handle_hash` is
+    /// the SHA-256 hex of the one-time handle given to the browser.
+    async fn put_unconfirmed(
+        &self,
+        handle_hash: &str,
+        user: &UserRef,
+        tokens: NewTokens,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Consumes unconfirmed tokens: returns them at most once, and never once
+    /// they have expired (database clock). Whoever asks, they are gone after.
+    async fn take_unconfirmed(
+        &self,
+        handle_hash: &str,
+    ) -> Result<Option<UnconfirmedAuthorization>, StoreError>;
+
+    /// Deletes expired pending authorizations and expired unconfirmed
+    /// tokens; returns how many.
     async fn purge_expired_states(&self) -> Result<u64, StoreError>;
 
     /// Readiness: one round trip to the database.
@@ -433,6 +462,7 @@ fn check_label(value: &str, what: &'static str) -> Result<(), StoreError> {
     }
 }
 
+/// A state's or a handle's SHA-256 hex.
 fn check_state_hash(state_hash: &str) -> Result<(), StoreError> {
     let ok = state_hash.len() == 64
         && state_hash
@@ -446,6 +476,11 @@ fn check_state_hash(state_hash: &str) -> Result<(), StoreError> {
         ))
     }
 }
+
+/// How long start-up waits for the database's first connection: a request's
+/// budget (`astra.store_timeout_ms`) is too short for a cluster that is busy
+/// starting or failing over.
+const STARTUP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A pooled connection idle this long is pinged before use: it may have
 /// outlived a database restart. One used more recently passed sqlx's ping on

@@ -30,8 +30,8 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 
 use super::{
     ChangeSink, CommitOutcome, Lease, LeaseOutcome, LeaseRelease, NewTokens, PendingAuthorization,
-    PreviousRefresh, RefreshedTokens, Replica, StoreError, StoreOptions, UserRow, UserStatus,
-    UserStore,
+    PreviousRefresh, RefreshedTokens, Replica, StoreError, StoreOptions, UnconfirmedAuthorization,
+    UserRow, UserStatus, UserStore,
 };
 use crate::user_tokens::crypto::Sealed;
 use crate::user_tokens::user_ref::UserRef;
@@ -68,7 +68,10 @@ impl PgStore {
             "statement_timeout",
             options.statement_timeout.as_millis().to_string(),
         )]);
-        let pool = super::pool_options(options).connect_with(bounded).await?;
+        // Lazy: the migration above proved the database reachable, and a
+        // connection opened under load must not fail the start-up within
+        // one request's budget.
+        let pool = super::pool_options(options).connect_lazy_with(bounded);
         Ok(Self {
             pool,
             connect,
@@ -144,7 +147,7 @@ async fn migrate(connect: &PgConnectOptions, options: &StoreOptions) -> Result<(
     // `Acquire` is not general enough").
     let session = PgPoolOptions::new()
         .max_connections(1)
-        .acquire_timeout(options.acquire_timeout)
+        .acquire_timeout(options.acquire_timeout.max(super::STARTUP_CONNECT_TIMEOUT))
         .connect_with(connect.clone())
         .await?;
     let migrated = async {

@@ -134,10 +134,9 @@ macro_rules! user_store_impl {
             "RETURNING *"
         );
 
-        /// Checks `tokens` and binds them as the next nine parameters, in
-        /// field order: both statements above list their columns that way.
+        /// Binds `tokens` as the next nine parameters, in field order: both
+        /// statements above list their columns that way.
         fn bind_tokens(query: Query<'_>, tokens: NewTokens) -> Result<Query<'_>, StoreError> {
-            check_request_id(tokens.astra_request_id.as_deref())?;
             Ok(query
                 .bind(tokens.access_token.key_id)
                 .bind(tokens.access_token.blob)
@@ -147,7 +146,7 @@ macro_rules! user_store_impl {
                 .bind(tokens.refresh_issued_at)
                 .bind(tokens.refresh_expires_at)
                 .bind(tokens.next_refresh_at)
-                .bind(tokens.astra_request_id))
+                .bind(tokens.astra_request_id.filter(|id| super::is_label(id))))
         }
 
         /// The number a `SELECT COUNT(*)` statement answers.
@@ -173,17 +172,16 @@ macro_rules! user_store_impl {
             Ok(())
         }
 
-        /// The labels a failed refresh records.
-        fn check_failure(error_code: &str, astra_request_id: Option<&str>) -> Result<(), StoreError> {
-            super::check_label(error_code, "error code must be 1-128 characters of A-Z a-z 0-9 . _ : -")?;
-            check_request_id(astra_request_id)
+        /// The label a failed refresh records.
+        fn check_failure(error_code: &str) -> Result<(), StoreError> {
+            super::check_label(error_code, "error code must be 1-128 characters of A-Z a-z 0-9 . _ : -")
         }
 
-        fn check_request_id(id: Option<&str>) -> Result<(), StoreError> {
-            match id {
-                Some(id) => super::check_label(id, "astra request id must be 1-128 characters of A-Z a-z 0-9 . _ : -"),
-                None => Ok(()),
-            }
+        /// Astra's request id, or nothing when it is not a label: it is
+        /// metadata, and must never stop the tokens or the lease's end it
+        /// travels with from being written.
+        fn request_id(id: Option<&str>) -> Option<&str> {
+            id.filter(|id| super::is_label(id))
         }
 
         #[async_trait::async_trait]
@@ -266,22 +264,22 @@ macro_rules! user_store_impl {
                 let query = match outcome {
                     LeaseRelease::Unused => ending(end_lease_sql!()),
                     LeaseRelease::Failed { error_code, retry_at, astra_request_id } => {
-                        check_failure(error_code, astra_request_id)?;
+                        check_failure(error_code)?;
                         ending(end_lease_sql!(
                             "last_error = $3, next_refresh_at = $4, ",
                             "last_astra_request_id = COALESCE($5, last_astra_request_id), ",
                             "updated_at = ", $now, ", "
                         ))
-                        .bind(error_code).bind(retry_at).bind(astra_request_id)
+                        .bind(error_code).bind(retry_at).bind(request_id(astra_request_id))
                     }
                     LeaseRelease::ReauthorizationRequired { error_code, astra_request_id } => {
-                        check_failure(error_code, astra_request_id)?;
+                        check_failure(error_code)?;
                         ending(end_lease_sql!(
                             "status = 'reauthorization_required', last_error = $3, ",
                             "last_astra_request_id = COALESCE($4, last_astra_request_id), ",
                             "updated_at = ", $now, ", "
                         ))
-                        .bind(error_code).bind(astra_request_id)
+                        .bind(error_code).bind(request_id(astra_request_id))
                     }
                 };
                 Ok(query.execute(&self.pool).await?.rows_affected() == 1)
@@ -331,10 +329,12 @@ macro_rules! user_store_impl {
 
             async fn delete(&self, user: &UserRef) -> Result<bool, StoreError> {
                 let mut tx = self.pool.begin().await?;
-                sqlx::query("DELETE FROM astra_authorization_states WHERE user_ref = $1")
-                    .bind(user.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                for sql in [
+                    "DELETE FROM astra_authorization_states WHERE user_ref = $1",
+                    "DELETE FROM astra_pending_authorizations WHERE user_ref = $1",
+                ] {
+                    sqlx::query(sql).bind(user.as_str()).execute(&mut *tx).await?;
+                }
                 let deleted = sqlx::query("DELETE FROM astra_users WHERE user_ref = $1")
                     .bind(user.as_str())
                     .execute(&mut *tx)
@@ -372,8 +372,10 @@ macro_rules! user_store_impl {
 
             async fn count_rows_using_key(&self, key_id: &str) -> Result<u64, StoreError> {
                 let query = sqlx::query_as(concat!(
-                    "SELECT COUNT(*) FROM astra_users ",
-                    "WHERE access_key_id = $1 OR refresh_key_id = $1 OR prev_refresh_key_id = $1"
+                    "SELECT (SELECT COUNT(*) FROM astra_users ",
+                    "WHERE access_key_id = $1 OR refresh_key_id = $1 OR prev_refresh_key_id = $1) ",
+                    "+ (SELECT COUNT(*) FROM astra_pending_authorizations ",
+                    "WHERE access_key_id = $1 OR refresh_key_id = $1)"
                 ));
                 count(query.bind(key_id), &self.pool).await
             }
@@ -425,13 +427,74 @@ macro_rules! user_store_impl {
                 .transpose()
             }
 
-            async fn purge_expired_states(&self) -> Result<u64, StoreError> {
-                let done = sqlx::query(concat!(
-                    "DELETE FROM astra_authorization_states WHERE expires_at <= ", $now
+            async fn put_unconfirmed(
+                &self,
+                handle_hash: &str,
+                user: &UserRef,
+                tokens: NewTokens,
+                expires_at: i64,
+            ) -> Result<(), StoreError> {
+                super::check_state_hash(handle_hash)?;
+                let insert = sqlx::query(concat!(
+                    "INSERT INTO astra_pending_authorizations (handle_hash, user_ref, ",
+                    "access_key_id, access_token, access_expires_at, ",
+                    "refresh_key_id, refresh_token, refresh_issued_at, refresh_expires_at, ",
+                    "next_refresh_at, astra_request_id, expires_at, created_at) ",
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, ", $now, ")"
                 ))
-                .execute(&self.pool)
+                .bind(handle_hash)
+                .bind(user.as_str());
+                bind_tokens(insert, tokens)?.bind(expires_at).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn take_unconfirmed(
+                &self,
+                handle_hash: &str,
+            ) -> Result<Option<UnconfirmedAuthorization>, StoreError> {
+                use sqlx::Row;
+                super::check_state_hash(handle_hash)?;
+                let row = sqlx::query(concat!(
+                    "DELETE FROM astra_pending_authorizations ",
+                    "WHERE handle_hash = $1 AND expires_at > ", $now, " RETURNING *"
+                ))
+                .bind(handle_hash)
+                .fetch_optional(&self.pool)
                 .await?;
-                Ok(done.rows_affected())
+                let Some(r) = row else { return Ok(None) };
+                let user_ref: String = r.try_get("user_ref")?;
+                let user_ref = UserRef::try_from(user_ref).map_err(|_| StoreError::Corrupt {
+                    what: "unconfirmed tokens have an invalid user reference".into(),
+                })?;
+                let tokens = NewTokens {
+                    access_token: Sealed {
+                        key_id: r.try_get("access_key_id")?,
+                        blob: r.try_get("access_token")?,
+                    },
+                    access_expires_at: r.try_get("access_expires_at")?,
+                    refresh_token: Sealed {
+                        key_id: r.try_get("refresh_key_id")?,
+                        blob: r.try_get("refresh_token")?,
+                    },
+                    refresh_issued_at: r.try_get("refresh_issued_at")?,
+                    refresh_expires_at: r.try_get("refresh_expires_at")?,
+                    next_refresh_at: r.try_get("next_refresh_at")?,
+                    astra_request_id: r.try_get("astra_request_id")?,
+                };
+                Ok(Some(UnconfirmedAuthorization { user_ref, tokens }))
+            }
+
+            async fn purge_expired_states(&self) -> Result<u64, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let mut purged = 0;
+                for sql in [
+                    concat!("DELETE FROM astra_authorization_states WHERE expires_at <= ", $now),
+                    concat!("DELETE FROM astra_pending_authorizations WHERE expires_at <= ", $now),
+                ] {
+                    purged += sqlx::query(sql).execute(&mut *tx).await?.rows_affected();
+                }
+                tx.commit().await?;
+                Ok(purged)
             }
 
             async fn ping(&self) -> Result<(), StoreError> {

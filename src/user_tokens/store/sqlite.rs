@@ -14,12 +14,14 @@
 use std::fmt;
 use std::str::FromStr;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use super::{
     ChangeSink, CommitOutcome, Lease, LeaseOutcome, LeaseRelease, NewTokens, PendingAuthorization,
-    PreviousRefresh, RefreshedTokens, Replica, StoreError, StoreOptions, UserRow, UserStatus,
-    UserStore,
+    PreviousRefresh, RefreshedTokens, Replica, StoreError, StoreOptions, UnconfirmedAuthorization,
+    UserRow, UserStatus, UserStore,
 };
 use crate::user_tokens::crypto::Sealed;
 use crate::user_tokens::user_ref::UserRef;
@@ -52,8 +54,18 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(options.busy_timeout)
             .foreign_keys(true);
-        let pool = super::pool_options(options).connect_with(connect).await?;
-        run_migrations(&pool).await?;
+        // Opened and migrated in a session of its own with the start-up
+        // budget, then pooled lazily: as for PostgreSQL, a request's budget
+        // is too short for a first open under load.
+        let session = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(options.acquire_timeout.max(super::STARTUP_CONNECT_TIMEOUT))
+            .connect_with(connect.clone())
+            .await?;
+        let migrated = run_migrations(&session).await;
+        session.close().await;
+        migrated?;
+        let pool = super::pool_options(options).connect_lazy_with(connect);
         Ok(Self { pool })
     }
 }

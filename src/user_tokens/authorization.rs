@@ -14,6 +14,7 @@
 //! confirmed for another `user_ref` erases the tokens and changes nothing
 //! else (docs/security/astra-threat-model.md).
 
+use std::future::Future;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -26,10 +27,12 @@ use super::astra_client::{AstraError, AstraTokens};
 use super::cache::{UserTokenCache, forget};
 use super::error::UserTokenError;
 use super::pacer::PacedAstra;
+use super::persist;
 use super::sealer::Sealer;
 use super::store::{self, NewTokens, UserRow, UserStore};
 use super::user_ref::UserRef;
 use crate::core::unix_secs;
+use crate::observability::Metrics;
 
 /// What a customer's backend hands over to authorize a user.
 pub enum Grant {
@@ -78,6 +81,7 @@ pub struct Authorizations {
     /// How long a started authorization may be completed, in seconds.
     state_ttl: i64,
     completion_url: Option<Url>,
+    metrics: Metrics,
 }
 
 impl Authorizations {
@@ -88,6 +92,7 @@ impl Authorizations {
         cache: Option<Arc<UserTokenCache>>,
         state_ttl: i64,
         completion_url: Option<Url>,
+        metrics: Metrics,
     ) -> Self {
         Self {
             store,
@@ -96,6 +101,7 @@ impl Authorizations {
             cache,
             state_ttl,
             completion_url,
+            metrics,
         }
     }
 
@@ -131,23 +137,35 @@ impl Authorizations {
     /// `GET /astra/callback`: consumes the state, exchanges the code and
     /// keeps the tokens, sealed for the state's user, until confirmed.
     pub async fn complete_callback(
-        &self,
+        self: &Arc<Self>,
         code: &SecretString,
         state: &str,
     ) -> Result<AwaitingConfirmation, UserTokenError> {
+        let (this, code, state) = (Arc::clone(self), code.clone(), secret_hash(state));
+        detached(async move { this.exchange_for_confirmation(code, &state).await }).await
+    }
+
+    async fn exchange_for_confirmation(
+        &self,
+        code: SecretString,
+        state_hash: &str,
+    ) -> Result<AwaitingConfirmation, UserTokenError> {
         let started = self
             .store
-            .take_state(&secret_hash(state))
+            .take_state(state_hash)
             .await?
             .ok_or(UserTokenError::StateInvalid)?;
         let user = &started.user_ref;
-        let tokens = self.exchange(user, &Grant::Code(code.clone())).await?;
+        let tokens = self.exchange(user, &Grant::Code(code)).await?;
         let now = unix_secs();
         let sealed = self.sealer.seal(user, &tokens, now)?;
         let handle = random_secret()?;
-        self.store
-            .put_unconfirmed(&secret_hash(&handle), user, sealed, now + self.state_ttl)
-            .await?;
+        let (hash, expires_at) = (secret_hash(&handle), now + self.state_ttl);
+        persist::until_stored(user, self.give_up_at(), &self.metrics, || {
+            self.store
+                .put_unconfirmed(&hash, user, sealed.clone(), expires_at)
+        })
+        .await?;
         tracing::info!(
             user_ref = %user,
             astra_request_id = tokens.request_id.as_deref(),
@@ -179,34 +197,46 @@ impl Authorizations {
     /// unconfirmed tokens are consumed whoever confirms: a handle from an
     /// authorization started for another user erases them, and `user`'s
     /// stored authorization stays as it was.
-    pub async fn confirm(&self, user: &UserRef, handle: &str) -> Result<UserRow, UserTokenError> {
-        let unconfirmed = self
-            .store
-            .take_unconfirmed(&secret_hash(handle))
-            .await?
-            .ok_or(UserTokenError::ConfirmationInvalid)?;
-        if unconfirmed.user_ref != *user {
-            tracing::warn!(
-                user_ref = %user,
-                started_for = %unconfirmed.user_ref,
-                "astra authorization confirmed by another user than the one who started it; its tokens were erased"
-            );
-            return Err(UserTokenError::AuthorizationMismatch);
-        }
-        self.store_sealed(user, unconfirmed.tokens).await
+    pub async fn confirm(
+        self: &Arc<Self>,
+        user: &UserRef,
+        handle: &str,
+    ) -> Result<UserRow, UserTokenError> {
+        let (this, user, handle) = (Arc::clone(self), user.clone(), secret_hash(handle));
+        detached(async move {
+            let unconfirmed = this
+                .store
+                .take_unconfirmed(&handle)
+                .await?
+                .ok_or(UserTokenError::ConfirmationInvalid)?;
+            if unconfirmed.user_ref != user {
+                tracing::warn!(
+                    user_ref = %user,
+                    started_for = %unconfirmed.user_ref,
+                    "astra authorization confirmed by another user than the one who started it; its tokens were erased"
+                );
+                return Err(UserTokenError::AuthorizationMismatch);
+            }
+            this.store_sealed(&user, unconfirmed.tokens).await
+        })
+        .await
     }
 
     /// Turns `grant` into a new authorization of `user`: an authorization
     /// code is exchanged; an imported refresh token is proven by refreshing
     /// once (`PUT /astra/users/{user_ref}/refresh-token`).
     pub async fn authorize(
-        &self,
+        self: &Arc<Self>,
         user: &UserRef,
-        grant: &Grant,
+        grant: Grant,
     ) -> Result<UserRow, UserTokenError> {
-        let tokens = self.exchange(user, grant).await?;
-        let sealed = self.sealer.seal(user, &tokens, unix_secs())?;
-        self.store_sealed(user, sealed).await
+        let (this, user) = (Arc::clone(self), user.clone());
+        detached(async move {
+            let tokens = this.exchange(&user, &grant).await?;
+            let sealed = this.sealer.seal(&user, &tokens, unix_secs())?;
+            this.store_sealed(&user, sealed).await
+        })
+        .await
     }
 
     /// Astra's answer to `grant`.
@@ -232,7 +262,10 @@ impl Authorizations {
         user: &UserRef,
         sealed: NewTokens,
     ) -> Result<UserRow, UserTokenError> {
-        let row = self.store.store_authorization(user, sealed).await?;
+        let row = persist::until_stored(user, self.give_up_at(), &self.metrics, || {
+            self.store.store_authorization(user, sealed.clone())
+        })
+        .await?;
         forget(self.cache.as_ref(), user);
         tracing::info!(
             user_ref = %user,
@@ -242,6 +275,25 @@ impl Authorizations {
         );
         Ok(row)
     }
+
+    /// Until when the tokens of a new authorization are written again while
+    /// the store is unreachable: the person is waiting, and their code is
+    /// used up.
+    fn give_up_at(&self) -> i64 {
+        unix_secs() + WRITE_BUDGET_SECS
+    }
+}
+
+const WRITE_BUDGET_SECS: i64 = 30;
+
+/// Runs `work` as a task of its own: once a code is being exchanged, a
+/// caller who hangs up must not cancel the write of what Astra issues.
+async fn detached<T: Send + 'static>(
+    work: impl Future<Output = Result<T, UserTokenError>> + Send + 'static,
+) -> Result<T, UserTokenError> {
+    tokio::spawn(work)
+        .await
+        .unwrap_or(Err(UserTokenError::Crashed))
 }
 
 /// OAuth's error codes (RFC 6749 §4.1.2.1), or `other`: Astra's text is

@@ -26,6 +26,7 @@
 //! * [`replicas`]: [`replicas::Membership`], the heartbeat that splits the
 //!   cap on Astra calls (`pacer`) between live replicas, and keeps SQLite
 //!   to one host;
+//! * `persist`: what Astra issued is written until the store takes it;
 //! * [`webhook`]: tells the customer when a user must authorize again.
 
 pub mod astra_client;
@@ -34,6 +35,7 @@ pub mod cache;
 pub mod crypto;
 mod error;
 mod pacer;
+mod persist;
 pub mod refresh;
 pub mod replicas;
 pub mod scheduler;

@@ -30,10 +30,10 @@ use super::astra_client::{AstraError, AstraTokens};
 use super::cache::{UserTokenCache, forget};
 use super::error::UserTokenError;
 use super::pacer::PacedAstra;
+use super::persist::until_stored;
 use super::sealer::Sealer;
 use super::store::{
-    CommitOutcome, Lease, LeaseOutcome, LeaseRelease, NewTokens, StoreError, UserRow, UserStatus,
-    UserStore,
+    CommitOutcome, Lease, LeaseOutcome, LeaseRelease, NewTokens, UserRow, UserStatus, UserStore,
 };
 use super::user_ref::UserRef;
 use super::webhook::Webhook;
@@ -42,10 +42,6 @@ use crate::observability::Metrics;
 
 /// How long a failed refresh waits before the scheduler tries that user again.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(300);
-
-/// Waits between writes of a refresh result the store did not take.
-const COMMIT_RETRY_FIRST: Duration = Duration::from_millis(100);
-const COMMIT_RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// How often a caller waiting on another holder's lease looks again.
 const POLL: Duration = Duration::from_millis(100);
@@ -290,22 +286,13 @@ impl Refresher {
         sealed: &NewTokens,
     ) -> Result<CommitOutcome, UserTokenError> {
         let give_up_at = lease.expires_at + self.lease_secs;
-        let mut wait = COMMIT_RETRY_FIRST;
-        loop {
-            match self.store.commit_refresh(lease, sealed.clone()).await {
-                Err(StoreError::Unavailable { reason }) if unix_secs() < give_up_at => {
-                    self.metrics.astra_commit_retry();
-                    tracing::warn!(user_ref = %lease.user_ref, reason, "astra answered but the store did not; writing the refresh again");
-                    tokio::time::sleep(jittered(wait)).await;
-                    wait = (wait * 2).min(COMMIT_RETRY_MAX);
-                }
-                Err(e) => {
-                    tracing::error!(user_ref = %lease.user_ref, error = %e, "refresh result lost; the next refresh uses the stored refresh token");
-                    return Err(e.into());
-                }
-                Ok(outcome) => return Ok(outcome),
-            }
-        }
+        let commit = || self.store.commit_refresh(lease, sealed.clone());
+        until_stored(&lease.user_ref, give_up_at, &self.metrics, commit)
+            .await
+            .map_err(|e| {
+                tracing::error!(user_ref = %lease.user_ref, error = %e, "refresh result lost; the next refresh uses the stored refresh token");
+                e.into()
+            })
     }
 
     /// Records why the refresh failed and ends the lease; returns the error for callers.

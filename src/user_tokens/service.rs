@@ -83,7 +83,7 @@ pub struct UserTokens {
     store: Arc<dyn UserStore>,
     sealer: Arc<Sealer>,
     refresher: Arc<Refresher>,
-    authorizations: Authorizations,
+    authorizations: Arc<Authorizations>,
     membership: Arc<Membership>,
     scheduler: Arc<Scheduler>,
     policy: Policy,
@@ -176,14 +176,15 @@ impl UserTokens {
             membership.holder().to_owned(),
             &policy,
         ));
-        let authorizations = Authorizations::new(
+        let authorizations = Arc::new(Authorizations::new(
             Arc::clone(&store),
             astra,
             Arc::clone(&sealer),
             cache.clone(),
             policy.state_ttl,
             config.completion_url,
-        );
+            metrics.clone(),
+        ));
         Self {
             store,
             sealer,
@@ -216,7 +217,7 @@ impl UserTokens {
     }
 
     /// Starting and completing authorizations.
-    pub fn authorizations(&self) -> &Authorizations {
+    pub fn authorizations(&self) -> &Arc<Authorizations> {
         &self.authorizations
     }
 

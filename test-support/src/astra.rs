@@ -208,7 +208,7 @@ impl World {
         let code = Grant::Code(SecretString::from(self.astra.issue_code(astra_user)));
         service
             .authorizations()
-            .authorize(&user_ref(user), &code)
+            .authorize(&user_ref(user), code)
             .await
             .expect("code exchange");
     }

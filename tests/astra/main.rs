@@ -24,9 +24,11 @@ use test_support::astra::{
 
 mod binding;
 mod callback_errors;
+mod landing;
 mod request_ids;
 use binding::*;
 use callback_errors::*;
+use landing::*;
 use request_ids::*;
 
 test_support::on_sqlite_and_postgres!(
@@ -37,6 +39,7 @@ test_support::on_sqlite_and_postgres!(
     json_bodies_must_be_objects,
     dot_segments_are_not_user_refs,
     a_request_id_with_slashes_and_pluses_never_blocks_a_code_exchange_or_a_refresh,
+    a_caller_who_hangs_up_during_the_code_exchange_still_gets_the_tokens_stored,
     a_callback_exchanges_the_code_and_each_state_works_once,
     an_unknown_or_expired_state_is_refused,
     two_hundred_concurrent_requests_for_an_expired_token_refresh_once,

@@ -39,7 +39,7 @@ pub async fn a_request_id_with_slashes_and_pluses_never_blocks_a_code_exchange_o
 
     let row = service
         .authorizations()
-        .authorize(&user, &Grant::Code(SecretString::from("code-1")))
+        .authorize(&user, Grant::Code(SecretString::from("code-1")))
         .await
         .expect("the code exchange stores the tokens");
     assert_eq!(row.last_astra_request_id.as_deref(), Some("req_1_2__"));

@@ -146,7 +146,7 @@ async fn authorize<B: for<'de> Deserialize<'de>>(
     let row = route
         .users
         .authorizations()
-        .authorize(user, &grant)
+        .authorize(user, grant)
         .await
         .map_err(Problem::from);
     // A new row starts at generation 1; a replaced one counts on.

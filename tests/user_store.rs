@@ -1075,3 +1075,15 @@ async fn the_change_feed_reports_token_changes_but_not_lease_bookkeeping() {
     assert_eq!(*heard.changed.lock().unwrap(), ["una", "una", "marker"]);
     feed.abort();
 }
+
+#[tokio::test]
+async fn a_new_sqlite_store_and_its_wal_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let b = Backend::sqlite().await;
+    authorize(&b, &cipher(), "perm").await;
+    let db = b.url.trim_start_matches("sqlite:").to_owned();
+    for file in [db.clone(), format!("{db}-wal")] {
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
+}

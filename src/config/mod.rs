@@ -107,16 +107,21 @@ fn describe_load_error(error: &figment::Error) -> String {
         .into_iter()
         .map(|e| {
             let key = e.path.join(".").to_ascii_lowercase();
-            let from = e
-                .metadata
-                .as_ref()
-                .map_or_else(|| "defaults".to_owned(), |m| m.name.to_string());
+            let from = e.metadata.as_ref().map_or_else(
+                || "defaults".to_owned(),
+                |m| match &m.source {
+                    Some(figment::Source::File(path)) => format!("{} {}", m.name, path.display()),
+                    _ => m.name.to_string(),
+                },
+            );
             // figment's text can quote the value itself (`found string "…"`).
             let problem = if SECRET_KEYS
                 .iter()
                 .any(|secret| key == *secret || key.starts_with(&format!("{secret}.")))
             {
                 "unusable value (not shown: this key holds a secret; give it as text)".to_owned()
+            } else if let figment::error::Kind::Message(message) = &e.kind {
+                without_quoted_lines(message)
             } else {
                 e.kind.to_string()
             };
@@ -129,6 +134,25 @@ fn describe_load_error(error: &figment::Error) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// A parser's message without the lines that quote the file: a TOML
+/// syntax error shows the offending line, which may hold a secret
+/// (`client_secret = "…` without its closing quote). What is left names the
+/// line and column and says what is wrong.
+fn without_quoted_lines(message: &str) -> String {
+    let quotes_source = |line: &str| {
+        let line = line
+            .trim_start()
+            .trim_start_matches(|c: char| c.is_ascii_digit());
+        line.trim_start().starts_with('|')
+    };
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !quotes_source(line))
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 #[cfg(test)]

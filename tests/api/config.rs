@@ -165,6 +165,17 @@ fn a_mistyped_key_is_refused_by_name() {
 }
 
 #[test]
+fn a_toml_syntax_error_names_the_line_but_never_shows_its_text() {
+    case(|c| {
+        let file = "[credentials.sdk]\nclient_id = \"sdk\"\nclient_secret = \"S3CRET-never-shown\n";
+        let text = c.file("atv.toml", file).refused();
+        assert!(!text.contains("S3CRET"), "{text}");
+        assert!(text.contains("line 3"), "{text}");
+        assert!(text.contains("atv.toml"), "{text}");
+    });
+}
+
+#[test]
 fn a_wrongly_typed_value_names_its_key_and_source() {
     case(|c| {
         let text = c

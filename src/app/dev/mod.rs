@@ -110,8 +110,7 @@ fn start_fake_astra(settings: &mut Settings) -> Result<FakeAstra, StartupError> 
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         FakeAstraConfig::new("dev-astra-client", secret.expose_secret(), redirect),
     )?;
-    let dir = std::env::temp_dir().join(format!("atv-dev-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    let dir = private_temp_dir()?;
     let mut key = [0u8; 32];
     fill_random(&mut key).map_err(|_| {
         std::io::Error::other("the operating system's random number generator failed")
@@ -129,9 +128,45 @@ fn start_fake_astra(settings: &mut Settings) -> Result<FakeAstra, StartupError> 
     Ok(fake)
 }
 
+/// A new directory only this user can enter, with a name nobody can guess
+/// ahead (a predictable one could be created first, or linked elsewhere, by
+/// another user of the machine). Never an existing directory.
+fn private_temp_dir() -> std::io::Result<std::path::PathBuf> {
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    let mut name = [0u8; 12];
+    fill_random(&mut name).map_err(|_| {
+        std::io::Error::other("the operating system's random number generator failed")
+    })?;
+    let dir = std::env::temp_dir().join(format!("atv-dev-{}", hex::encode(name)));
+    builder.create(&dir)?;
+    Ok(dir)
+}
+
 fn random_secret() -> SecretString {
     let secret: String = std::iter::repeat_with(fastrand::alphanumeric)
         .take(40)
         .collect();
     SecretString::from(secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_mode_stores_astra_users_in_a_private_directory_with_an_unguessable_name() {
+        let (a, b) = (private_temp_dir().unwrap(), private_temp_dir().unwrap());
+        assert_ne!(a, b);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&a).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
+        for dir in [a, b] {
+            std::fs::remove_dir(dir).unwrap();
+        }
+    }
 }

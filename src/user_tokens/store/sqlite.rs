@@ -54,6 +54,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(options.busy_timeout)
             .foreign_keys(true);
+        create_private(connect.get_filename())?;
         // Opened and migrated in a session of its own with the start-up
         // budget, then pooled lazily: as for PostgreSQL, a request's budget
         // is too short for a first open under load.
@@ -67,6 +68,26 @@ impl SqliteStore {
         migrated?;
         let pool = super::pool_options(options).connect_lazy_with(connect);
         Ok(Self { pool })
+    }
+}
+
+/// Creates the database file readable by its owner only, unless it exists:
+/// SQLite would create it with the process's umask (often world-readable),
+/// and gives its `-wal` and `-shm` files the same mode as the database.
+fn create_private(path: &std::path::Path) -> Result<(), StoreError> {
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Unavailable {
+            reason: format!("the database file cannot be created ({})", e.kind()),
+        }),
     }
 }
 

@@ -211,9 +211,14 @@ impl InternalAuth {
             .map(Arc::clone)
     }
 
+    /// Whether every caller is let in unchecked (`mode = "none"`).
+    pub fn is_open(&self) -> bool {
+        matches!(self.authenticator, InternalAuthenticator::None)
+    }
+
     /// Says loudly at start-up that the internal listener is open to anyone.
     pub fn warn_if_open(&self) {
-        if matches!(self.authenticator, InternalAuthenticator::None) {
+        if self.is_open() {
             tracing::warn!(
                 "internal authentication is OFF (internal_auth.mode = \"none\"): anyone who can \
                  reach the internal listener gets full-access API tokens and every Astra user's \

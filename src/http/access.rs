@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError};
 
@@ -119,6 +120,9 @@ impl InternalGate {
             caller,
             user_ref,
         };
+        if self.auth.is_open() {
+            local_only(req)?;
+        }
         let caller = match self.auth.authenticate(req).await {
             Ok(caller) => caller,
             Err(e @ (AuthError::Missing | AuthError::Invalid(_))) => {
@@ -160,6 +164,44 @@ impl InternalGate {
     }
 }
 
+/// With nobody authenticated, the internal listener serves only programs on
+/// this machine. A web page can reach `127.0.0.1` too: directly (its
+/// browser then sends `Origin`), or through DNS rebinding (its browser
+/// then sends the attacker's name as `Host`).
+fn local_only(req: &HttpRequest) -> Result<(), HttpError> {
+    if req.headers().contains_key(header::ORIGIN) {
+        return Err(HttpError::NotLocal {
+            reason: "the request carries an Origin header, as browsers send for web pages",
+        });
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !is_loopback_host(host) {
+        return Err(HttpError::NotLocal {
+            reason: "the Host header does not name this machine (localhost or a loopback address)",
+        });
+    }
+    Ok(())
+}
+
+/// `localhost`, `*.localhost` (RFC 6761) or a loopback address, with or
+/// without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _port)| name),
+    };
+    let name = name.to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The middleware on each guarded route of the internal listener.
 pub async fn guard(
     gate: Arc<InternalGate>,
@@ -199,6 +241,33 @@ mod tests {
             Some(Permission::AstraManage)
         );
         assert_eq!(required(ASTRA_USER_PATH, "PATCH"), None);
+    }
+
+    #[test]
+    fn only_loopback_names_count_as_this_machine() {
+        for local in [
+            "localhost",
+            "localhost:9090",
+            "LOCALHOST",
+            "app.localhost:9090",
+            "127.0.0.1",
+            "127.0.0.1:9090",
+            "127.1.2.3:80",
+            "[::1]:9090",
+        ] {
+            assert!(is_loopback_host(local), "{local}");
+        }
+        for remote in [
+            "",
+            "evil.example",
+            "evil.example:9090",
+            "localhost.evil.example",
+            "10.0.0.1:9090",
+            "[::2]:9090",
+            "127.0.0.1.nip.io",
+        ] {
+            assert!(!is_loopback_host(remote), "{remote}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod body;
 pub mod client_addr;
 pub mod cors;
 pub mod limits;
@@ -259,6 +260,7 @@ fn serve(
         } = layers.clone();
         let request_metrics = Arc::clone(&request_metrics);
         App::new()
+            .app_data(limits)
             .configure(routes.clone())
             .default_service(web::to(not_found))
             .wrap(from_fn(move |req, next| limits::check(limits, req, next)))

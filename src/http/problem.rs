@@ -112,6 +112,16 @@ pub enum HttpError {
     /// The declared body is larger than `server.max_body_bytes`.
     #[error("request body too large")]
     PayloadTooLarge { limit: u64 },
+    /// The body could not be read to its end (the client broke off).
+    #[error("request body unreadable")]
+    BodyUnreadable,
+    /// A body on the internal listener that is not `application/json`.
+    #[error("request body is not JSON")]
+    NotJson,
+    /// While internal authentication is off, a request that may come from a
+    /// browser page rather than a local program.
+    #[error("not a local request")]
+    NotLocal { reason: &'static str },
     /// Request line and headers are larger than `server.max_header_bytes`.
     #[error("request headers too large")]
     HeadersTooLarge { limit: usize },
@@ -165,6 +175,27 @@ impl From<HttpError> for Problem {
                 "payload-too-large",
                 "Request body too large",
                 format!("Request bodies may be at most {limit} bytes."),
+            ),
+            HttpError::BodyUnreadable => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                "Bad request",
+                "The request body could not be read to its end.".into(),
+            ),
+            HttpError::NotJson => Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Request body is not JSON",
+                "Send the body as Content-Type: application/json.".into(),
+            ),
+            HttpError::NotLocal { reason } => Problem::new(
+                StatusCode::FORBIDDEN,
+                "local-only",
+                "Only local programs may call while internal authentication is off",
+                format!(
+                    "{reason}. With internal_auth.mode = \"none\" the internal listener answers \
+                     only programs on this machine, never web pages."
+                ),
             ),
             HttpError::Unguarded => Problem::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -23,10 +23,12 @@ use test_support::astra::{
 };
 
 mod binding;
+mod bodies;
 mod callback_errors;
 mod landing;
 mod request_ids;
 use binding::*;
+use bodies::*;
 use callback_errors::*;
 use landing::*;
 use request_ids::*;
@@ -40,6 +42,9 @@ test_support::on_sqlite_and_postgres!(
     dot_segments_are_not_user_refs,
     a_request_id_with_slashes_and_pluses_never_blocks_a_code_exchange_or_a_refresh,
     a_caller_who_hangs_up_during_the_code_exchange_still_gets_the_tokens_stored,
+    a_chunked_body_over_the_limit_is_refused_as_problem_json,
+    a_form_post_to_the_internal_listener_is_refused_as_not_json,
+    with_internal_auth_off_a_web_page_cannot_drive_the_internal_listener,
     a_callback_exchanges_the_code_and_each_state_works_once,
     an_unknown_or_expired_state_is_refused,
     two_hundred_concurrent_requests_for_an_expired_token_refresh_once,

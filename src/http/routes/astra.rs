@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::access::Admitted;
 use crate::http::audit::{Actor, AuditTrail, AuthorizationAction};
+use crate::http::body::JsonBody;
 use crate::http::problem::Problem;
 use crate::user_tokens::{
     Grant, HandedToken, UserRef, UserStatus, UserSummary, UserTokenError, UserTokens,
@@ -68,7 +69,7 @@ pub struct StartBody {
 pub async fn start_authorization(
     route: web::Data<AstraRoutes>,
     admitted: Admitted,
-    body: web::Bytes,
+    body: JsonBody,
 ) -> Result<HttpResponse, Problem> {
     let user = admitted.user()?;
     let body: StartBody = if body.is_empty() {
@@ -108,7 +109,7 @@ pub struct RefreshTokenBody {
 pub async fn exchange_code(
     route: web::Data<AstraRoutes>,
     admitted: Admitted,
-    body: web::Bytes,
+    body: JsonBody,
 ) -> Result<HttpResponse, Problem> {
     let action = AuthorizationAction::Completed;
     authorize(&route, &admitted, &body, action, |b: CodeBody| {
@@ -121,7 +122,7 @@ pub async fn exchange_code(
 pub async fn import_refresh_token(
     route: web::Data<AstraRoutes>,
     admitted: Admitted,
-    body: web::Bytes,
+    body: JsonBody,
 ) -> Result<HttpResponse, Problem> {
     let action = AuthorizationAction::Imported;
     authorize(&route, &admitted, &body, action, |b: RefreshTokenBody| {
@@ -180,7 +181,7 @@ pub struct StaleBody {
 pub async fn refresh_stale(
     route: web::Data<AstraRoutes>,
     admitted: Admitted,
-    body: web::Bytes,
+    body: JsonBody,
 ) -> Result<HttpResponse, Problem> {
     let user = admitted.user()?;
     let body: StaleBody = json(&body)?;
@@ -403,7 +404,7 @@ pub struct ConfirmBody {
 pub async fn confirm_authorization(
     route: web::Data<AstraRoutes>,
     admitted: Admitted,
-    body: web::Bytes,
+    body: JsonBody,
 ) -> Result<HttpResponse, Problem> {
     let user = admitted.user()?;
     let body: ConfirmBody = json(&body)?;

@@ -59,9 +59,13 @@ impl Webhook {
         }))
     }
 
-    /// Sends the event in the background, retrying with backoff.
+    /// Sends the event in the background, retrying with backoff. Every
+    /// attempt carries the same event id, so a receiver that saw an attempt
+    /// whose answer got lost can drop the next one.
     pub fn reauthorization_required(&self, user: &UserRef, astra_request_id: Option<&str>) {
+        let id = event_id();
         let body = serde_json::json!({
+            "id": id,
             "type": "astra.user.reauthorization_required",
             "user_ref": user.as_str(),
             "occurred_at": unix_secs(),
@@ -77,6 +81,7 @@ impl Webhook {
                     .post(url.clone())
                     .header("content-type", "application/json")
                     .header("x-atv-signature", &signature)
+                    .header("x-atv-event-id", &id)
                     .body(body.clone())
                     .send()
                     .await;
@@ -99,4 +104,17 @@ impl Webhook {
         let tag = hmac::sign(&self.key, format!("{timestamp}.{body}").as_bytes());
         format!("t={timestamp},v1={}", hex::encode(tag.as_ref()))
     }
+}
+
+/// `evt_` and 128 random bits in hex. Should the system's random source
+/// fail, the time and a process-wide counter still keep ids apart.
+fn event_id() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut bytes = [0u8; 16];
+    if super::crypto::fill_random(&mut bytes).is_err() {
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        bytes[..8].copy_from_slice(&unix_secs().to_be_bytes());
+        bytes[8..].copy_from_slice(&n.to_be_bytes());
+    }
+    format!("evt_{}", hex::encode(bytes))
 }

@@ -356,6 +356,14 @@ async fn a_user_whose_refresh_tokens_are_refused_must_reauthorize_and_the_webhoo
 ) {
     let world = World::new(store).await;
     let hook = MockServer::start().await;
+    // The first delivery fails, so the event is sent again.
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&hook)
+        .await;
     Mock::given(method("POST"))
         .and(path("/hook"))
         .respond_with(ResponseTemplate::new(204))
@@ -384,20 +392,26 @@ async fn a_user_whose_refresh_tokens_are_refused_must_reauthorize_and_the_webhoo
         .await;
     assert_eq!(listed["users"][0]["user_ref"], "ivy");
 
-    // The event arrives, signed over "TIMESTAMP.BODY".
+    // The event arrives twice (the first delivery failed), signed over
+    // "TIMESTAMP.BODY", with one event id to de-duplicate on.
     let mut received = Vec::new();
-    for _ in 0..50 {
+    for _ in 0..100 {
         received = hook.received_requests().await.unwrap_or_default();
-        if !received.is_empty() {
+        if received.len() >= 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let event = received.first().expect("the webhook was called");
+    assert_eq!(received.len(), 2, "the failed delivery was retried");
+    let event = &received[1];
     let body = String::from_utf8(event.body.clone()).unwrap();
+    assert_eq!(received[0].body, event.body, "a retry sends the same event");
     let payload: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(payload["type"], "astra.user.reauthorization_required");
     assert_eq!(payload["user_ref"], "ivy");
+    let id = payload["id"].as_str().expect("an event id");
+    assert!(id.starts_with("evt_") && id.len() == 36, "{id}");
+    assert_eq!(event.headers["x-atv-event-id"].to_str().unwrap(), id);
     let signature = event.headers["x-atv-signature"].to_str().unwrap();
     let (t, v1) = signature.split_once(",v1=").unwrap();
     let timestamp = t.strip_prefix("t=").unwrap();

@@ -83,7 +83,10 @@ fn fake_and_client() -> (FakeAstra, AstraClient) {
 /// `user`'s tokens, from a code the fake issues them.
 async fn exchange(fake: &FakeAstra, astra: &AstraClient, user: &str) -> AstraTokens {
     let code = fake.issue_code(user);
-    astra.exchange_code(&secret(&code)).await.expect("exchange")
+    astra
+        .exchange_code(&secret(&code), None)
+        .await
+        .expect("exchange")
 }
 
 fn secret(s: &str) -> SecretString {
@@ -161,7 +164,7 @@ async fn a_code_is_exchanged_with_basic_auth_and_a_form_body() {
         .mount(&server)
         .await;
     let tokens = client(&mock_base(&server))
-        .exchange_code(&secret("the-code"))
+        .exchange_code(&secret("the-code"), None)
         .await
         .expect("exchange succeeds");
     assert_eq!(tokens.access_token.expose_secret(), "at-1");
@@ -173,7 +176,7 @@ async fn a_code_is_exchanged_with_basic_auth_and_a_form_body() {
     let fake = start_fake(fake_config());
     let code = fake.issue_code("user-1");
     let tokens = client(&fake.base_url())
-        .exchange_code(&secret(&code))
+        .exchange_code(&secret(&code), None)
         .await
         .expect("fake exchange succeeds");
     assert_eq!(fake.code_exchanges(), 1);
@@ -230,8 +233,11 @@ async fn an_old_refresh_token_still_works_until_it_expires() {
 async fn a_used_code_is_refused_as_a_grant_error() {
     let (fake, astra) = fake_and_client();
     let code = secret(&fake.issue_code("user-1"));
-    astra.exchange_code(&code).await.expect("first use");
-    let error = astra.exchange_code(&code).await.expect_err("second use");
+    astra.exchange_code(&code, None).await.expect("first use");
+    let error = astra
+        .exchange_code(&code, None)
+        .await
+        .expect_err("second use");
     assert_grant_refused(&error);
     assert_eq!(fake.code_exchanges(), 1);
     fake.stop().await;
@@ -243,7 +249,7 @@ async fn an_expired_or_unknown_code_is_refused_as_a_grant_error() {
     let code = secret(&fake.issue_code("user-1"));
     fake.advance_clock(Duration::from_secs(301));
     for code in [code, secret("never-issued")] {
-        let error = astra.exchange_code(&code).await.expect_err("refused");
+        let error = astra.exchange_code(&code, None).await.expect_err("refused");
         assert_eq!(error.code(), "astra_grant_refused");
     }
     fake.stop().await;
@@ -267,7 +273,10 @@ async fn wrong_client_credentials_are_client_rejected_not_grant_refused() {
         c.client_secret = SecretString::from("not-the-secret")
     });
     let code = secret(&fake.issue_code("user-1"));
-    let error = astra.exchange_code(&code).await.expect_err("rejected");
+    let error = astra
+        .exchange_code(&code, None)
+        .await
+        .expect_err("rejected");
     assert!(
         matches!(error, AstraError::ClientRejected { .. }),
         "{error:?}"
@@ -277,7 +286,7 @@ async fn wrong_client_credentials_are_client_rejected_not_grant_refused() {
 
     // The code was not consumed by the failed attempt.
     client(&fake.base_url())
-        .exchange_code(&code)
+        .exchange_code(&code, None)
         .await
         .expect("right credentials still work");
     fake.stop().await;
@@ -287,11 +296,14 @@ async fn wrong_client_credentials_are_client_rejected_not_grant_refused() {
 async fn the_request_id_is_kept_on_success_and_on_errors() {
     let (fake, astra) = fake_and_client();
     let code = secret(&fake.issue_code("user-1"));
-    let tokens = astra.exchange_code(&code).await.expect("exchange");
+    let tokens = astra.exchange_code(&code, None).await.expect("exchange");
     let success_id = tokens.request_id.clone().expect("request-id on success");
 
     let mut seen = vec![success_id];
-    let refused = astra.exchange_code(&code).await.expect_err("used code");
+    let refused = astra
+        .exchange_code(&code, None)
+        .await
+        .expect_err("used code");
     seen.push(refused.request_id().expect("id on 400").to_owned());
 
     for fault in [
@@ -339,7 +351,10 @@ async fn errors_never_contain_the_response_body_or_tokens() {
     )
     .await;
     let code = "code-SHOULD-NOT-APPEAR";
-    let error = astra.exchange_code(&secret(code)).await.expect_err("400");
+    let error = astra
+        .exchange_code(&secret(code), None)
+        .await
+        .expect_err("400");
     assert_grant_refused(&error);
     let (display, debug) = (error.to_string(), format!("{error:?}"));
     for text in [&display, &debug] {
@@ -354,7 +369,7 @@ async fn errors_never_contain_the_response_body_or_tokens() {
         "expires_in": 7200, "token_type": "Bearer",
     })))
     .await;
-    let tokens = astra.exchange_code(&secret(code)).await.expect("200");
+    let tokens = astra.exchange_code(&secret(code), None).await.expect("200");
     let debug = format!("{tokens:?} {astra:?}");
     assert!(!debug.contains("SHOULD-NOT-APPEAR"), "{debug}");
     assert!(!debug.contains(CLIENT_SECRET), "{debug}");
@@ -364,7 +379,7 @@ async fn errors_never_contain_the_response_body_or_tokens() {
         mocked(ResponseTemplate::new(200).set_body_json(serde_json::json!({"access_token": leak})))
             .await;
     let error = astra
-        .exchange_code(&secret(code))
+        .exchange_code(&secret(code), None)
         .await
         .expect_err("malformed");
     assert!(!format!("{error} {error:?}").contains(leak));
@@ -373,7 +388,7 @@ async fn errors_never_contain_the_response_body_or_tokens() {
 #[tokio::test]
 async fn the_authorize_url_carries_the_documented_parameters_encoded() {
     let astra = client(&Url::parse("https://app.astra.example").expect("url"));
-    let url = astra.authorize_url("s t&a=te", Some("intent 1"));
+    let url = astra.authorize_url("s t&a=te", Some("intent 1"), None);
     assert_eq!(url.path(), "/login/oauth/authorize");
     let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
     let expected = [
@@ -390,14 +405,14 @@ async fn the_authorize_url_carries_the_documented_parameters_encoded() {
             "{name} in {url}"
         );
     }
-    let without = astra.authorize_url("x", None);
+    let without = astra.authorize_url("x", None, None);
     assert!(!without.as_str().contains("user_intent_id"));
 }
 
 /// Loads the OAuth module page, then submits its form like the button does.
 async fn authorize_in_browser(astra: &AstraClient, state: &str, intent: Option<&str>) -> Url {
     let http = no_redirects();
-    let page_url = astra.authorize_url(state, intent);
+    let page_url = astra.authorize_url(state, intent, None);
     let page = http.get(page_url.clone()).send().await.expect("page");
     assert_eq!(page.status(), 200);
     let html = page.text().await.expect("html");
@@ -439,7 +454,10 @@ async fn the_authorize_page_redirects_with_a_code_and_the_state() {
     assert_eq!(query_value(&landed, "state").as_deref(), Some("st<ate>&1"));
     let code = query_value(&landed, "code").expect("code");
 
-    let tokens = astra.exchange_code(&secret(&code)).await.expect("exchange");
+    let tokens = astra
+        .exchange_code(&secret(&code), None)
+        .await
+        .expect("exchange");
     let user = fake.user_for_intent("intent-7");
     assert_eq!(
         fake.current_access_token(&user).as_deref(),
@@ -466,7 +484,7 @@ async fn the_authorize_page_refuses_an_unregistered_redirect_uri() {
     let astra = client_redirecting_to(&fake, "https://attacker.example/cb");
     let http = no_redirects();
     let page = http
-        .get(astra.authorize_url("s", None))
+        .get(astra.authorize_url("s", None, None))
         .send()
         .await
         .expect("page");
@@ -475,7 +493,7 @@ async fn the_authorize_page_refuses_an_unregistered_redirect_uri() {
         .post(fake.base_url().join("login/oauth/authorize").expect("url"))
         .form(
             &astra
-                .authorize_url("s", None)
+                .authorize_url("s", None, None)
                 .query_pairs()
                 .into_owned()
                 .collect::<Vec<_>>(),
@@ -507,7 +525,7 @@ async fn json_bodies_are_refused_like_the_real_endpoint() {
     assert!(answer.headers().contains_key("request-id"));
     assert_eq!(fake.code_exchanges(), 0);
     client(&fake.base_url())
-        .exchange_code(&secret(&code))
+        .exchange_code(&secret(&code), None)
         .await
         .expect("the code survives a malformed request");
     fake.stop().await;
@@ -519,7 +537,7 @@ async fn a_mismatched_redirect_uri_is_refused_as_a_grant_error() {
     let astra = client_redirecting_to(&fake, "https://vendor.example.test/other");
     let code = fake.issue_code("user-1");
     let error = astra
-        .exchange_code(&secret(&code))
+        .exchange_code(&secret(&code), None)
         .await
         .expect_err("mismatch");
     assert_grant_refused(&error);

@@ -281,7 +281,7 @@ fn refresh_of(c: &TokenCipher, u: &UserRef, row: &UserRow) -> String {
 async fn put_state(b: &Backend, n: u8, u: &UserRef, ttl: i64) {
     let hash = state_hash(n);
     b.store
-        .put_state(&hash, u, None, now() + ttl)
+        .put_state(&hash, u, None, None, now() + ttl)
         .await
         .unwrap();
 }
@@ -609,7 +609,7 @@ async fn an_authorization_state_is_single_use_and_expires(b: Backend) {
     let u = user("consenting");
     let live = state_hash(1);
     b.store
-        .put_state(&live, &u, Some("intent-7"), now() + 600)
+        .put_state(&live, &u, Some("intent-7"), None, now() + 600)
         .await
         .unwrap();
     let pending = b
@@ -627,7 +627,7 @@ async fn an_authorization_state_is_single_use_and_expires(b: Backend) {
 
     let expired = state_hash(2);
     b.store
-        .put_state(&expired, &u, None, now() - 1)
+        .put_state(&expired, &u, None, None, now() - 1)
         .await
         .unwrap();
     assert!(b.store.take_state(&expired).await.unwrap().is_none());
@@ -637,7 +637,7 @@ async fn an_authorization_state_is_single_use_and_expires(b: Backend) {
 
     assert!(matches!(
         b.store
-            .put_state("raw-state-value", &u, None, now() + 600)
+            .put_state("raw-state-value", &u, None, None, now() + 600)
             .await,
         Err(StoreError::InvalidInput(_))
     ));
@@ -924,12 +924,12 @@ async fn a_database_refusal_names_the_sqlstate_but_no_value(b: Backend) {
     let u = user("duplicated");
     let hash = state_hash(0x5e);
     b.store
-        .put_state(&hash, &u, None, now() + 600)
+        .put_state(&hash, &u, None, None, now() + 600)
         .await
         .unwrap();
     let err = b
         .store
-        .put_state(&hash, &u, None, now() + 600)
+        .put_state(&hash, &u, None, None, now() + 600)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Rejected { .. }), "{err:?}");

@@ -383,6 +383,7 @@ pub struct AstraSettings {
     pub lease_secs: u64,
     pub wait_timeout_ms: u64,
     pub state_ttl_secs: u64,
+    pub pkce: bool,
     pub max_calls_per_sec: u32,
     pub scheduler_interval_secs: u64,
     pub scheduler_batch: u32,

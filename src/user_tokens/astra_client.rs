@@ -239,7 +239,13 @@ impl AstraClient {
     /// The OAuth module URL to send the end user to. `state` is sent even
     /// though Astra does not document echoing it back, so callers must not
     /// depend on getting it back.
-    pub fn authorize_url(&self, state: &str, user_intent_id: Option<&str>) -> Url {
+    /// With `code_challenge`, the request asks for PKCE (S256).
+    pub fn authorize_url(
+        &self,
+        state: &str,
+        user_intent_id: Option<&str>,
+        code_challenge: Option<&str>,
+    ) -> Url {
         let mut url = self.authorize_url.clone();
         {
             let mut query = url.query_pairs_mut();
@@ -251,13 +257,24 @@ impl AstraClient {
                 query.append_pair("user_intent_id", intent);
             }
             query.append_pair("state", state);
+            if let Some(challenge) = code_challenge {
+                query
+                    .append_pair("code_challenge", challenge)
+                    .append_pair("code_challenge_method", "S256");
+            }
         }
         url
     }
 
-    /// Exchanges an authorization code (single use, valid minutes) for tokens.
-    pub async fn exchange_code(&self, code: &SecretString) -> Result<AstraTokens, AstraError> {
-        self.token_request("authorization_code", ("code", code))
+    /// Exchanges an authorization code (single use, valid minutes) for
+    /// tokens, with the PKCE `code_verifier` if the authorization sent a challenge.
+    pub async fn exchange_code(
+        &self,
+        code: &SecretString,
+        code_verifier: Option<&SecretString>,
+    ) -> Result<AstraTokens, AstraError> {
+        let verifier = code_verifier.map(|v| ("code_verifier", v));
+        self.token_request("authorization_code", ("code", code), verifier)
             .await
     }
 
@@ -265,22 +282,24 @@ impl AstraClient {
     /// The previous access token stops working; the refresh token passed in
     /// stays usable until its own expiry.
     pub async fn refresh(&self, refresh_token: &SecretString) -> Result<AstraTokens, AstraError> {
-        self.token_request("refresh_token", ("refresh_token", refresh_token))
+        self.token_request("refresh_token", ("refresh_token", refresh_token), None)
             .await
     }
 
-    /// `POST`s the token endpoint a `grant_type` with the one secret it
-    /// takes (`(field, value)`) and the redirect URI.
+    /// `POST`s the token endpoint a `grant_type` with the secret it takes
+    /// (`(field, value)`), an optional second one, and the redirect URI.
     async fn token_request(
         &self,
         grant_type: &str,
         (field, value): (&str, &SecretString),
+        extra: Option<(&str, &SecretString)>,
     ) -> Result<AstraTokens, AstraError> {
-        let form = [
+        let mut form = vec![
             ("grant_type", grant_type),
             (field, value.expose_secret()),
             ("redirect_uri", self.redirect_uri.as_str()),
         ];
+        form.extend(extra.map(|(field, value)| (field, value.expose_secret())));
         let mut response = self
             .http
             .post(self.token_url.clone())

@@ -72,15 +72,24 @@ pub struct StartedAuthorization {
     pub expires_in: u64,
 }
 
+/// How the browser's part of an authorization goes (from `[astra]`).
+pub(super) struct Flow {
+    /// How long a started authorization may be completed, in seconds.
+    pub state_ttl: i64,
+    pub completion_url: Option<Url>,
+    /// Whether authorizations started here carry a PKCE challenge.
+    pub pkce: bool,
+}
+
 /// Starts and completes authorizations.
 pub struct Authorizations {
     store: Arc<dyn UserStore>,
     astra: Arc<PacedAstra>,
     sealer: Arc<Sealer>,
     cache: Option<Arc<UserTokenCache>>,
-    /// How long a started authorization may be completed, in seconds.
     state_ttl: i64,
     completion_url: Option<Url>,
+    pkce: bool,
     metrics: Metrics,
 }
 
@@ -90,8 +99,7 @@ impl Authorizations {
         astra: Arc<PacedAstra>,
         sealer: Arc<Sealer>,
         cache: Option<Arc<UserTokenCache>>,
-        state_ttl: i64,
-        completion_url: Option<Url>,
+        flow: Flow,
         metrics: Metrics,
     ) -> Self {
         Self {
@@ -99,8 +107,9 @@ impl Authorizations {
             astra,
             sealer,
             cache,
-            state_ttl,
-            completion_url,
+            state_ttl: flow.state_ttl,
+            completion_url: flow.completion_url,
+            pkce: flow.pkce,
             metrics,
         }
     }
@@ -124,11 +133,23 @@ impl Authorizations {
         }
         let state = random_secret()?;
         let expires_at = unix_secs() + self.state_ttl;
+        let (challenge, verifier) = match self.pkce {
+            true => {
+                let verifier = random_secret()?;
+                let sealed = self
+                    .sealer
+                    .seal_verifier(user, &SecretString::from(verifier.clone()))?;
+                (Some(secret_challenge(&verifier)), Some(sealed))
+            }
+            false => (None, None),
+        };
+        let hash = secret_hash(&state);
         self.store
-            .put_state(&secret_hash(&state), user, user_intent_id, expires_at)
+            .put_state(&hash, user, user_intent_id, verifier.as_ref(), expires_at)
             .await?;
+        let client = &self.astra.client;
         Ok(StartedAuthorization {
-            authorize_url: self.astra.client.authorize_url(&state, user_intent_id),
+            authorize_url: client.authorize_url(&state, user_intent_id, challenge.as_deref()),
             state,
             expires_in: u64::try_from(self.state_ttl).unwrap_or(0),
         })
@@ -156,7 +177,13 @@ impl Authorizations {
             .await?
             .ok_or(UserTokenError::StateInvalid)?;
         let user = &started.user_ref;
-        let tokens = self.exchange(user, &Grant::Code(code)).await?;
+        let verifier = match &started.code_verifier {
+            Some(sealed) => Some(self.sealer.verifier(user, sealed)?),
+            None => None,
+        };
+        let tokens = self
+            .exchange(user, &Grant::Code(code), verifier.as_ref())
+            .await?;
         let now = unix_secs();
         let sealed = self.sealer.seal(user, &tokens, now)?;
         let handle = random_secret()?;
@@ -232,18 +259,24 @@ impl Authorizations {
     ) -> Result<UserRow, UserTokenError> {
         let (this, user) = (Arc::clone(self), user.clone());
         detached(async move {
-            let tokens = this.exchange(&user, &grant).await?;
+            let tokens = this.exchange(&user, &grant, None).await?;
             let sealed = this.sealer.seal(&user, &tokens, unix_secs())?;
             this.store_sealed(&user, sealed).await
         })
         .await
     }
 
-    /// Astra's answer to `grant`.
-    async fn exchange(&self, user: &UserRef, grant: &Grant) -> Result<AstraTokens, UserTokenError> {
+    /// Astra's answer to `grant` (with the PKCE verifier of a code whose
+    /// authorization started here with a challenge).
+    async fn exchange(
+        &self,
+        user: &UserRef,
+        grant: &Grant,
+        code_verifier: Option<&SecretString>,
+    ) -> Result<AstraTokens, UserTokenError> {
         let (answer, failed) = match grant {
             Grant::Code(code) => (
-                self.astra.exchange_code(code).await,
+                self.astra.exchange_code(code, code_verifier).await,
                 "authorization code exchange failed",
             ),
             Grant::RefreshToken(token) => (
@@ -323,4 +356,10 @@ fn random_secret() -> Result<String, UserTokenError> {
 /// cannot complete or confirm someone else's authorization.
 fn secret_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// The PKCE S256 `code_challenge` of `verifier` (RFC 7636 §4.2). A verifier
+/// from [`random_secret`] is 43 characters of the unreserved set, as §4.1 asks.
+fn secret_challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }

@@ -55,6 +55,8 @@ crate::core::named_enum! {
         AccessToken = "access_token",
         /// Both the current and the previous refresh token (see the module docs).
         RefreshToken = "refresh_token",
+        /// A PKCE `code_verifier` kept until the callback.
+        CodeVerifier = "code_verifier",
     }
 }
 

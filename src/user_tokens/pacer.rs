@@ -24,8 +24,13 @@ pub struct PacedAstra {
 
 impl PacedAstra {
     /// Redeems an authorization code.
-    pub async fn exchange_code(&self, code: &SecretString) -> Result<AstraTokens, AstraError> {
-        self.call(self.client.exchange_code(code)).await
+    pub async fn exchange_code(
+        &self,
+        code: &SecretString,
+        code_verifier: Option<&SecretString>,
+    ) -> Result<AstraTokens, AstraError> {
+        self.call(self.client.exchange_code(code, code_verifier))
+            .await
     }
 
     /// Rotates a refresh token.

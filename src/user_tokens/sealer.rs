@@ -47,6 +47,20 @@ impl Sealer {
         })
     }
 
+    /// Seals a PKCE `code_verifier` for `user` until the callback.
+    pub fn seal_verifier(
+        &self,
+        user: &UserRef,
+        verifier: &SecretString,
+    ) -> Result<Sealed, CryptoError> {
+        self.cipher.seal(user, Field::CodeVerifier, verifier)
+    }
+
+    /// Opens what [`Sealer::seal_verifier`] sealed.
+    pub fn verifier(&self, user: &UserRef, sealed: &Sealed) -> Result<SecretString, CryptoError> {
+        self.cipher.open(user, Field::CodeVerifier, sealed)
+    }
+
     /// The access token of `row`.
     pub fn access_token(&self, row: &UserRow) -> Result<SecretString, CryptoError> {
         self.cipher

@@ -18,7 +18,7 @@ use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::astra_client::AstraClient;
-use super::authorization::Authorizations;
+use super::authorization::{Authorizations, Flow};
 use super::cache::{CachedToken, UserTokenCache, forget};
 use super::error::UserTokenError;
 use super::pacer::{PacedAstra, Pacer};
@@ -181,8 +181,11 @@ impl UserTokens {
             astra,
             Arc::clone(&sealer),
             cache.clone(),
-            policy.state_ttl,
-            config.completion_url,
+            Flow {
+                state_ttl: policy.state_ttl,
+                completion_url: config.completion_url,
+                pkce: config.pkce,
+            },
             metrics.clone(),
         ));
         Self {

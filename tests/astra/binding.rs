@@ -60,7 +60,7 @@ async fn completion_page(
 
 /// A browser: its own cookie jar (one session cookie for the customer's
 /// origin), every redirect followed, forms submitted as a person would.
-struct Browser {
+pub(super) struct Browser {
     http: reqwest::Client,
     customer: String,
     session: String,
@@ -70,7 +70,7 @@ struct Browser {
 }
 
 impl Browser {
-    fn logged_into(customer: &str, user: &str, public: &str) -> Self {
+    pub(super) fn logged_into(customer: &str, user: &str, public: &str) -> Self {
         Self {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -125,7 +125,7 @@ impl Browser {
 
     /// Opens `authorize_url`, logs into Astra (the fake has one button) and
     /// clicks Authorize; returns where the browser ends up and what it shows.
-    async fn authorize(&self, authorize_url: &str) -> (url::Url, Value) {
+    pub(super) async fn authorize(&self, authorize_url: &str) -> (url::Url, Value) {
         let start = url::Url::parse(authorize_url).unwrap();
         let (page_url, page) = self.navigate(reqwest::Method::GET, start, None).await;
         let form = hidden_inputs(&page);
@@ -138,7 +138,7 @@ impl Browser {
 }
 
 /// The fake Astra page's hidden inputs, form-encoded.
-fn hidden_inputs(page: &str) -> String {
+pub(super) fn hidden_inputs(page: &str) -> String {
     let mut form = url::form_urlencoded::Serializer::new(String::new());
     for input in page.split("<input").skip(1) {
         let attr = |name: &str| {

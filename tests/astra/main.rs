@@ -26,11 +26,13 @@ mod binding;
 mod bodies;
 mod callback_errors;
 mod landing;
+mod pkce;
 mod request_ids;
 use binding::*;
 use bodies::*;
 use callback_errors::*;
 use landing::*;
+use pkce::*;
 use request_ids::*;
 
 test_support::on_sqlite_and_postgres!(
@@ -45,6 +47,8 @@ test_support::on_sqlite_and_postgres!(
     a_chunked_body_over_the_limit_is_refused_as_problem_json,
     a_form_post_to_the_internal_listener_is_refused_as_not_json,
     with_internal_auth_off_a_web_page_cannot_drive_the_internal_listener,
+    with_pkce_an_authorization_started_here_completes_with_its_verifier,
+    with_pkce_a_leaked_code_cannot_be_redeemed_without_its_verifier,
     a_callback_exchanges_the_code_and_each_state_works_once,
     an_unknown_or_expired_state_is_refused,
     two_hundred_concurrent_requests_for_an_expired_token_refresh_once,

@@ -194,7 +194,9 @@ async fn token(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> H
     let minted = {
         let mut store = state.store.lock();
         match (get("grant_type"), get("code"), get("refresh_token")) {
-            (Some("authorization_code"), Some(code), _) => store.exchange_code(code),
+            (Some("authorization_code"), Some(code), _) => {
+                store.exchange_code(code, get("code_verifier"))
+            }
             (Some("refresh_token"), _, Some(refresh_token)) => store.refresh(refresh_token),
             _ => return status(400, "bad request"),
         }
@@ -239,16 +241,22 @@ async fn user(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
 struct AuthorizeRequest {
     user_intent_id: Option<String>,
     state: Option<String>,
+    /// A PKCE S256 challenge; only S256 is accepted, as RFC 9700 asks.
+    code_challenge: Option<String>,
 }
 
 fn authorize_request(raw: &[u8], config: &FakeAstraConfig) -> Option<AuthorizeRequest> {
     let mut p = params(raw)?;
+    let code_challenge = p.remove("code_challenge");
     let valid = p.get("client_id") == Some(&config.client_id)
         && p.get("redirect_uri").map(String::as_str) == Some(config.redirect_uri.as_str())
-        && p.get("response_type").map(String::as_str) == Some("code");
+        && p.get("response_type").map(String::as_str) == Some("code")
+        && (code_challenge.is_none()
+            || p.get("code_challenge_method").map(String::as_str) == Some("S256"));
     valid.then(|| AuthorizeRequest {
         user_intent_id: p.remove("user_intent_id").filter(|s| !s.is_empty()),
         state: p.remove("state"),
+        code_challenge,
     })
 }
 
@@ -296,6 +304,10 @@ async fn authorize_page(req: HttpRequest, state: web::Data<State>) -> HttpRespon
             .map(|v| hidden("user_intent_id", v)),
     );
     fields.extend(request.state.as_deref().map(|v| hidden("state", v)));
+    if let Some(challenge) = request.code_challenge.as_deref() {
+        fields.push(hidden("code_challenge", challenge));
+        fields.push(hidden("code_challenge_method", "S256"));
+    }
     let page = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Astra (fake)</title></head>\
          <body><h1>Authorize access</h1>\
@@ -320,7 +332,7 @@ async fn authorize_submit(body: web::Bytes, state: web::Data<State>) -> HttpResp
             Some(intent) => store.user_for_intent(intent),
             None => store.new_user(),
         };
-        store.mint_code(&user)
+        store.mint_code_for(&user, request.code_challenge.as_deref())
     };
     let mut location = config.redirect_uri.clone();
     {

@@ -30,6 +30,8 @@ struct Code {
     user: String,
     expires_at: Instant,
     used: bool,
+    /// The PKCE `code_challenge` (S256) the authorization request carried.
+    challenge: Option<String>,
 }
 
 struct Grant {
@@ -151,6 +153,11 @@ impl Store {
     }
 
     pub fn mint_code(&mut self, user: &str) -> String {
+        self.mint_code_for(user, None)
+    }
+
+    /// A code bound to a PKCE S256 `challenge` when one is given (RFC 7636).
+    pub fn mint_code_for(&mut self, user: &str, challenge: Option<&str>) -> String {
         let code = self.opaque("code");
         let expires_at = self.now() + self.lifetimes.code;
         self.codes.insert(
@@ -159,15 +166,25 @@ impl Store {
                 user: user.to_owned(),
                 expires_at,
                 used: false,
+                challenge: challenge.map(str::to_owned),
             },
         );
         code
     }
 
-    pub fn exchange_code(&mut self, code: &str) -> Result<Minted, Refused> {
+    /// Redeems `code`; a code bound to a PKCE challenge needs the
+    /// `verifier` that hashes to it. A refused attempt uses the code up, as
+    /// OAuth servers do when a code is presented wrongly.
+    pub fn exchange_code(&mut self, code: &str, verifier: Option<&str>) -> Result<Minted, Refused> {
         let now = self.now();
         let entry = self.codes.get_mut(code).ok_or(Refused)?;
         if entry.used || now >= entry.expires_at {
+            return Err(Refused);
+        }
+        if let Some(challenge) = &entry.challenge
+            && verifier.map(s256) != Some(challenge.clone())
+        {
+            entry.used = true;
             return Err(Refused);
         }
         entry.used = true;
@@ -267,6 +284,14 @@ impl Store {
     }
 }
 
+/// `BASE64URL(SHA-256(verifier))`, the S256 method of RFC 7636.
+pub fn s256(verifier: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,12 +311,12 @@ mod tests {
     fn codes_are_single_use_and_expire() {
         let mut s = store();
         let code = s.mint_code("u1");
-        assert!(s.exchange_code(&code).is_ok());
-        assert_eq!(s.exchange_code(&code).err(), Some(Refused));
+        assert!(s.exchange_code(&code, None).is_ok());
+        assert_eq!(s.exchange_code(&code, None).err(), Some(Refused));
 
         let late = s.mint_code("u1");
         s.advance_clock(Duration::from_secs(301));
-        assert_eq!(s.exchange_code(&late).err(), Some(Refused));
+        assert_eq!(s.exchange_code(&late, None).err(), Some(Refused));
         assert_eq!(s.code_exchanges, 1);
     }
 
@@ -299,7 +324,7 @@ mod tests {
     fn each_grant_replaces_the_access_token_but_keeps_old_refresh_tokens() {
         let mut s = store();
         let code = s.mint_code("u1");
-        let first = s.exchange_code(&code).expect("code");
+        let first = s.exchange_code(&code, None).expect("code");
         let second = s.refresh(&first.refresh_token).expect("refresh");
         assert_ne!(first.access_token, second.access_token);
         assert_ne!(first.refresh_token, second.refresh_token);
@@ -350,10 +375,30 @@ mod tests {
         let mut s = store();
         let a = s.mint_code("a");
         let b = s.mint_code("b");
-        let a = s.exchange_code(&a).expect("a");
-        let b = s.exchange_code(&b).expect("b");
+        let a = s.exchange_code(&a, None).expect("a");
+        let b = s.exchange_code(&b, None).expect("b");
         s.revoke_refresh_tokens("a");
         assert_eq!(s.refresh(&a.refresh_token).err(), Some(Refused));
         assert!(s.refresh(&b.refresh_token).is_ok());
+    }
+
+    #[test]
+    fn a_code_bound_to_a_pkce_challenge_needs_its_verifier() {
+        let mut s = store();
+        let verifier = "a-verifier-of-forty-three-characters-0123456";
+        let code = s.mint_code_for("u1", Some(&s256(verifier)));
+        assert_eq!(s.exchange_code(&code, None).err(), Some(Refused));
+        assert_eq!(
+            s.exchange_code(&code, Some(verifier)).err(),
+            Some(Refused),
+            "used up"
+        );
+        let code = s.mint_code_for("u1", Some(&s256(verifier)));
+        assert_eq!(
+            s.exchange_code(&code, Some("another-verifier")).err(),
+            Some(Refused)
+        );
+        let code = s.mint_code_for("u1", Some(&s256(verifier)));
+        assert!(s.exchange_code(&code, Some(verifier)).is_ok());
     }
 }

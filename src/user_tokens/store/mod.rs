@@ -221,6 +221,8 @@ pub enum LeaseRelease<'a> {
 pub struct PendingAuthorization {
     pub user_ref: UserRef,
     pub user_intent_id: Option<String>,
+    /// The sealed PKCE `code_verifier`, when the authorization sent a challenge.
+    pub code_verifier: Option<Sealed>,
 }
 
 /// The tokens of an authorization whose callback has run, waiting for the
@@ -366,6 +368,7 @@ pub trait UserStore: Send + Sync + fmt::Debug {
         state_hash: &str,
         user: &UserRef,
         user_intent_id: Option<&str>,
+        code_verifier: Option<&Sealed>,
         expires_at: i64,
     ) -> Result<(), StoreError>;
 

@@ -375,7 +375,8 @@ macro_rules! user_store_impl {
                     "SELECT (SELECT COUNT(*) FROM astra_users ",
                     "WHERE access_key_id = $1 OR refresh_key_id = $1 OR prev_refresh_key_id = $1) ",
                     "+ (SELECT COUNT(*) FROM astra_pending_authorizations ",
-                    "WHERE access_key_id = $1 OR refresh_key_id = $1)"
+                    "WHERE access_key_id = $1 OR refresh_key_id = $1) ",
+                    "+ (SELECT COUNT(*) FROM astra_authorization_states WHERE verifier_key_id = $1)"
                 ));
                 count(query.bind(key_id), &self.pool).await
             }
@@ -385,6 +386,7 @@ macro_rules! user_store_impl {
                 state_hash: &str,
                 user: &UserRef,
                 user_intent_id: Option<&str>,
+                code_verifier: Option<&Sealed>,
                 expires_at: i64,
             ) -> Result<(), StoreError> {
                 super::check_state_hash(state_hash)?;
@@ -393,12 +395,14 @@ macro_rules! user_store_impl {
                 }
                 sqlx::query(concat!(
                     "INSERT INTO astra_authorization_states ",
-                    "(state_hash, user_ref, user_intent_id, expires_at, created_at) ",
-                    "VALUES ($1, $2, $3, $4, ", $now, ")"
+                    "(state_hash, user_ref, user_intent_id, verifier_key_id, code_verifier, expires_at, created_at) ",
+                    "VALUES ($1, $2, $3, $4, $5, $6, ", $now, ")"
                 ))
                 .bind(state_hash)
                 .bind(user.as_str())
                 .bind(user_intent_id)
+                .bind(code_verifier.map(|v| v.key_id.as_str()))
+                .bind(code_verifier.map(|v| v.blob.as_slice()))
                 .bind(expires_at)
                 .execute(&self.pool)
                 .await?;
@@ -410,19 +414,24 @@ macro_rules! user_store_impl {
                 state_hash: &str,
             ) -> Result<Option<PendingAuthorization>, StoreError> {
                 super::check_state_hash(state_hash)?;
-                let row: Option<(String, Option<String>)> = sqlx::query_as(concat!(
+                type Taken = (String, Option<String>, Option<String>, Option<Vec<u8>>);
+                let row: Option<Taken> = sqlx::query_as(concat!(
                     "DELETE FROM astra_authorization_states ",
                     "WHERE state_hash = $1 AND expires_at > ", $now, " ",
-                    "RETURNING user_ref, user_intent_id"
+                    "RETURNING user_ref, user_intent_id, verifier_key_id, code_verifier"
                 ))
                 .bind(state_hash)
                 .fetch_optional(&self.pool)
                 .await?;
-                row.map(|(user_ref, user_intent_id)| {
+                row.map(|(user_ref, user_intent_id, key_id, blob)| {
                     let user_ref = UserRef::try_from(user_ref).map_err(|_| StoreError::Corrupt {
                         what: "a pending authorization has an invalid user reference".into(),
                     })?;
-                    Ok(PendingAuthorization { user_ref, user_intent_id })
+                    let code_verifier = match (key_id, blob) {
+                        (Some(key_id), Some(blob)) => Some(Sealed { key_id, blob }),
+                        _ => None,
+                    };
+                    Ok(PendingAuthorization { user_ref, user_intent_id, code_verifier })
                 })
                 .transpose()
             }

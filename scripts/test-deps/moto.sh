@@ -4,7 +4,8 @@
 # Exports ATV_MOTO_SERVER, which tests/aws reads.
 
 moto_venv="$ATV_CI_CACHE/venv-moto"
-if [ ! -x "$moto_venv/bin/moto_server" ]; then
+# Run, not only found: a venv copied from another path keeps dead shebangs.
+if ! "$moto_venv/bin/moto_server" --help >/dev/null 2>&1; then
   echo "test-deps: installing moto[server] into $moto_venv" >&2
   # A half-made venv from an interrupted run would be "found" next time.
   rm -rf "$moto_venv"

@@ -95,6 +95,13 @@ def load(public, internal):
     expect(status, 302, "fake Astra authorize")
     status, _, body = http("GET", headers["Location"])
     expect(status, 200, "Astra callback")
+    # The customer's backend confirms the handle for its logged-in user.
+    status, _, _ = http(
+        "POST", f"{internal}/astra/users/{USER}/authorization/confirm",
+        json.dumps({"handle": json.loads(body)["handle"]}).encode(),
+        {"Content-Type": "application/json"},
+    )
+    expect(status, 200, "confirm the authorization")
     token = f"{internal}/astra/users/{USER}/token"
     for _ in range(5):
         expect(http("GET", token)[0], 200, "Astra token")
@@ -105,7 +112,7 @@ def load(public, internal):
     expect(status, 200, "Astra refresh of a stale generation")
     expect(http("GET", f"{internal}/astra/users/{USER}")[0], 200, "Astra user summary")
     expect(http("GET", f"{internal}/astra/users?status=active&limit=10")[0], 200, "Astra users")
-    print("load: 8 SDK + 20 API tokens, 1 Astra authorization, 5 token reads, 1 refresh")
+    print("load: 8 SDK + 20 API tokens, 1 Astra authorization (confirmed), 5 token reads, 1 refresh")
 
 
 def families(exposition):

@@ -21,11 +21,9 @@ use super::proxy::error::ProxyError;
 use super::proxy::path;
 use super::{
     API_TOKEN_PATH, ASTRA_AUTHORIZATION_CODE_PATH, ASTRA_AUTHORIZATION_CONFIRM_PATH,
-    ASTRA_AUTHORIZATION_PATH, ASTRA_REFRESH_TOKEN_PATH, ASTRA_TOKEN_PATH, ASTRA_TOKEN_REFRESH_PATH,
-    ASTRA_USER_PATH, ASTRA_USERS_PATH,
+    ASTRA_AUTHORIZATION_PATH, ASTRA_PROXY_PATH, ASTRA_REFRESH_TOKEN_PATH, ASTRA_TOKEN_PATH,
+    ASTRA_TOKEN_REFRESH_PATH, ASTRA_USER_PATH, ASTRA_USERS_PATH, ASTRADA_PROXY_PATH,
 };
-#[cfg(test)]
-use super::{ASTRA_PROXY_PATH, ASTRADA_PROXY_PATH};
 use crate::caller_auth::grants::proxy::Upstream;
 use crate::caller_auth::grants::{Denied, Grant, Permission};
 use crate::caller_auth::{AuthError, Caller, InternalAuth};
@@ -56,6 +54,23 @@ pub const ACCESS: &[(&str, &str, Permission)] = &[
     (ASTRA_USER_PATH, "GET", Permission::AstraRead),
     (ASTRA_USERS_PATH, "GET", Permission::AstraRead),
 ];
+
+/// The proxy routes and the upstream each reaches. They need no permission
+/// but a proxy rule of the caller's grant for the call's method and path
+/// (`[[internal_auth.grants.proxy]]`), counted and audited as
+/// `proxy:UPSTREAM`.
+pub const PROXY_ACCESS: &[(&str, Upstream)] = &[
+    (ASTRADA_PROXY_PATH, Upstream::Astrada),
+    (ASTRA_PROXY_PATH, Upstream::Astra),
+];
+
+/// What a proxy call to `upstream` is counted and audited as needing.
+pub fn proxy_needs(upstream: Upstream) -> &'static str {
+    match upstream {
+        Upstream::Astrada => "proxy:astrada",
+        Upstream::Astra => "proxy:astra",
+    }
+}
 
 /// The permission `method` on `route` needs, if the route is guarded.
 pub fn required(route: &str, method: &str) -> Option<Permission> {
@@ -195,10 +210,7 @@ impl InternalGate {
         route: &'static str,
         upstream: Upstream,
     ) -> Result<Admitted, Problem> {
-        let needs = match upstream {
-            Upstream::Astrada => "proxy:astrada",
-            Upstream::Astra => "proxy:astra",
-        };
+        let needs = proxy_needs(upstream);
         let caller = self.authenticate(req, route, needs).await?;
         let raw = path::raw_path(req).ok_or(ProxyError::UnsafePath("is missing"))?;
         let proxy_path = path::normalize(raw).map_err(ProxyError::UnsafePath)?;
@@ -304,7 +316,7 @@ mod tests {
     fn every_internal_route_but_metrics_and_probes_is_guarded() {
         for path in INTERNAL_PATHS {
             let guarded = ACCESS.iter().any(|(route, _, _)| route == path)
-                || [ASTRADA_PROXY_PATH, ASTRA_PROXY_PATH].contains(path);
+                || PROXY_ACCESS.iter().any(|(route, _)| route == path);
             let open = matches!(*path, "/metrics" | "/healthz" | "/readyz");
             assert_eq!(guarded, !open, "{path}");
         }

@@ -63,9 +63,10 @@ pub const ASTRA_REFRESH_TOKEN_PATH: &str = "/astra/users/{user_ref}/refresh-toke
 pub const ASTRA_TOKEN_PATH: &str = "/astra/users/{user_ref}/token";
 pub const ASTRA_TOKEN_REFRESH_PATH: &str = "/astra/users/{user_ref}/token/refresh";
 
-/// The proxy routes (internal listener): `{path}` goes to the upstream's API.
-pub const ASTRADA_PROXY_PATH: &str = "/astrada/api/{path:.*}";
-pub const ASTRA_PROXY_PATH: &str = "/astra/users/{user_ref}/api/{path:.*}";
+/// The proxy routes (internal listener): `{path}` (any number of segments)
+/// goes to the upstream's API. As documented; routed as [`proxy_pattern`].
+pub const ASTRADA_PROXY_PATH: &str = "/astrada/api/{path}";
+pub const ASTRA_PROXY_PATH: &str = "/astra/users/{user_ref}/api/{path}";
 /// The methods the proxy routes take: those a proxy rule may name.
 const PROXY_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE";
 
@@ -373,13 +374,25 @@ fn proxy_route(
         Method::PATCH,
         Method::DELETE,
     ];
-    let mut resource = only(path, PROXY_METHODS).app_data(data.clone());
+    let mut resource = web::resource(proxy_pattern(path))
+        .app_data(RouteLabel(path))
+        .app_data(data.clone())
+        .default_service(web::to(|| async {
+            Err::<HttpResponse, _>(Problem::from(HttpError::MethodNotAllowed {
+                allow: PROXY_METHODS,
+            }))
+        }));
     for method in methods {
         resource = resource.route(route(method));
     }
     cfg.service(resource.wrap(from_fn(move |req, next| {
         access::proxy_guard(Arc::clone(&gate), path, upstream, req, next)
     })));
+}
+
+/// The actix pattern of a documented proxy path: its `{path}` spans segments.
+fn proxy_pattern(path: &str) -> String {
+    path.replace("{path}", "{path:.*}")
 }
 
 fn health(cfg: &mut web::ServiceConfig, readiness: &web::Data<Readiness>) {

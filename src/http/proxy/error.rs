@@ -31,15 +31,6 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
-    /// The metric label of a failure (the call's `status` label).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ProxyError::Timeout { .. } => "timeout",
-            ProxyError::Busy { .. } => "busy",
-            _ => "unreachable",
-        }
-    }
-
     /// `e`, from calling `upstream`, described by a closed set of causes.
     pub fn from_reqwest(upstream: Upstream, e: &reqwest::Error) -> Self {
         if e.is_timeout() {

@@ -276,7 +276,7 @@ pub struct GrantSettings {
     /// with one of these.
     #[serde(default)]
     pub user_ref_prefixes: Vec<String>,
-    /// Calls through the (future) API proxy, per upstream.
+    /// Calls through the API proxy (`[proxy]`), per upstream.
     #[serde(default)]
     pub proxy: Vec<ProxyGrantSettings>,
 }

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use astrada_token_vendor::config::{GrantSettings, ProxyGrantSettings};
 use atv_dev_fakes::fake_astra::FakeAstraFault;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -49,16 +50,23 @@ async fn no_astra_token_code_state_or_secret_appears_in_trace_level_logs() {
                 s,
                 &[("leak-operator", OPERATOR_KEY), ("tenant-x", TENANT_KEY)],
                 vec![
-                    grant(
-                        "leak-operator",
-                        &[
-                            "astrada:api_token",
-                            "astra:token",
-                            "astra:manage",
-                            "astra:read",
-                        ],
-                        &[],
-                    ),
+                    GrantSettings {
+                        proxy: vec![ProxyGrantSettings {
+                            upstream: "astra".into(),
+                            methods: vec!["GET".into()],
+                            paths: vec!["/v1/**".into()],
+                        }],
+                        ..grant(
+                            "leak-operator",
+                            &[
+                                "astrada:api_token",
+                                "astra:token",
+                                "astra:manage",
+                                "astra:read",
+                            ],
+                            &[],
+                        )
+                    },
                     grant("tenant-x", &["astra:token"], &["tenant-x:"]),
                 ],
             );
@@ -105,6 +113,11 @@ async fn no_astra_token_code_state_or_secret_appears_in_trace_level_logs() {
     assert_eq!(status, 200);
     app.get("/astra/users/alice").await;
     app.get("/astra/users").await;
+    // Proxied calls as alice (the fake Astra is the API too): one with the
+    // current token, one refused by Astra's clock, refreshed and replayed.
+    assert_eq!(app.get("/astra/users/alice/api/v1/user").await.0, 200);
+    world.astra.advance_clock(Duration::from_secs(7201));
+    assert_eq!(app.get("/astra/users/alice/api/v1/user").await.0, 200);
     // A reused state and code, a refused code, a failing Astra, a refused user.
     app.http.get(&callback).send().await.unwrap();
     app.post("/astra/users/bob/authorization-code", json!({"code": code}))
@@ -257,6 +270,16 @@ fn every_event_has_its_audit_line(events: &[serde_json::Value]) {
             alice(),
         ]);
         assert!(issued["fields"]["token_sha256_prefix"].is_string());
+    }
+    for _ in 0..2 {
+        find(&[
+            ("event", json!("proxied")),
+            ("upstream", json!("astra")),
+            ("path", json!("/v1/user")),
+            ("status", json!(200)),
+            operator(),
+            alice(),
+        ]);
     }
     find(&[
         ("event", json!("token_issued")),

@@ -203,6 +203,7 @@ fn audit_event_fields_are_documented() {
         "astra_authorization",
         "internal_refused",
         "internal_refused_summary",
+        "proxied",
         "user_ref",
         "permission",
         "outcome",

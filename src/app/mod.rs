@@ -21,6 +21,7 @@ use crate::http::audit::AuditTrail;
 use crate::http::client_addr::TrustedProxies;
 use crate::http::cors::Cors;
 use crate::http::limits::RequestLimits;
+use crate::http::proxy::upstream::Upstreams;
 use crate::http::rate_limit::RateLimiter;
 use crate::http::{self, Services};
 use crate::observability::Metrics;
@@ -78,7 +79,8 @@ impl Parts {
         let internal_auth = InternalAuth::from_settings(&settings.internal_auth)?;
         let cors = Cors::from_settings(&settings.cors)?;
         let rate_limit = RateLimiter::from_settings(&settings.rate_limit)?;
-        let limits = RequestLimits::from_settings(&settings.server)?;
+        let limits = RequestLimits::from_settings(&settings.server, &settings.proxy)?;
+        let proxy = Upstreams::from_settings(&settings.proxy, &settings.astra)?;
         let trusted_proxies = TrustedProxies::from_settings(&settings.server)?;
         let client_tokens = Arc::new(ClientTokens::from_settings(settings, source, &metrics)?);
         let user_tokens = UserTokens::from_settings(&settings.astra, &metrics).await?;
@@ -92,6 +94,7 @@ impl Parts {
             cors,
             rate_limit,
             audit: AuditTrail::new(settings.rate_limit.max_tracked_callers),
+            proxy,
             limits,
             metrics,
             trusted_proxies,

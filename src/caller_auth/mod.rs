@@ -216,6 +216,12 @@ impl InternalAuth {
         matches!(self.authenticator, InternalAuthenticator::None)
     }
 
+    /// `caller`'s grant, whatever it holds (the proxy's rules are checked
+    /// against the call itself, [`Grant::permits_proxy`]).
+    pub fn grant_of(&self, caller: &Caller) -> Option<Arc<Grant>> {
+        self.grants.of(&caller.subject).map(Arc::clone)
+    }
+
     /// Says loudly at start-up that the internal listener is open to anyone.
     pub fn warn_if_open(&self) {
         if self.is_open() {

@@ -221,6 +221,21 @@ impl TokenCache {
         (token.remaining(now) >= self.policy.min_remaining_for(token.lifetime)).then_some(token)
     }
 
+    /// Forgets `rejected` after the upstream refused it (401), so the next
+    /// [`TokenCache::get`] exchanges a new one. Only the token the caller
+    /// used is dropped: when many calls fail on it together, the first
+    /// drops it, the rest find it gone (or already replaced) and all of
+    /// them join one exchange through the cache's single-flight.
+    pub fn reject(&self, rejected: &Arc<AccessToken>) {
+        let previous = self.current.compare_and_swap(rejected, None);
+        if previous
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, rejected))
+        {
+            tracing::info!(set = %self.set, "token refused upstream; a new one will be exchanged");
+        }
+    }
+
     /// Whether an exchange has ever succeeded. Readiness uses this rather than
     /// the token's current validity: once a replica has proven its
     /// configuration works, an Astrada outage should produce fast 503s with
@@ -447,5 +462,50 @@ mod tests {
                 "{kind}: {retry_after:?}"
             );
         }
+    }
+
+    /// Hands out a new token per exchange and counts them.
+    struct Counting(std::sync::atomic::AtomicU32);
+
+    #[async_trait]
+    impl Exchanger for Counting {
+        async fn exchange(&self, _set: CredentialSet) -> Result<AccessToken, ExchangeError> {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let n = self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(AccessToken {
+                value: format!("token-{n}").into(),
+                token_type: "Bearer",
+                expires_at: Instant::now() + Duration::from_secs(3600),
+                lifetime: Duration::from_secs(3600),
+                fingerprint: format!("{n:012}"),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn many_rejections_of_one_token_cost_one_exchange() {
+        let exchanger = Arc::new(Counting(std::sync::atomic::AtomicU32::new(0)));
+        let cache = TokenCache::new(
+            CredentialSet::Api,
+            long_backoff(),
+            exchanger.clone(),
+            Metrics::new(),
+        );
+        let refused = cache.get().await.unwrap();
+        let calls = (0..10).map(|_| {
+            let cache = Arc::clone(&cache);
+            let refused = Arc::clone(&refused);
+            async move {
+                cache.reject(&refused);
+                cache.get().await.unwrap()
+            }
+        });
+        let fresh = futures::future::join_all(calls).await;
+        assert_eq!(exchanger.0.load(Ordering::SeqCst), 2);
+        assert!(fresh.iter().all(|t| t.fingerprint == fresh[0].fingerprint));
+        assert_ne!(fresh[0].fingerprint, refused.fingerprint);
+        // A late rejection of the old token leaves the new one alone.
+        cache.reject(&refused);
+        assert!(cache.usable(Instant::now()).is_some());
     }
 }

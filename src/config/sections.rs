@@ -77,6 +77,7 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     pub internal_auth: InternalAuthSettings,
     pub astra: AstraSettings,
+    pub proxy: ProxySettings,
     pub log: LogSettings,
 }
 
@@ -275,7 +276,7 @@ pub struct GrantSettings {
     /// with one of these.
     #[serde(default)]
     pub user_ref_prefixes: Vec<String>,
-    /// Calls through the (future) API proxy, per upstream.
+    /// Calls through the API proxy (`[proxy]`), per upstream.
     #[serde(default)]
     pub proxy: Vec<ProxyGrantSettings>,
 }
@@ -346,6 +347,23 @@ pub struct LogSettings {
 pub enum LogFormat {
     Json,
     Pretty,
+}
+
+/// The API proxy of the internal listener (`/astrada/api/…`,
+/// `/astra/users/{user_ref}/api/…`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySettings {
+    /// Astrada's API base, where `/astrada/api/{path}` goes.
+    pub astrada_api_url: String,
+    /// Astra's API base for proxied calls; empty: `astra.api_url`.
+    pub astra_api_url: String,
+    pub connect_timeout_ms: u64,
+    pub timeout_ms: u64,
+    /// Request bodies are buffered up to this, so a call can be replayed.
+    pub max_body_bytes: u64,
+    /// Upstream calls in flight at once, per upstream and replica.
+    pub max_concurrent: u32,
 }
 
 /// Per-user Astra authorizations (off unless `enabled`).

@@ -18,12 +18,15 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError};
 
 use super::audit::{AuditTrail, Refusal};
 use super::problem::{HttpError, Problem};
+use super::proxy::error::ProxyError;
+use super::proxy::path;
 use super::{
     API_TOKEN_PATH, ASTRA_AUTHORIZATION_CODE_PATH, ASTRA_AUTHORIZATION_CONFIRM_PATH,
-    ASTRA_AUTHORIZATION_PATH, ASTRA_REFRESH_TOKEN_PATH, ASTRA_TOKEN_PATH, ASTRA_TOKEN_REFRESH_PATH,
-    ASTRA_USER_PATH, ASTRA_USERS_PATH,
+    ASTRA_AUTHORIZATION_PATH, ASTRA_PROXY_PATH, ASTRA_REFRESH_TOKEN_PATH, ASTRA_TOKEN_PATH,
+    ASTRA_TOKEN_REFRESH_PATH, ASTRA_USER_PATH, ASTRA_USERS_PATH, ASTRADA_PROXY_PATH,
 };
-use crate::caller_auth::grants::{Grant, Permission};
+use crate::caller_auth::grants::proxy::Upstream;
+use crate::caller_auth::grants::{Denied, Grant, Permission};
 use crate::caller_auth::{AuthError, Caller, InternalAuth};
 use crate::observability::Metrics;
 use crate::user_tokens::{UserRef, UserTokenError};
@@ -53,6 +56,23 @@ pub const ACCESS: &[(&str, &str, Permission)] = &[
     (ASTRA_USERS_PATH, "GET", Permission::AstraRead),
 ];
 
+/// The proxy routes and the upstream each reaches. They need no permission
+/// but a proxy rule of the caller's grant for the call's method and path
+/// (`[[internal_auth.grants.proxy]]`), counted and audited as
+/// `proxy:UPSTREAM`.
+pub const PROXY_ACCESS: &[(&str, Upstream)] = &[
+    (ASTRADA_PROXY_PATH, Upstream::Astrada),
+    (ASTRA_PROXY_PATH, Upstream::Astra),
+];
+
+/// What a proxy call to `upstream` is counted and audited as needing.
+pub fn proxy_needs(upstream: Upstream) -> &'static str {
+    match upstream {
+        Upstream::Astrada => "proxy:astrada",
+        Upstream::Astra => "proxy:astra",
+    }
+}
+
 /// The permission `method` on `route` needs, if the route is guarded.
 pub fn required(route: &str, method: &str) -> Option<Permission> {
     ACCESS
@@ -74,6 +94,9 @@ pub struct Admitted {
     pub caller: Caller,
     pub grant: Arc<Grant>,
     pub user: Option<UserRef>,
+    /// On a proxy route: the path the upstream will see, normalised, which
+    /// the caller's proxy rules were matched on.
+    pub proxy_path: Option<String>,
 }
 
 impl Admitted {
@@ -107,6 +130,47 @@ impl InternalGate {
         }
     }
 
+    /// Authenticates the caller of `route`; a refusal is counted and
+    /// audited under `needs` (a permission, or `proxy:UPSTREAM`).
+    async fn authenticate(
+        &self,
+        req: &HttpRequest,
+        route: &'static str,
+        needs: &'static str,
+    ) -> Result<Caller, Problem> {
+        if self.auth.is_open() {
+            local_only(req)?;
+        }
+        match self.auth.authenticate(req).await {
+            Ok(caller) => Ok(caller),
+            Err(e @ (AuthError::Missing | AuthError::Invalid(_))) => {
+                self.metrics.internal_refusal(needs, "unauthenticated");
+                let refused = Refusal {
+                    route,
+                    permission: needs,
+                    caller: None,
+                    user_ref: None,
+                };
+                self.audit.internal_refused(req, &refused, &e);
+                Err(e.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Counts, audits and answers an authenticated caller's refusal.
+    fn refuse(
+        &self,
+        req: &HttpRequest,
+        refused: &Refusal<'_>,
+        denied: Denied,
+    ) -> Result<Admitted, Problem> {
+        self.metrics
+            .internal_refusal(refused.permission, denied.reason());
+        self.audit.internal_refused(req, refused, &denied);
+        Err(denied.into())
+    }
+
     /// Authenticates, authorizes and scopes one request to `route`.
     async fn admit(
         &self,
@@ -114,53 +178,88 @@ impl InternalGate {
         route: &'static str,
         permission: Permission,
     ) -> Result<Admitted, Problem> {
+        let needs = permission.as_str();
+        let caller = self.authenticate(req, route, needs).await?;
         let refusal = |caller, user_ref| Refusal {
             route,
-            permission,
+            permission: needs,
             caller,
             user_ref,
         };
-        if self.auth.is_open() {
-            local_only(req)?;
-        }
-        let caller = match self.auth.authenticate(req).await {
-            Ok(caller) => caller,
-            Err(e @ (AuthError::Missing | AuthError::Invalid(_))) => {
-                self.metrics
-                    .internal_refusal(permission.as_str(), "unauthenticated");
-                self.audit.internal_refused(req, &refusal(None, None), &e);
-                return Err(e.into());
-            }
-            Err(e) => return Err(e.into()),
-        };
         let grant = match self.auth.authorize(&caller, permission) {
             Ok(grant) => grant,
-            Err(denied) => {
-                self.metrics
-                    .internal_refusal(permission.as_str(), denied.reason());
-                let refused = refusal(Some(&caller), None);
-                self.audit.internal_refused(req, &refused, &denied);
-                return Err(denied.into());
-            }
+            Err(denied) => return self.refuse(req, &refusal(Some(&caller), None), denied),
         };
-        let user = match req.match_info().get("user_ref") {
-            None => None,
-            Some(raw) => Some(UserRef::parse(raw).map_err(|_| UserTokenError::InvalidUserRef)?),
-        };
+        let user = path_user(req)?;
         if let Some(user) = &user
             && let Err(denied) = grant.check_user(&caller.subject, permission, user.as_str())
         {
-            self.metrics
-                .internal_refusal(permission.as_str(), denied.reason());
-            let refused = refusal(Some(&caller), Some(user.as_str()));
-            self.audit.internal_refused(req, &refused, &denied);
-            return Err(denied.into());
+            return self.refuse(req, &refusal(Some(&caller), Some(user.as_str())), denied);
         }
         Ok(Admitted {
             caller,
             grant,
             user,
+            proxy_path: None,
         })
+    }
+
+    /// Admits one proxy call to `upstream`: authenticated, its path safe,
+    /// a proxy rule of the caller's grant matching the method and the path
+    /// the upstream will see, and the path's `user_ref` within the grant's
+    /// prefixes.
+    async fn admit_proxy(
+        &self,
+        req: &HttpRequest,
+        route: &'static str,
+        upstream: Upstream,
+    ) -> Result<Admitted, Problem> {
+        let needs = proxy_needs(upstream);
+        let caller = self.authenticate(req, route, needs).await?;
+        let raw = path::raw_path(req).ok_or(ProxyError::UnsafePath("is missing"))?;
+        let proxy_path = path::normalize(raw).map_err(ProxyError::UnsafePath)?;
+        let user = path_user(req)?;
+        let user_ref = user.as_ref().map(UserRef::as_str);
+        let refused = Refusal {
+            route,
+            permission: needs,
+            caller: Some(&caller),
+            user_ref,
+        };
+        let method = req.method().as_str();
+        let grant = match self.auth.grant_of(&caller) {
+            Some(grant) if grant.permits_proxy(upstream, method, &proxy_path) => grant,
+            _ => {
+                let denied = Denied::Proxy {
+                    identity: caller.subject.clone(),
+                    upstream,
+                    method: method.to_owned(),
+                    path: proxy_path,
+                };
+                return self.refuse(req, &refused, denied);
+            }
+        };
+        if let Some(user_ref) = user_ref
+            && let Err(denied) = grant.check_scope(&caller.subject, user_ref)
+        {
+            return self.refuse(req, &refused, denied);
+        }
+        Ok(Admitted {
+            caller,
+            grant,
+            user,
+            proxy_path: Some(proxy_path),
+        })
+    }
+}
+
+/// The path's `user_ref`, parsed, if the route has one.
+fn path_user(req: &HttpRequest) -> Result<Option<UserRef>, Problem> {
+    match req.match_info().get("user_ref") {
+        None => Ok(None),
+        Some(raw) => Ok(Some(
+            UserRef::parse(raw).map_err(|_| UserTokenError::InvalidUserRef)?,
+        )),
     }
 }
 
@@ -224,6 +323,32 @@ pub async fn guard(
     }
 }
 
+/// The middleware on each proxy route: the caller's proxy rules for
+/// `upstream` decide, on the normalised path (see [`InternalGate::admit_proxy`]).
+/// Methods no proxy rule can name are left to the route's `405`.
+pub async fn proxy_guard(
+    gate: Arc<InternalGate>,
+    route: &'static str,
+    upstream: Upstream,
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let method = req.method().as_str();
+    if !crate::caller_auth::grants::proxy::METHODS.contains(&method) {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
+    match gate.admit_proxy(req.request(), route, upstream).await {
+        Ok(admitted) => {
+            req.extensions_mut().insert(admitted);
+            Ok(next.call(req).await?.map_into_left_body())
+        }
+        Err(problem) => {
+            let response = problem.error_response();
+            Ok(req.into_response(response).map_into_right_body())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,7 +357,8 @@ mod tests {
     #[test]
     fn every_internal_route_but_metrics_and_probes_is_guarded() {
         for path in INTERNAL_PATHS {
-            let guarded = ACCESS.iter().any(|(route, _, _)| route == path);
+            let guarded = ACCESS.iter().any(|(route, _, _)| route == path)
+                || PROXY_ACCESS.iter().any(|(route, _)| route == path);
             let open = matches!(*path, "/metrics" | "/healthz" | "/readyz");
             assert_eq!(guarded, !open, "{path}");
         }
@@ -274,8 +400,9 @@ mod tests {
     fn grant_prefixes_and_user_refs_share_one_alphabet() {
         use crate::caller_auth::grants::scope::user_ref_char;
         for c in (0..=0x2ff).filter_map(char::from_u32) {
-            // Inside a name: `.` alone is a dot segment, refused as a whole.
-            let as_ref = UserRef::parse(&format!("a{c}")).is_ok();
+            // `.` alone is a dot segment, refused as a whole `user_ref` but
+            // not as a character; `x.` tests the alphabet alone.
+            let as_ref = UserRef::parse(&format!("x{c}")).is_ok();
             assert_eq!(user_ref_char(c), as_ref, "{c:?}");
         }
     }

@@ -25,7 +25,6 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use super::client_addr::ClientAddr;
-use crate::caller_auth::grants::Permission;
 use crate::caller_auth::{AuthError, Caller};
 use crate::core::{AccessToken, CredentialSet, escape_controls};
 use crate::user_tokens::{HandedToken, UserRef};
@@ -77,10 +76,20 @@ crate::core::named_enum! {
 /// A refused request on the internal listener, for its audit line.
 pub struct Refusal<'a> {
     pub route: &'static str,
-    pub permission: Permission,
+    /// The permission the route needs, or `proxy:UPSTREAM` for the proxy.
+    pub permission: &'static str,
     /// `None` when the caller could not be authenticated.
     pub caller: Option<&'a Caller>,
     pub user_ref: Option<&'a str>,
+}
+
+/// A proxied call, for its audit line.
+pub struct ProxiedCall<'a> {
+    pub upstream: &'static str,
+    pub caller: &'a Caller,
+    pub user: Option<&'a UserRef>,
+    pub method: &'a str,
+    pub path: &'a str,
 }
 
 impl AuditTrail {
@@ -132,6 +141,26 @@ impl AuditTrail {
             expires_in = token.remaining(Instant::now()).as_secs(),
             token_sha256_prefix = %token.fingerprint,
             "token issued"
+        );
+    }
+
+    /// Logs one proxied call: who sent what to which upstream (for whom)
+    /// and how it ended (the upstream's status, or the proxy's own answer).
+    /// Every call, not once per token: each is an act on the caller's or a
+    /// user's account. The path is the normalised one (no controls, no
+    /// query string, which may carry the caller's data).
+    pub fn proxied(&self, call: &ProxiedCall<'_>, status: u16) {
+        tracing::info!(
+            target: "audit",
+            event = "proxied",
+            upstream = call.upstream,
+            subject = %escape_controls(&call.caller.subject),
+            auth = call.caller.method,
+            user_ref = call.user.map_or("-", UserRef::as_str),
+            method = call.method,
+            path = %escape_controls(call.path),
+            status,
+            "proxied call"
         );
     }
 
@@ -244,7 +273,7 @@ impl AuditTrail {
             target: "audit",
             event = "internal_refused",
             status = if refusal.caller.is_some() { 403 } else { 401 },
-            permission = refusal.permission.as_str(),
+            permission = refusal.permission,
             route = refusal.route,
             method = req.method().as_str(),
             subject = %subject,

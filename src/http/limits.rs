@@ -7,18 +7,24 @@ use actix_web::http::header;
 use actix_web::middleware::{DefaultHeaders, Next};
 
 use super::problem::{HttpError, Problem};
-use crate::config::{ConfigError, ServerSettings, invalid};
+use crate::config::{ConfigError, ProxySettings, ServerSettings, invalid};
 
 /// Size limits applied to every request on both listeners.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestLimits {
     pub max_body_bytes: u64,
     pub max_header_bytes: usize,
+    /// The proxy routes' bound (`proxy.max_body_bytes`): they carry API
+    /// bodies, not the small JSON objects of the service's own routes.
+    pub proxy_body_bytes: u64,
 }
 
 impl RequestLimits {
     /// Checks the size keys of `[server]`.
-    pub fn from_settings(server: &ServerSettings) -> Result<Self, ConfigError> {
+    pub fn from_settings(
+        server: &ServerSettings,
+        proxy: &ProxySettings,
+    ) -> Result<Self, ConfigError> {
         if server.max_header_bytes < 1024 {
             return invalid(
                 "server.max_header_bytes",
@@ -32,6 +38,7 @@ impl RequestLimits {
         Ok(Self {
             max_body_bytes: server.max_body_bytes,
             max_header_bytes: server.max_header_bytes,
+            proxy_body_bytes: proxy.max_body_bytes,
         })
     }
 }
@@ -58,10 +65,13 @@ pub async fn check(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let error = if declared_body.is_some_and(|len| len > limits.max_body_bytes) {
-        Some(HttpError::PayloadTooLarge {
-            limit: limits.max_body_bytes,
-        })
+    let body_limit = if super::proxy::path::is_proxy_path(req.path()) {
+        limits.proxy_body_bytes
+    } else {
+        limits.max_body_bytes
+    };
+    let error = if declared_body.is_some_and(|len| len > body_limit) {
+        Some(HttpError::PayloadTooLarge { limit: body_limit })
     } else if head_size(&req) > limits.max_header_bytes {
         Some(HttpError::HeadersTooLarge {
             limit: limits.max_header_bytes,

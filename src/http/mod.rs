@@ -13,6 +13,7 @@ pub mod client_addr;
 pub mod cors;
 pub mod limits;
 pub mod problem;
+pub mod proxy;
 pub mod rate_limit;
 pub mod request_metrics;
 pub mod request_span;
@@ -27,6 +28,7 @@ use actix_web::http::{Method, header};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
 
+use crate::caller_auth::grants::proxy::Upstream;
 use crate::caller_auth::{CallerAuth, InternalAuth};
 use crate::client_tokens::ClientTokens;
 use crate::config::ServerSettings;
@@ -38,6 +40,7 @@ use client_addr::TrustedProxies;
 use cors::Cors;
 use limits::RequestLimits;
 use problem::{HttpError, Problem};
+use proxy::ProxyRoutes;
 use rate_limit::RateLimiter;
 use routes::astra::{self, AstraRoutes};
 use routes::health::Readiness;
@@ -61,6 +64,13 @@ pub const ASTRA_REFRESH_TOKEN_PATH: &str = "/astra/users/{user_ref}/refresh-toke
 pub const ASTRA_TOKEN_PATH: &str = "/astra/users/{user_ref}/token";
 pub const ASTRA_TOKEN_REFRESH_PATH: &str = "/astra/users/{user_ref}/token/refresh";
 
+/// The proxy routes (internal listener): `{path}` (any number of segments)
+/// goes to the upstream's API. As documented; routed as [`proxy_pattern`].
+pub const ASTRADA_PROXY_PATH: &str = "/astrada/api/{path}";
+pub const ASTRA_PROXY_PATH: &str = "/astra/users/{user_ref}/api/{path}";
+/// The methods the proxy routes take: those a proxy rule may name.
+const PROXY_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE";
+
 /// Every path the public listener serves (checked against `openapi.yaml` by the tests).
 pub const PUBLIC_PATHS: &[&str] = &[SDK_TOKEN_PATH, ASTRA_CALLBACK_PATH, "/healthz", "/readyz"];
 /// Every path the internal listener serves (checked against `openapi.yaml` by the tests).
@@ -74,6 +84,8 @@ pub const INTERNAL_PATHS: &[&str] = &[
     ASTRA_REFRESH_TOKEN_PATH,
     ASTRA_TOKEN_PATH,
     ASTRA_TOKEN_REFRESH_PATH,
+    ASTRADA_PROXY_PATH,
+    ASTRA_PROXY_PATH,
     "/metrics",
     "/healthz",
     "/readyz",
@@ -101,6 +113,8 @@ pub struct Services {
     pub cors: Cors,
     pub rate_limit: RateLimiter,
     pub audit: AuditTrail,
+    /// The upstreams of the proxy routes.
+    pub proxy: proxy::upstream::Upstreams,
     pub limits: RequestLimits,
     pub metrics: Metrics,
     /// Whose forwarding headers and request ids the public listener believes.
@@ -140,6 +154,13 @@ pub fn bind(services: Services, settings: &ServerSettings) -> std::io::Result<Li
         Arc::clone(&audit),
         services.metrics.clone(),
     ));
+    let proxy_routes = web::Data::new(ProxyRoutes {
+        upstreams: services.proxy,
+        api_tokens: Arc::clone(&caches.api),
+        users: services.user_tokens.clone(),
+        audit: Arc::clone(&audit),
+        metrics: services.metrics.clone(),
+    });
     let astra = services.user_tokens.as_ref().map(|users| {
         web::Data::new(AstraRoutes {
             users: Arc::clone(users),
@@ -199,6 +220,16 @@ pub fn bind(services: Services, settings: &ServerSettings) -> std::io::Result<Li
         );
         if let Some(astra) = &astra {
             astra_routes(cfg, &gate, astra);
+        }
+        proxy_route(
+            cfg,
+            &gate,
+            &proxy_routes,
+            ASTRADA_PROXY_PATH,
+            Upstream::Astrada,
+        );
+        if astra.is_some() {
+            proxy_route(cfg, &gate, &proxy_routes, ASTRA_PROXY_PATH, Upstream::Astra);
         }
         health(cfg, &readiness);
     };
@@ -322,6 +353,48 @@ fn astra_routes(
         .service(
             route(ASTRA_TOKEN_REFRESH_PATH, "POST").route(web::post().to(astra::refresh_stale)),
         );
+}
+
+/// One proxy route, behind the gate's proxy check (`access::proxy_guard`).
+fn proxy_route(
+    cfg: &mut web::ServiceConfig,
+    gate: &Arc<InternalGate>,
+    data: &web::Data<ProxyRoutes>,
+    path: &'static str,
+    upstream: Upstream,
+) {
+    let gate = Arc::clone(gate);
+    let route = |method: Method| match upstream {
+        Upstream::Astrada => web::route().method(method).to(proxy::astrada),
+        Upstream::Astra => web::route().method(method).to(proxy::astra),
+    };
+    let methods = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+    ];
+    let mut resource = web::resource(proxy_pattern(path))
+        .app_data(RouteLabel(path))
+        .app_data(data.clone())
+        .default_service(web::to(|| async {
+            Err::<HttpResponse, _>(Problem::from(HttpError::MethodNotAllowed {
+                allow: PROXY_METHODS,
+            }))
+        }));
+    for method in methods {
+        resource = resource.route(route(method));
+    }
+    cfg.service(resource.wrap(from_fn(move |req, next| {
+        access::proxy_guard(Arc::clone(&gate), path, upstream, req, next)
+    })));
+}
+
+/// The actix pattern of a documented proxy path: its `{path}` spans segments.
+fn proxy_pattern(path: &str) -> String {
+    path.replace("{path}", "{path:.*}")
 }
 
 fn health(cfg: &mut web::ServiceConfig, readiness: &web::Data<Readiness>) {

@@ -13,6 +13,7 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use super::proxy::error::ProxyError;
 use crate::caller_auth::AuthError;
 use crate::caller_auth::grants::Denied;
 use crate::client_tokens::oauth_client::ExchangeError;
@@ -400,6 +401,45 @@ impl From<UserTokenError> for Problem {
             )
             .retry_after(Duration::from_secs(1)),
         }
+    }
+}
+
+impl From<ProxyError> for Problem {
+    fn from(e: ProxyError) -> Self {
+        let detail = sentence(&e);
+        let (status, slug, title) = match e {
+            ProxyError::UnsafePath(_) => (
+                StatusCode::BAD_REQUEST,
+                "proxy-path-refused",
+                "The path could leave the upstream's API",
+            ),
+            ProxyError::BodyTooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Request body too large",
+            ),
+            ProxyError::BodyUnreadable => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+            ProxyError::Busy { .. } => {
+                let busy = Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "proxy-busy",
+                    "Too many proxied calls in flight",
+                    detail,
+                );
+                return busy.retry_after(Duration::from_secs(1));
+            }
+            ProxyError::Timeout { .. } => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "proxy-upstream-timeout",
+                "The upstream did not answer in time",
+            ),
+            ProxyError::Unreachable { .. } => (
+                StatusCode::BAD_GATEWAY,
+                "proxy-upstream-unreachable",
+                "The upstream could not be reached",
+            ),
+        };
+        Problem::new(status, slug, title, detail)
     }
 }
 

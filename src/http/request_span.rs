@@ -25,6 +25,10 @@ use crate::observability::telemetry::{self, REQUEST_SPAN};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// This request's id, for handlers that pass it on (the proxy, upstream).
+#[derive(Clone)]
+pub struct RequestId(pub String);
+
 struct HeaderExtractor<'a>(&'a HeaderMap);
 
 impl Extractor for HeaderExtractor<'_> {
@@ -70,6 +74,7 @@ pub async fn trace_request(
     req.extensions_mut().insert(client);
     let trusted = ids_trusted(&trusted_proxies, listener, peer);
     let id = request_id(req.headers(), trusted);
+    req.extensions_mut().insert(RequestId(id.clone()));
     let exporting = telemetry::exporting();
     // Without export the span only carries the request id into log lines;
     // the trace attributes would be formatted on every request for nobody.

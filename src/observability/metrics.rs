@@ -14,6 +14,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use std::sync::atomic::AtomicU64;
 
+use super::proxy::ProxyMetrics;
 use crate::core::{CredentialSet, PerSet};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -177,6 +178,7 @@ struct Inner {
     astra: AstraMetrics,
     issued: PerSet<Counter>,
     refusals: Family<RefusalLabels, Counter>,
+    proxy: ProxyMetrics,
 }
 
 /// All metrics of one service instance (tests get their own, never a global).
@@ -274,6 +276,7 @@ impl Metrics {
             refusals.clone(),
         );
         let astra = AstraMetrics::register(&mut registry);
+        let proxy = ProxyMetrics::register(&mut registry);
         let per_set = |f: &dyn Fn(&'static str) -> Counter| PerSet::from_fn(|set| f(set.as_str()));
         let inner = Inner {
             hits: per_set(&|set| lookups.get_or_create_owned(&LookupLabels { set, result: "hit" })),
@@ -297,8 +300,14 @@ impl Metrics {
             credential_reloads,
             astra,
             refusals,
+            proxy,
         };
         Self(Arc::new(inner))
+    }
+
+    /// The API proxy's metrics.
+    pub fn proxy(&self) -> &ProxyMetrics {
+        &self.0.proxy
     }
 
     /// One answered HTTP request.

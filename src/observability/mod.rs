@@ -2,6 +2,8 @@
 //! traces ([`telemetry`]).
 
 pub mod metrics;
+pub mod proxy;
 pub mod telemetry;
 
 pub use metrics::{Metrics, RequestMetrics};
+pub use proxy::ProxyMetrics;

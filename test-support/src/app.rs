@@ -151,6 +151,8 @@ pub fn test_settings(upstream: &MockServer) -> Settings {
     s.token_endpoint.url = format!("{}/oauth/token", upstream.uri());
     s.token_endpoint.timeout_ms = 1000;
     s.token_endpoint.connect_timeout_ms = 500;
+    // Never the real Astrada API: a closed loopback port unless a test mounts one.
+    s.proxy.astrada_api_url = "http://127.0.0.1:9".into();
     s.cache.wait_timeout_ms = 2000;
     s.cache.backoff_initial_ms = 200;
     s.cache.backoff_max_ms = 1000;

@@ -9,6 +9,7 @@ mod grants_config;
 mod internal_auth;
 mod listeners;
 mod openapi;
+mod proxy;
 mod rate_limit;
 mod request_limits;
 mod shutdown;

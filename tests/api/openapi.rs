@@ -3,7 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use astrada_token_vendor::http::access::ACCESS;
+use astrada_token_vendor::caller_auth::grants::proxy::METHODS as PROXY_METHODS;
+use astrada_token_vendor::http::access::{ACCESS, PROXY_ACCESS, proxy_needs};
 use astrada_token_vendor::http::{INTERNAL_PATHS, PUBLIC_PATHS};
 
 use astrada_token_vendor::http::problem::PROBLEM_BASE;
@@ -67,6 +68,15 @@ fn each_guarded_operation_documents_the_permission_the_gate_checks() {
                 permission.to_string(),
             )
         })
+        .chain(PROXY_ACCESS.iter().flat_map(|(path, upstream)| {
+            PROXY_METHODS.iter().map(move |method| {
+                (
+                    (*path).to_owned(),
+                    (*method).to_owned(),
+                    proxy_needs(*upstream).to_owned(),
+                )
+            })
+        }))
         .collect();
     assert_eq!(documented, checked);
 }

@@ -55,7 +55,13 @@ pub async fn with_pkce_a_leaked_code_cannot_be_redeemed_without_its_verifier(sto
         .await
         .unwrap();
     let redirect = http
-        .post(world.astra.base_url().join("login/oauth/authorize").unwrap())
+        .post(
+            world
+                .astra
+                .base_url()
+                .join("login/oauth/authorize")
+                .unwrap(),
+        )
         .header("content-type", "application/x-www-form-urlencoded")
         .body(hidden_inputs(&page))
         .send()

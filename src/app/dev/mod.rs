@@ -61,6 +61,11 @@ pub async fn run(mut settings: Settings) -> Result<(), StartupError> {
         },
     )?;
     settings.token_endpoint.url = fake.token_url.clone();
+    // The proxy's Astrada calls go to the fake too, never to the real API.
+    if let Ok(mut base) = url::Url::parse(&fake.token_url) {
+        base.set_path("/");
+        settings.proxy.astrada_api_url = base.to_string();
+    }
     // Dev mode's throw-away credentials replace whatever source is configured.
     settings.credentials.source = CredentialSourceKind::Inline;
     settings.credentials.secret_id.clear();

@@ -86,7 +86,16 @@ impl Grant {
         permission: Permission,
         user_ref: &str,
     ) -> Result<(), Denied> {
-        if permission.is_per_user() && !self.scope.covers(user_ref) {
+        if permission.is_per_user() {
+            return self.check_scope(identity, user_ref);
+        }
+        Ok(())
+    }
+
+    /// Refuses `user_ref` when the grant's prefixes do not cover it (the
+    /// proxy's per-user route, which needs no permission but proxy rules).
+    pub fn check_scope(&self, identity: &str, user_ref: &str) -> Result<(), Denied> {
+        if !self.scope.covers(user_ref) {
             return Err(Denied::OutOfScope {
                 identity: identity.to_owned(),
                 user_ref: user_ref.to_owned(),
@@ -116,6 +125,17 @@ pub enum Denied {
         permission: Permission,
     },
     #[error(
+        "`{identity}` has no proxy rule for {method} {path} on {upstream} \
+         (internal_auth.grants.proxy)"
+    )]
+    Proxy {
+        identity: String,
+        upstream: Upstream,
+        method: String,
+        /// Normalised by the proxy (a closed alphabet, no controls).
+        path: String,
+    },
+    #[error(
         "user_ref `{user_ref}` is outside the user_ref_prefixes granted to `{identity}` \
          (internal_auth.grants)"
     )]
@@ -128,6 +148,7 @@ impl Denied {
         match self {
             Denied::Permission { .. } => "permission",
             Denied::OutOfScope { .. } => "user_ref_scope",
+            Denied::Proxy { .. } => "proxy_rule",
         }
     }
 }

@@ -1,7 +1,6 @@
-//! Proxy permissions, reserved for the API proxy: which methods and paths a
-//! caller may send to which upstream. Nothing serves them yet; they are
-//! parsed and checked now so that a grant written today means the same
-//! thing once the proxy routes exist.
+//! Proxy permissions: which methods and paths a caller may send to which
+//! upstream through the API proxy (`http::proxy`). Paths are the ones the
+//! upstream sees, below its API base, as the proxy normalises them.
 //!
 //! A path pattern is `/`-separated segments: a literal segment matches
 //! itself, `*` matches any one segment, and `**` (last only) matches the
@@ -13,7 +12,7 @@ const KEY: &str = "internal_auth.grants";
 
 crate::core::named_enum! {
     /// The APIs this service holds credentials for.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
     pub enum Upstream {
         Astrada = "astrada",
         Astra = "astra",
@@ -21,7 +20,7 @@ crate::core::named_enum! {
 }
 
 /// Methods a proxy rule may name; there is no wildcard, on purpose.
-const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
+pub const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
 
 /// One `[[internal_auth.grants.proxy]]` table, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]

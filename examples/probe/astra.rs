@@ -21,6 +21,7 @@ use serde_json::json;
 use crate::load::Latency;
 
 mod drills;
+mod out_of_band;
 mod outage;
 mod seed;
 
@@ -54,6 +55,10 @@ pub enum Astra {
     /// Token load over cached and uncached users while the script stops
     /// PostgreSQL and starts it again; then every user refreshed.
     StoreOutage(outage::StoreOutageArgs),
+    /// The fake replaces every access token behind the service's back, then
+    /// every user's `GET /v1/user` through every replica's proxy at once;
+    /// one `PASS`/`FAIL` line.
+    OutOfBand(DrillArgs),
 }
 
 impl Astra {
@@ -69,6 +74,7 @@ impl Astra {
             Astra::ScheduledFaults(args) => drills::scheduled_faults(args).await,
             Astra::RollingRestart(args) => drills::rolling_restart(args).await,
             Astra::StoreOutage(args) => outage::store_outage(args).await,
+            Astra::OutOfBand(args) => out_of_band::out_of_band(args).await,
         }
     }
 }
@@ -256,8 +262,13 @@ async fn fire(
                 latency_us: 0,
             };
             match request.send().await {
-                Ok(response) => {
+                Ok(response) if response.status() != 200 => {
                     answer.status = Some(response.status().as_u16());
+                    let body = response.text().await.unwrap_or_default();
+                    eprintln!("user {user} answered {:?}: {body}", answer.status);
+                }
+                Ok(response) => {
+                    answer.status = Some(200);
                     if let Ok(body) = response.json::<TokenBody>().await {
                         answer.token = Some(body.access_token);
                         answer.generation = body.generation;

@@ -34,6 +34,11 @@ const KEYS_RETRY_AFTER: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct Problem(Box<Parts>);
 
+/// The `type` slug of a problem answer, for the request's log line: an
+/// operator reading "request failed" should see which problem without the body.
+#[derive(Clone, Copy)]
+pub struct ProblemSlug(pub &'static str);
+
 #[derive(Debug)]
 struct Parts {
     status: StatusCode,
@@ -488,7 +493,9 @@ impl ResponseError for Problem {
             response.insert_header(header.clone());
         }
         // Serializing a struct of strings and integers cannot fail.
-        response.body(serde_json::to_string(&body).unwrap_or_default())
+        let mut response = response.body(serde_json::to_string(&body).unwrap_or_default());
+        response.extensions_mut().insert(ProblemSlug(p.slug));
+        response
     }
 }
 

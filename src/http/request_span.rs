@@ -20,6 +20,7 @@ use std::sync::Arc;
 use actix_web::HttpMessage;
 
 use super::client_addr::TrustedProxies;
+use super::problem::ProblemSlug;
 use super::{Listener, UNMATCHED};
 use crate::observability::telemetry::{self, REQUEST_SPAN};
 
@@ -112,7 +113,14 @@ pub async fn trace_request(
     }
     if status.is_server_error() {
         let route = route_of(response.request());
-        span.in_scope(|| tracing::warn!(status = status.as_u16(), %route, "request failed"));
+        let problem = response
+            .response()
+            .extensions()
+            .get::<ProblemSlug>()
+            .map_or("-", |p| p.0);
+        span.in_scope(
+            || tracing::warn!(status = status.as_u16(), %route, problem, "request failed"),
+        );
     } else if status.is_client_error() {
         let route = route_of(response.request());
         span.in_scope(|| tracing::info!(status = status.as_u16(), %route, "request refused"));

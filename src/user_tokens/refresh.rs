@@ -43,8 +43,10 @@ use crate::observability::Metrics;
 /// How long a failed refresh waits before the scheduler tries that user again.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(300);
 
-/// How often a caller waiting on another holder's lease looks again.
-const POLL: Duration = Duration::from_millis(100);
+/// How soon a caller waiting on another holder's lease looks again; the
+/// wait doubles up to [`LONGEST_POLL`] (a refresh takes one Astra call).
+const POLL: Duration = Duration::from_millis(50);
+const LONGEST_POLL: Duration = Duration::from_millis(400);
 
 crate::core::named_enum! {
     /// What asked for a refresh, for metrics and logs.
@@ -177,9 +179,36 @@ impl Refresher {
                     if row.status == UserStatus::ReauthorizationRequired {
                         return Err(UserTokenError::ReauthorizationRequired);
                     }
-                    // The caller's own timeout bounds this wait.
-                    tokio::time::sleep(jittered(POLL)).await;
+                    if let Some(row) = self.await_holder(user, generation).await? {
+                        return settled(row);
+                    }
                 }
+            }
+        }
+    }
+
+    /// Watches `user`'s row while another holder refreshes it: the row once
+    /// it moved past `generation`, or `None` once the lease has lapsed
+    /// (worth trying to take). A read per look, never a write: every replica
+    /// meeting the same expired token waits here at once, and each look
+    /// costs the pool a connection. The caller's own timeout bounds this.
+    async fn await_holder(
+        &self,
+        user: &UserRef,
+        generation: i64,
+    ) -> Result<Option<UserRow>, UserTokenError> {
+        let mut wait = POLL;
+        loop {
+            tokio::time::sleep(jittered(wait)).await;
+            wait = (wait * 2).min(LONGEST_POLL);
+            let Some(row) = self.store.get(user).await? else {
+                return Err(UserTokenError::UnknownUser);
+            };
+            if row.generation != generation || row.status != UserStatus::Active {
+                return Ok(Some(row));
+            }
+            if row.lease_expires_at.is_none_or(|end| end <= unix_secs()) {
+                return Ok(None);
             }
         }
     }

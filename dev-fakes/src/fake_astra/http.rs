@@ -366,6 +366,10 @@ struct ControlUpdate {
     #[serde(default)]
     reset_peak: bool,
     seed: Option<SeedRequest>,
+    /// Replace every user's access token, as another client of the same
+    /// Astra app refreshing behind the service's back would.
+    #[serde(default)]
+    replace_access_tokens: bool,
 }
 
 async fn set_control(body: web::Bytes, state: web::Data<State>) -> HttpResponse {
@@ -384,6 +388,9 @@ async fn set_control(body: web::Bytes, state: web::Data<State>) -> HttpResponse 
     }
     if update.reset_peak {
         store.reset_peak();
+    }
+    if update.replace_access_tokens {
+        store.replace_access_tokens();
     }
     if let Some(request) = &update.seed {
         let ago = Duration::from_secs(request.refresh_issued_ago_secs);

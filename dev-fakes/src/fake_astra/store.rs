@@ -205,6 +205,24 @@ impl Store {
         Ok(self.mint_tokens(&user))
     }
 
+    /// Gives every user a new access token, killing the current one, without
+    /// counting a refresh: someone else's refresh, as far as the service can tell.
+    pub fn replace_access_tokens(&mut self) {
+        let users: Vec<String> = self.current_access.keys().cloned().collect();
+        for user in users {
+            let access_token = self.opaque("at");
+            let expires_at = self.now() + self.lifetimes.access;
+            if let Some(previous) = self
+                .current_access
+                .insert(user.clone(), access_token.clone())
+            {
+                self.access_tokens.remove(&previous);
+            }
+            self.access_tokens
+                .insert(access_token, Grant { user, expires_at });
+        }
+    }
+
     fn mint_tokens(&mut self, user: &str) -> Minted {
         let now = self.now();
         let access_token = self.opaque("at");

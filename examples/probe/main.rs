@@ -89,11 +89,24 @@ async fn main() -> anyhow::Result<()> {
         Command::Metric(args) => lookup::metric(args).await,
         Command::Merge(args) => lookup::merge(args),
         Command::FreePort => {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-            println!("{}", listener.local_addr()?.port());
+            println!("{}", free_port()?);
             Ok(())
         }
         Command::Machine(args) => machine::run(args),
         Command::PutSecret(args) => secrets::run(args).await,
     }
+}
+
+/// A port that binds now, below Linux's ephemeral range (32768-60999): a
+/// port from that range can be taken by any outgoing connection between
+/// this pick and the server's bind, and a drill's many clients make that
+/// happen ("Address already in use").
+fn free_port() -> anyhow::Result<u16> {
+    for _ in 0..200 {
+        let port = fastrand::u16(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free port between 20000 and 32000")
 }

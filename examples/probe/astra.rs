@@ -133,6 +133,9 @@ fn client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(256)
+        // Below the service's 5 s keep-alive: a connection the server is
+        // closing must not be picked for the next request ("transport" errors).
+        .pool_idle_timeout(Duration::from_secs(2))
         .build()
         .context("cannot build the HTTP client")
 }

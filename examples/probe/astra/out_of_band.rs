@@ -119,8 +119,11 @@ async fn burst(http: &reqwest::Client, args: &DrillArgs) -> anyhow::Result<Vec<P
             match http.get(url).send().await {
                 Ok(response) => {
                     answer.status = Some(response.status().as_u16());
-                    if let Ok(body) = response.json::<serde_json::Value>().await {
-                        answer.astra_user = body["id"].as_str().map(str::to_owned);
+                    let body = response.text().await.unwrap_or_default();
+                    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                    answer.astra_user = json["id"].as_str().map(str::to_owned);
+                    if answer.status != Some(200) {
+                        eprintln!("user {user} answered {:?}: {body}", answer.status);
                     }
                 }
                 Err(e) => eprintln!("transport error for user {user}: {e:#}"),

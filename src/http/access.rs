@@ -301,6 +301,24 @@ fn is_loopback_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Hands an admitted request on with its [`Admitted`]; answers a refused one.
+async fn pass_or_refuse<B: MessageBody + 'static>(
+    verdict: Result<Admitted, Problem>,
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    match verdict {
+        Ok(admitted) => {
+            req.extensions_mut().insert(admitted);
+            Ok(next.call(req).await?.map_into_left_body())
+        }
+        Err(problem) => {
+            let response = problem.error_response();
+            Ok(req.into_response(response).map_into_right_body())
+        }
+    }
+}
+
 /// The middleware on each guarded route of the internal listener.
 pub async fn guard(
     gate: Arc<InternalGate>,
@@ -311,16 +329,8 @@ pub async fn guard(
     let Some(permission) = required(route, req.method().as_str()) else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
-    match gate.admit(req.request(), route, permission).await {
-        Ok(admitted) => {
-            req.extensions_mut().insert(admitted);
-            Ok(next.call(req).await?.map_into_left_body())
-        }
-        Err(problem) => {
-            let response = problem.error_response();
-            Ok(req.into_response(response).map_into_right_body())
-        }
-    }
+    let verdict = gate.admit(req.request(), route, permission).await;
+    pass_or_refuse(verdict, req, next).await
 }
 
 /// The middleware on each proxy route: the caller's proxy rules for
@@ -337,16 +347,8 @@ pub async fn proxy_guard(
     if !crate::caller_auth::grants::proxy::METHODS.contains(&method) {
         return Ok(next.call(req).await?.map_into_left_body());
     }
-    match gate.admit_proxy(req.request(), route, upstream).await {
-        Ok(admitted) => {
-            req.extensions_mut().insert(admitted);
-            Ok(next.call(req).await?.map_into_left_body())
-        }
-        Err(problem) => {
-            let response = problem.error_response();
-            Ok(req.into_response(response).map_into_right_body())
-        }
-    }
+    let verdict = gate.admit_proxy(req.request(), route, upstream).await;
+    pass_or_refuse(verdict, req, next).await
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! # Layout
 //!
 //! Read from the top down; each layer imports only the layers below it
-//! (`tests/layout.rs` enforces this):
+//! (`tests/api/layout.rs` enforces this):
 //!
 //! ```text
 //! main.rs        parse the command line, start telemetry, call app

@@ -1,4 +1,4 @@
-# Sourced by scripts/test.sh: the real headless browser for tests/browser.rs.
+# Sourced by scripts/test.sh: the real headless browser for tests/api/browser.rs.
 # Debian's chromium (never a downloaded browser build) and npm playwright-core
 # to drive it. Idempotent: a warm machine only checks two paths.
 

@@ -1,6 +1,8 @@
 //! Per-user Astra tokens, specified by behaviour: the service and whole apps
 //! against the fake Astra, on SQLite and on a real PostgreSQL. Every test
-//! runs on both stores.
+//! runs on both stores. `client` and `store` specify the two layers under the
+//! service apart from it: the Astra client against the fake Astra, and the
+//! store's own contract.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -25,9 +27,11 @@ use test_support::astra::{
 mod binding;
 mod bodies;
 mod callback_errors;
+mod client;
 mod landing;
 mod pkce;
 mod request_ids;
+mod store;
 use binding::*;
 use bodies::*;
 use callback_errors::*;

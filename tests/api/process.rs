@@ -13,7 +13,7 @@ fn help_lists_every_configuration_key() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
-    let defaults = include_str!("../config/default.toml");
+    let defaults = include_str!("../../config/default.toml");
     for line in defaults
         .lines()
         .filter(|l| !l.starts_with('#') && l.contains(" = "))

@@ -1,7 +1,5 @@
-//! Secrets and tokens never reach a log line, even at `trace` level with every
-//! dependency's logging on. Its own test binary, because it installs the one
-//! global subscriber; the tests here share it, and each looks for its own
-//! secrets in everything captured.
+//! The Astrada side and Secrets Manager: no credential, token or secret
+//! value reaches a log line.
 
 use std::time::Duration;
 

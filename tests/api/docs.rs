@@ -14,8 +14,8 @@ use figment::providers::{Format, Toml};
 use test_support::binary::{DevMode, first_ok};
 
 const BIN: &str = env!("CARGO_BIN_EXE_astrada-token-vendor");
-const CONFIGURATION: &str = include_str!("../docs/configuration.md");
-const GETTING_STARTED: &str = include_str!("../docs/getting-started.md");
+const CONFIGURATION: &str = include_str!("../../docs/configuration.md");
+const GETTING_STARTED: &str = include_str!("../../docs/getting-started.md");
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -191,7 +191,7 @@ fn the_configuration_reference_check_refuses_a_wrong_default_an_unknown_key_and_
 
 #[test]
 fn audit_event_fields_are_documented() {
-    let page = include_str!("../docs/security/caller-auth.md");
+    let page = include_str!("../../docs/security/caller-auth.md");
     for field in [
         "token_issued",
         "token_refused",
@@ -454,11 +454,11 @@ const RUN_ELSEWHERE: &[(&str, &str)] = &[
     ("./scripts/test.sh", ".ci/run's test step"),
     (
         "python3 -m http.server 8000 -d examples/browser",
-        "tests/browser.rs serves examples/browser to headless Chromium",
+        "tests/api/browser.rs serves examples/browser to headless Chromium",
     ),
     (
         "ATV_ASTRA__COMPLETION_URL=http://127.0.0.1:8000/astra.html cargo run -- dev",
-        "tests/browser.rs, the_astra_example_page_completes_an_authorization_in_dev_mode",
+        "tests/api/browser.rs, the_astra_example_page_completes_an_authorization_in_dev_mode",
     ),
 ];
 

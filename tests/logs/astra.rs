@@ -1,8 +1,7 @@
 //! No Astra token, code, state or secret reaches a log line, even at `trace`
 //! level with every dependency's logging on, on the success paths and the
 //! failure paths alike; and every hand-out, authorization event and refusal
-//! on the internal listener has its audit line, naming the caller. Its own
-//! binary, because it installs the one global subscriber.
+//! on the internal listener has its audit line, naming the caller.
 
 use std::time::Duration;
 

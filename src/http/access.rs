@@ -139,7 +139,7 @@ impl InternalGate {
         needs: &'static str,
     ) -> Result<Caller, Problem> {
         if self.auth.is_open() {
-            local_only(req)?;
+            local_only(req).inspect_err(|_| self.metrics.internal_refusal(needs, "not_local"))?;
         }
         match self.auth.authenticate(req).await {
             Ok(caller) => Ok(caller),

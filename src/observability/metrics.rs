@@ -272,7 +272,7 @@ impl Metrics {
         registry.register(
             "internal_auth_refusals",
             "Refused requests on the internal listener, by the permission the route needs and \
-             the reason (unauthenticated, permission, user_ref_scope)",
+             the reason (unauthenticated, not_local, permission, user_ref_scope)",
             refusals.clone(),
         );
         let astra = AstraMetrics::register(&mut registry);

@@ -50,6 +50,10 @@ impl ProxyMetrics {
              failure: timeout, unreachable)",
             m.calls.clone(),
         );
+        // At zero from the start, so that a replay ratio is 0, not absent.
+        for upstream in ["astra", "astrada"] {
+            m.replays.get_or_create_owned(&UpstreamLabels { upstream });
+        }
         registry.register(
             "proxy_replays",
             "Proxied calls replayed with a new token after the upstream answered 401",

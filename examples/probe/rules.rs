@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use astrada_token_vendor::client_tokens::token_cache::CachePolicy;
+use astrada_token_vendor::client_tokens::CachePolicy;
 use astrada_token_vendor::config::{CacheSettings, DEFAULTS_TOML};
 use figment::Figment;
 use figment::providers::{Format, Toml};

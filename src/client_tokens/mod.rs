@@ -3,6 +3,7 @@
 //! ([`oauth_client`]), and one cached, refreshed-ahead token per credential
 //! set ([`token_cache`]).
 
+mod cache_policy;
 pub mod credentials;
 pub mod oauth_client;
 pub mod token_cache;
@@ -12,12 +13,14 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+pub use cache_policy::CachePolicy;
+
 use crate::config::{ClientSettings, ConfigError, Settings, invalid};
 use crate::core::{CredentialSet, PerSet};
 use crate::observability::Metrics;
 use credentials::{CredentialSource, CredentialStore};
 use oauth_client::{ExchangeRequest, OAuthClient};
-use token_cache::{CachePolicy, TokenCache, UpstreamExchanger};
+use token_cache::{TokenCache, UpstreamExchanger};
 
 /// Both token caches and the credentials they exchange.
 pub struct ClientTokens {

@@ -1,4 +1,4 @@
-//! `probe astra store-outage`: token load while the script stops PostgreSQL
+//! `atv-bench astra store-outage`: token load while the script stops PostgreSQL
 //! and starts it again (`bench/drills/astra-store-outage.sh`).
 //!
 //! Users `0..warm` are requested on every replica before the load, so each
@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use super::drills::{RefreshCheck, refresh_everyone};
 use super::{Call, Fleet, client, fire};
-use crate::load::{Latency, unix_ms};
+use crate::probe::load::{Latency, unix_ms};
 
 #[derive(clap::Args)]
 pub struct StoreOutageArgs {

@@ -5,7 +5,7 @@
 //! on 503s, token rotations seen, and how the service behaved around the
 //! moments listed in a marks file (outage start, endpoint back, SIGTERM).
 //!
-//! Prints one JSON object ([`Summary`]) on stdout; `probe verdict` judges it.
+//! Prints one JSON object ([`Summary`]) on stdout; `atv-bench verdict` judges it.
 
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -105,7 +105,7 @@ pub fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[idx] as f64 / 1000.0
 }
 
-/// What one probe run saw; `probe verdict` reads it back.
+/// What one probe run saw; `atv-bench verdict` reads it back.
 #[derive(Serialize, Deserialize)]
 pub struct Summary {
     pub url: String,

@@ -1,4 +1,5 @@
-# Shared helpers for bench/run.sh and bench/drills/*.sh. Sourced, not run.
+# Shared helpers for bench/run.sh and bench/drills/*.sh. Sourced, not run;
+# `atv-bench run NAME` (bench/runner/) is how the scripts are run and judged.
 # shellcheck shell=bash disable=SC2034  # sets variables for the scripts that source it
 # Everything listens on 127.0.0.1 on free ports; every process started here is
 # remembered by PID and stopped on exit (never by name). Scripts only start
@@ -185,6 +186,12 @@ start_stack() {
   start_fake "$UP" "$@"
   start_vendor "$UP" "$PUB" "$INT"
   wait_http_ok "http://127.0.0.1:$PUB/readyz"
+}
+
+# fault_mark start|end: when the injected fault began or ended, for the
+# runner's outcome-over-time chart (ATV_BENCH_MARKS, set by `atv-bench run`).
+fault_mark() {
+  [ -z "${ATV_BENCH_MARKS:-}" ] || echo "fault_$1 $(now_ms)" >>"$ATV_BENCH_MARKS"
 }
 
 # judge DRILL ARGS...: the drill's one PASS/FAIL line; exits 1 on FAIL.

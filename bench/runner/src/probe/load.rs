@@ -259,6 +259,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut records = std::mem::take(&mut *records.lock().unwrap_or_else(|e| e.into_inner()));
     records.sort_by_key(|r| r.done_ms);
     let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+    crate::timeline::append(records.iter().map(|r| {
+        let status = match r.outcome {
+            Outcome::Status { code, .. } => Some(code),
+            _ => None,
+        };
+        (r.done_ms, crate::timeline::outcome(status))
+    }))?;
     // Unanswered at the end, or answered only by the client's own timeout.
     let unfinished = sent - records.len() as u64;
 

@@ -220,6 +220,10 @@ pub async fn store_outage(args: StoreOutageArgs) -> anyhow::Result<bool> {
     for task in tasks {
         sent.append(&mut task.await.context("a load client panicked")?);
     }
+    crate::timeline::append(sent.iter().map(|s| {
+        let done_ms = s.sent_ms + s.latency_us / 1000;
+        (done_ms, crate::timeline::outcome(s.status))
+    }))?;
     let text = std::fs::read_to_string(&args.marks)
         .with_context(|| format!("cannot read {}", args.marks.display()))?;
     let down = mark(&text, "db_down").context("no db_down mark")?;

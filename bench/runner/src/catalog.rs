@@ -199,10 +199,8 @@ fn env_text(env: &[(&str, &str)]) -> String {
 }
 
 pub fn print() {
-    println!(
-        "{:<24} {:<5} {:<42} fault | short mode",
-        "name", "kind", "script"
-    );
+    let [name, kind, script] = ["name", "kind", "script"];
+    println!("{name:<24} {kind:<5} {script:<42} fault | short mode");
     for e in ENTRIES {
         println!(
             "{:<24} {:<5} {:<42} {} | {}",

@@ -111,7 +111,12 @@ fn timeline_chart(e: &Entry, csv: &str, marks: &str) -> String {
             points: t
                 .counts
                 .iter()
-                .map(|(s, m)| ((s - t0) as f64, m.get(*o).copied().unwrap_or(0) as f64))
+                .map(|(s, m)| {
+                    (
+                        (s - t0) as f64 + 0.5,
+                        m.get(*o).copied().unwrap_or(0) as f64,
+                    )
+                })
                 .collect(),
         })
         .collect();

@@ -13,8 +13,8 @@ export ATV_CI_CACHE="${ATV_CI_CACHE:-$PWD/.ci-cache}"
 # shellcheck source=scripts/test-deps/postgres.sh
 source scripts/test-deps/postgres.sh
 
-cargo build --locked --quiet --bin astrada-token-vendor \
-  --example probe --example fake_astra --example fake_upstream --example naive_astra_peer
+cargo build --locked --quiet -p astrada-token-vendor -p atv-bench --bin astrada-token-vendor \
+  --bin atv-bench --example fake_astra --example fake_upstream --example naive_astra_peer
 
 # The smoke judges coordination (one refresh per user, no replaced token
 # handed out, no 401 through the proxy), not latency: debug builds of three

@@ -13,10 +13,12 @@
 #    idle, RSS while wrk spreads over all of them;
 # 4. one scheduler pass over DUE (100,000) due users (cap effectively off,
 #    fake latency 0): time, and pg_stat_database deltas.
-# Markdown rows on stdout; progress on stderr.
+# Records its rows in $BENCH_RESULTS_DIR/astra-bench.jsonl (default
+# bench/results/), which `atv-bench report` renders; the scheduler pass's
+# PASS/FAIL line on stdout; progress on stderr.
 #
-#   bench/astra-bench.sh
-#   USERS=10000 BIG=100000 DUE=10000 BENCH_SECS=3 bench/astra-bench.sh   # smoke
+#   atv-bench run astra-bench
+#   atv-bench run astra-bench --short    # USERS=10000 BIG=100000 DUE=10000 BENCH_SECS=3
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -28,6 +30,13 @@ BIG="${BIG:-1000000}"
 DUE="${DUE:-100000}"
 CONNS="${CONNS:-64}"
 BENCH_SECS="${BENCH_SECS:-10}"
+RESULTS_DIR="${BENCH_RESULTS_DIR:-$BENCH_ROOT/bench/results}"
+mkdir -p "$RESULTS_DIR"
+OUT="$RESULTS_DIR/astra-bench.jsonl"
+: >"$OUT"
+
+# measure LABEL VALUE / wrk_row LABEL JSON: one result line for the report.
+measure() { "$PROBE" merge '{}' kind=measure label="$1" value="$2" >>"$OUT"; }
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 2; }
 MAX_CALLS_PER_SEC=100000
@@ -38,8 +47,7 @@ INT="${REPLICA_INT[0]}"
 PID() { echo "${REPLICA_PIDS[0]}"; }
 
 # wrk_json LABEL URL [USERS [nowarmup]]: one measured run after a 2 s
-# warm-up (unless nowarmup); prints a markdown row (label, req/s, p50, p99,
-# max ms, non-2xx, errors).
+# warm-up (unless nowarmup), recorded as a `wrk` row.
 wrk_json() {
   local label="$1" url="$2" n="${3:-0}" script="$BENCH_ROOT/bench/wrk-report.lua" line
   [ "$n" = 0 ] || script="$BENCH_ROOT/bench/astra-users.lua"
@@ -50,20 +58,7 @@ wrk_json() {
   line=$("${ON_LOAD_CPU[@]}" wrk -t1 -c"$CONNS" -d"${BENCH_SECS}s" --timeout 10s --latency \
     -s "$script" "$url" | sed -n 's/^WRKJSON //p')
   log "$label: $line"
-  local req dur p50 p99 max non2xx errs
-  req=$("$PROBE" get - /requests <<<"$line")
-  dur=$("$PROBE" get - /duration_us <<<"$line")
-  p50=$("$PROBE" get - /p50_us <<<"$line")
-  p99=$("$PROBE" get - /p99_us <<<"$line")
-  max=$("$PROBE" get - /max_us <<<"$line")
-  non2xx=$("$PROBE" get - /non_2xx <<<"$line")
-  errs=$(($("$PROBE" get - /connect_errors <<<"$line") + $("$PROBE" get - /read_errors <<<"$line") \
-    + $("$PROBE" get - /timeouts <<<"$line")))
-  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$label" \
-    "$(awk -v r="$req" -v d="$dur" 'BEGIN { printf "%.0f", r / (d / 1e6) }')" \
-    "$(awk -v v="$p50" 'BEGIN { printf "%.2f", v / 1000 }')" \
-    "$(awk -v v="$p99" 'BEGIN { printf "%.2f", v / 1000 }')" \
-    "$(awk -v v="$max" 'BEGIN { printf "%.2f", v / 1000 }')" "$non2xx" "$errs"
+  "$PROBE" merge "$line" kind=wrk label="$label" conns:="$CONNS" >>"$OUT"
 }
 
 # warm_pass: every one of USERS users' token requested once, in order, so
@@ -99,35 +94,28 @@ startup_median() {
 }
 rss_mib() { awk -v k="$(rss_kb "$(PID)")" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
-echo "| measure | value |"
-echo "|---|---|"
 startup_median
-echo "| start-up to /readyz, 0 users (median of 3) | $STARTUP_MS ms |"
-echo "| RSS idle, 0 users | $(rss_mib) MiB |"
+measure "start-up to /readyz, 0 users (median of 3)" "$STARTUP_MS ms"
+measure "RSS idle, 0 users" "$(rss_mib) MiB"
 
 t=$(now_ms)
 astra_probe seed-direct --fake "$ASTRA_URL" --store-url "$PG_URL" --users "$USERS" >&2
 log "seeded $USERS users in $(($(now_ms) - t)) ms"
-echo
-echo "| GET, $CONNS connections, ${BENCH_SECS} s | req/s | p50 ms | p99 ms | max ms | non-2xx | errors |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
 warm_pass
-wrk_json "/astra/users/{u}/token, $USERS users, cache warm (every user read once just before)" \
-  "http://127.0.0.1:$INT/astra/users/u0/token" "$USERS"
+wrk_json "$USERS users, cache warm" "http://127.0.0.1:$INT/astra/users/u0/token" "$USERS"
 wrk_json "/astrada-sdk-token (cached, for scale)" "http://127.0.0.1:$PUB/astrada-sdk-token"
 restart_astra_replica "$UP" 1 "$REDIRECT"
-wrk_json "/astra/users/{u}/token, $USERS users, cache cold (replica just restarted)" \
+wrk_json "$USERS users, cache cold (just restarted)" \
   "http://127.0.0.1:$INT/astra/users/u0/token" "$USERS" nowarmup
 ASTRA_EXTRA_ENV+=("ATV_ASTRA__CACHE_CAPACITY=0")
 cold=1
 restart_astra_replica "$UP" 1 "$REDIRECT" 2>/dev/null || cold=0
 unset 'ASTRA_EXTRA_ENV[-1]'
 if [ "$cold" = 1 ]; then
-  wrk_json "/astra/users/{u}/token, $USERS users, cache off (CACHE_CAPACITY=0)" \
-    "http://127.0.0.1:$INT/astra/users/u0/token" "$USERS"
+  wrk_json "$USERS users, cache off" "http://127.0.0.1:$INT/astra/users/u0/token" "$USERS"
   restart_astra_replica "$UP" 1 "$REDIRECT"
 else
-  echo "| cache off (CACHE_CAPACITY=0) | not measured: this build refuses the setting | | | | | |"
+  measure "cache off (CACHE_CAPACITY=0)" "not measured: this build refuses the setting"
   start_astra_replica "$UP" 1 "$REDIRECT"
   replica_ready "$PUB"
 fi
@@ -136,24 +124,17 @@ t=$(now_ms)
 astra_probe seed-direct --fake "$ASTRA_URL" --store-url "$PG_URL" --users $((BIG - USERS)) \
   --first "$USERS" >&2
 log "seeded $((BIG - USERS)) more users in $(($(now_ms) - t)) ms"
-echo
-echo "| measure, $BIG users stored | value |"
-echo "|---|---|"
 startup_median
-echo "| start-up to /readyz (median of 3) | $STARTUP_MS ms |"
+measure "start-up to /readyz, $BIG users stored (median of 3)" "$STARTUP_MS ms"
 sleep 2
-echo "| RSS idle | $(rss_mib) MiB |"
+measure "RSS idle, $BIG users stored" "$(rss_mib) MiB"
 ( sleep $((BENCH_SECS / 2 + 2)); rss_mib >"$BENCH_TMP/rss-load" ) &
 sampler=$!
-row=$(wrk_json "/astra/users/{u}/token, $BIG users" "http://127.0.0.1:$INT/astra/users/u0/token" "$BIG")
+wrk_json "$BIG users (mostly cache misses)" "http://127.0.0.1:$INT/astra/users/u0/token" "$BIG"
 wait "$sampler"
-echo "| RSS under load (mid-run) / peak | $(cat "$BENCH_TMP/rss-load") MiB / $(awk -v k="$(hwm_kb "$(PID)")" 'BEGIN { printf "%.1f", k / 1024 }') MiB |"
-echo
-echo "| GET, $CONNS connections, ${BENCH_SECS} s | req/s | p50 ms | p99 ms | max ms | non-2xx | errors |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
-echo "$row"
+measure "RSS under load over $BIG users (mid-run / peak)" \
+  "$(cat "$BENCH_TMP/rss-load") / $(awk -v k="$(hwm_kb "$(PID)")" 'BEGIN { printf "%.1f", k / 1024 }') MiB"
 
-echo
 astra_probe catch-up --name astra-scheduler-pass --fake "$ASTRA_URL" --store-url "$PG_URL" \
   --targets "$TARGETS" --users "$DUE" --prefix d --cap 100000 \
   --refresh-issued-ago-secs $((8 * 86400)) --next-refresh-in-secs -60 --settle-secs 11 || true

@@ -5,7 +5,7 @@
 #
 # Like lib.sh: everything on 127.0.0.1, free ports, every process stopped on
 # exit. The cluster is stopped by the EXIT trap, and by a watchdog if this
-# shell dies without running it. Verdicts are `probe astra …`'s.
+# shell dies without running it. Verdicts are `atv-bench astra …`'s.
 
 ASTRA_ID=bench-astra
 ASTRA_SECRET=bench-astra-secret-not-real
@@ -15,7 +15,7 @@ if [ "${BENCH_PROFILE:-release}" = debug ]; then
   BIN="${BENCH_TARGET_DIR:-${CARGO_TARGET_DIR:-$BENCH_ROOT/target}}/debug"
   VENDOR="$BIN/astrada-token-vendor"
   EX="$BIN/examples"
-  PROBE="$EX/probe"
+  PROBE="$BIN/atv-bench"
 fi
 
 PG_DIR=""
@@ -105,7 +105,7 @@ fake_astra_latency() {
     -d "{\"latency_ms\":$1}" "${ASTRA_URL}_control" >/dev/null
 }
 
-# The replicas' token keyring, also what `probe astra seed-direct` seals with
+# The replicas' token keyring, also what `atv-bench astra seed-direct` seals with
 # (it reads ATV_ASTRA__ENCRYPTION_KEYS, see astra_probe).
 ASTRA_KEYS="k1:$(head -c 32 /dev/urandom | base64)"
 # Extra settings for every replica (after the defaults below, so they win).
@@ -180,7 +180,7 @@ fake_astra_control() {
   curl -fsS --max-time 60 -H 'content-type: application/json' -d "$1" "${ASTRA_URL}_control" >/dev/null
 }
 
-# astra_probe ARGS...: `probe astra ARGS` on the load CPU, with the keyring.
+# astra_probe ARGS...: `atv-bench astra ARGS` on the load CPU, with the keyring.
 astra_probe() {
   ATV_ASTRA__ENCRYPTION_KEYS="$ASTRA_KEYS" ATV_ASTRA__ACTIVE_KEY_ID=k1 \
     "${ON_LOAD_CPU[@]}" "$PROBE" astra "$@"

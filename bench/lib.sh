@@ -1,9 +1,10 @@
-# Shared helpers for bench/run.sh and bench/drills/*.sh. Sourced, not run.
+# Shared helpers for bench/run.sh and bench/drills/*.sh. Sourced, not run;
+# `atv-bench run NAME` (bench/runner/) is how the scripts are run and judged.
 # shellcheck shell=bash disable=SC2034  # sets variables for the scripts that source it
 # Everything listens on 127.0.0.1 on free ports; every process started here is
 # remembered by PID and stopped on exit (never by name). Scripts only start
 # and stop processes: measuring, reading JSON and metrics, the cache's timing
-# rules and every verdict are the bench program's (`probe`, examples/probe/).
+# rules and every verdict are the bench program's (`atv-bench`, bench/runner/).
 
 set -euo pipefail
 
@@ -11,7 +12,7 @@ BENCH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${BENCH_TARGET_DIR:-${CARGO_TARGET_DIR:-$BENCH_ROOT/target}}/release"
 VENDOR="$BIN/astrada-token-vendor"
 EX="$BIN/examples"
-PROBE="$EX/probe"
+PROBE="$BIN/atv-bench"
 BENCH_TMP="$(mktemp -d "${TMPDIR:-/tmp}/atv-bench.XXXXXX")"
 STARTED_PIDS=()
 
@@ -67,10 +68,14 @@ raise_nofile() {
   fi
 }
 
+# The one build every script needs: the service, its examples (fakes,
+# ceiling, naive peers) and atv-bench (not a default member: `cargo test`
+# does not build it).
 build_release() {
   if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
-    log "building release binaries (cargo build --release --bins --examples)"
-    (cd "$BENCH_ROOT" && cargo build --locked --release --bins --examples >&2)
+    log "building release binaries (cargo build --release -p astrada-token-vendor -p atv-bench)"
+    (cd "$BENCH_ROOT" && cargo build --locked --release --bins --examples \
+      -p astrada-token-vendor -p atv-bench >&2)
   fi
   [ -x "$VENDOR" ] || { echo "missing $VENDOR: build first" >&2; exit 2; }
 }
@@ -181,6 +186,12 @@ start_stack() {
   start_fake "$UP" "$@"
   start_vendor "$UP" "$PUB" "$INT"
   wait_http_ok "http://127.0.0.1:$PUB/readyz"
+}
+
+# fault_mark start|end: when the injected fault began or ended, for the
+# runner's outcome-over-time chart (ATV_BENCH_MARKS, set by `atv-bench run`).
+fault_mark() {
+  [ -z "${ATV_BENCH_MARKS:-}" ] || echo "fault_$1 $(now_ms)" >>"$ATV_BENCH_MARKS"
 }
 
 # judge DRILL ARGS...: the drill's one PASS/FAIL line; exits 1 on FAIL.

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Performance suite: throughput and latency of the cached SDK token against a
 # bare actix-web ceiling and a naive no-cache peer, cold start, memory and
-# start-up, and the refresh soak. Writes bench/RESULTS.md (or $BENCH_RESULTS).
+# start-up, and the refresh soak. Records its measurements in
+# $BENCH_RESULTS_DIR (default bench/results/: bench.jsonl, machine.json), from
+# which `atv-bench report` writes bench/RESULTS.md and its charts.
 #
-#   bench/run.sh                              # full run (~15 min with the 10-min soak)
-#   BENCH_SECS=3 SOAK_SECS=30 COLD_N=2000 BENCH_RESULTS=/tmp/r.md bench/run.sh   # smoke
+#   atv-bench run bench                       # full run (~15 min with the 10-min soak), then the report
+#   atv-bench run bench --short               # BENCH_SECS=3 SOAK_SECS=0 COLD_N=2000
 #
 # Knobs: BENCH_SECS (per wrk run, default 10), BENCH_CONNS ("1 64 256"),
 # BENCH_WORKERS (server workers, default 1: one core for the servers, one for
@@ -24,8 +26,9 @@ COLD_N="${COLD_N:-10000}"
 BENCH_AUTH="${BENCH_AUTH:-auto}"
 UPSTREAM_LATENCY_MS="${UPSTREAM_LATENCY_MS:-80}"
 BENCH_ORIGIN="https://app.bench.invalid"
-RESULTS="${BENCH_RESULTS:-$BENCH_ROOT/bench/RESULTS.md}"
-OUT="$BENCH_TMP/results.jsonl"
+RESULTS_DIR="${BENCH_RESULTS_DIR:-$BENCH_ROOT/bench/results}"
+mkdir -p "$RESULTS_DIR"
+OUT="$RESULTS_DIR/bench.jsonl"
 : >"$OUT"
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 2; }
@@ -50,7 +53,7 @@ wrk_run() {
 }
 
 # ---------------------------------------------------------------- machine
-"$PROBE" machine "$BENCH_ROOT" >"$BENCH_TMP/machine.json"
+"$PROBE" machine "$BENCH_ROOT" >"$RESULTS_DIR/machine.json"
 
 # ---------------------------------------------------------------- servers
 start_stack 300 "$UPSTREAM_LATENCY_MS"
@@ -199,7 +202,4 @@ elif [ "$SOAK_SECS" -gt 0 ]; then
   soak=$("$BENCH_ROOT/bench/soak.sh" | tail -1)
   record soak "$soak"
 fi
-
-python3 "$BENCH_ROOT/bench/report.py" "$BENCH_TMP/machine.json" "$OUT" >"$RESULTS"
-log "wrote $RESULTS"
-cat "$RESULTS"
+log "recorded $OUT (atv-bench report renders it)"

@@ -4,7 +4,7 @@
 # Passes when every request got a 200, each credential set saw exactly one
 # upstream exchange per refresh window (no caller ever triggered one: zero
 # cache misses), and the slowest answer within 1 s of any token rotation
-# took under 5 ms; judged by `probe verdict soak`, which holds the window
+# took under 5 ms; judged by `atv-bench verdict soak`, which holds the window
 # rule. Last line: the measurements as JSON (for bench/run.sh).
 source "$(dirname "$0")/lib.sh"
 

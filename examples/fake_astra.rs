@@ -15,10 +15,10 @@
 //! ```
 //!
 //! Users are seeded over HTTP through the OAuth module page
-//! (`POST /login/oauth/authorize` → 302 with a `code`), see `probe astra seed`,
+//! (`POST /login/oauth/authorize` → 302 with a `code`), see `atv-bench astra seed`,
 //! or in bulk with tokens derived from a nonce
 //! (`{"seed":{"prefix":"u","count":100000,"nonce":"…","refresh_issued_ago_secs":0}}`),
-//! see `probe astra seed-direct`, which writes the matching rows.
+//! see `atv-bench astra seed-direct`, which writes the matching rows.
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Scheduler catch-up after an outage: USERS (100,000) whose refresh tokens
 # are 8 days old (2 days left at Astra, already due) are written straight
-# into PostgreSQL and the fake Astra (`probe astra seed-direct`); the
+# into PostgreSQL and the fake Astra (`atv-bench astra seed-direct`); the
 # schedulers of all REPLICAS (3) refresh them. PASS: every user refreshed
 # exactly once (the fake's count), none changes status, no row keeps the old
 # refresh token, the fake never saw more than CAP (+1 per replica: pacing slips) token

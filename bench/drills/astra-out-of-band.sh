@@ -8,7 +8,7 @@
 #
 # PASS: callers see no 401 (every answer 200, the upstream's own, each user
 # answered as one Astra user and never as another's), and Astra counts
-# exactly one refresh per user (`probe astra out-of-band`).
+# exactly one refresh per user (`atv-bench astra out-of-band`).
 #
 #   USERS=1000 CONCURRENCY=64 LATENCY_MS=20 bench/drills/astra-out-of-band.sh
 #   BENCH_PROFILE=debug BENCH_NO_BUILD=1 USERS=300 …   # CI smoke

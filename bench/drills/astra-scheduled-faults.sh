@@ -5,7 +5,7 @@
 # fleet's: the global cap). The fake answers 503 for FAULT_SECS/2, then
 # holds every call past the vendor's 1 s timeout for FAULT_SECS/2 (20 s in
 # all), then recovers; SETTLE_SECS (8) later the rows and the fake's
-# counters are judged (`probe astra scheduled-faults`).
+# counters are judged (`atv-bench astra scheduled-faults`).
 # PASS: some refreshes failed and none changed a user's status; every failed
 # user's next_refresh_at moved at least 60 s past the failure; token
 # requests at the fake <= users tried (+ calls in flight), none refreshed

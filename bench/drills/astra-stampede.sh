@@ -4,7 +4,7 @@
 # then every access token is expired in the database, then every user's token
 # is requested once per replica, all at once in random order (CONCURRENCY in
 # flight). PASS: every answer 200, exactly one refresh per user at the fake,
-# no replaced token handed out (`probe astra stampede`).
+# no replaced token handed out (`atv-bench astra stampede`).
 #
 # Then, unless COHERENCE=0, the coherence drill on the same users: a
 # stale-generation refresh for every user on every replica at once, then a

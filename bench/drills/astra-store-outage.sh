@@ -51,11 +51,13 @@ until [ -e "$LOADING" ]; do
 done
 sleep 5
 echo "db_down $(now_ms)" >>"$MARKS"
+fault_mark start
 pg_down
 log "postgres stopped for $OUTAGE_SECS s"
 sleep "$OUTAGE_SECS"
 pg_up
 echo "db_up $(now_ms)" >>"$MARKS"
+fault_mark end
 log "postgres back"
 sleep 8
 touch "$STOP"

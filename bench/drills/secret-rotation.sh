@@ -18,6 +18,7 @@ probe --url "http://127.0.0.1:$PUB/astrada-sdk-token" --rate 200 --connections 1
 PROBE_PID=$!
 sleep 3
 changed_before=$(reloads "$INT" changed)
+fault_mark start
 put_secret "$MOTO" "$NEW_API_SECRET" "$NEW_SDK_SECRET"
 for _ in $(seq 100); do
   [ "$(reloads "$INT" changed)" = "$changed_before" ] || break
@@ -27,6 +28,7 @@ picked_up=$([ "$(reloads "$INT" changed)" != "$changed_before" ] && echo true ||
 # Revoke the old secrets: the fake comes back accepting only the new ones.
 stop_pid "$FAKE_PID"
 API_SECRET=$NEW_API_SECRET SDK_SECRET=$NEW_SDK_SECRET start_fake "$UP" 20 80
+fault_mark end
 wait "$PROBE_PID"
 judge secret-rotation --probe "$BENCH_TMP/probe.json" --picked-up "$picked_up" \
   --fake "$(fake_control "$UP")" --metrics "$(metrics_url "$INT")"

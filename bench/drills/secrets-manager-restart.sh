@@ -16,10 +16,12 @@ probe --url "http://127.0.0.1:$PUB/astrada-sdk-token" --rate 200 --connections 1
 PROBE_PID=$!
 sleep 3
 stop_pid "$MOTO_PID"
+fault_mark start
 errors_before=$(reloads "$INT" error)
 sleep "$MOTO_DOWN_SECS"
 errors_during=$(($(reloads "$INT" error) - errors_before))
 start_moto "$MOTO"
+fault_mark end
 put_secret "$MOTO" "$API_SECRET" "$SDK_SECRET"
 wait "$PROBE_PID"
 judge secrets-manager-restart --probe "$BENCH_TMP/probe.json" --errors-during "$errors_during" \

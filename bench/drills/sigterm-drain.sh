@@ -27,9 +27,11 @@ drain() {
   sleep "$term_after"
   t_term=$(now_ms)
   echo "sigterm $t_term" >>"$marks"
+  fault_mark start
   kill -TERM "$VENDOR_PID"
   code=0; wait "$VENDOR_PID" || code=$?
   t_exit=$(($(now_ms) - t_term))
+  fault_mark end
   wait "$probe_pid"
   local verdict_rc=0
   judge sigterm-drain --phase "$phase" --probe "$BENCH_TMP/probe-$phase.json" \

@@ -16,7 +16,7 @@
 # FAULT_SECS outage across a refresh while the token stays valid, with
 # FAULT_AT 3 s before the refresh), FAULT_AT (s after ready), FAULT_SECS,
 # AFTER_SECS (load after the fault), RATE (req/s), RECOVERY_MS (or
-# `backoff-max`: the cache's backoff_max_ms). The verdict is `probe verdict fault`.
+# `backoff-max`: the cache's backoff_max_ms). The verdict is `atv-bench verdict fault`.
 source "$(dirname "$0")/../lib.sh"
 
 NAME="$1" MODE="$2" EXPECT="$3"
@@ -47,6 +47,7 @@ PROBE_PID=$!
 sleep "$FAULT_AT"
 requests_before=$(fake_stat "$UP" /requests)
 echo "fault $(now_ms)" >>"$MARKS"
+fault_mark start
 if [ "$MODE" = down ]; then
   stop_pid "$FAKE_PID"
   requests_during="(process down)"
@@ -56,10 +57,12 @@ fi
 sleep "$FAULT_SECS"
 if [ "$MODE" = down ]; then
   echo "endpoint_back $(now_ms)" >>"$MARKS"
+  fault_mark end
   start_fake "$UP" "$LIFETIME" "${UPSTREAM_LATENCY_MS:-80}"
 else
   requests_during=$(($(fake_stat "$UP" /requests) - requests_before))
   echo "endpoint_back $(now_ms)" >>"$MARKS"
+  fault_mark end
   fake_mode "$UP" '{"mode":"ok"}'
 fi
 wait "$PROBE_PID"

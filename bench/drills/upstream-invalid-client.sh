@@ -6,5 +6,5 @@
 # backoff at once), so recovery after the storm is allowed up to
 # cache.backoff_max_ms (30 s by default) here, not 2 s.
 set -euo pipefail
-LIFETIME=20 FAULT_AT=2 RECOVERY_MS="${RECOVERY_MS:-backoff-max}" \
+LIFETIME="${LIFETIME:-20}" FAULT_AT=2 RECOVERY_MS="${RECOVERY_MS:-backoff-max}" \
   exec "$(dirname "$0")/upstream-fault.sh" upstream-invalid-client-storm '{"mode":"invalid_client"}' expire

@@ -2,4 +2,4 @@
 # Token endpoint answering after 4 s (past the 2.5 s exchange timeout) for
 # FAULT_SECS (default 30), past the 20 s token's expiry.
 set -euo pipefail
-LIFETIME=20 FAULT_AT=2 exec "$(dirname "$0")/upstream-fault.sh" upstream-slow-4s '{"mode":"slow","ms":4000}' expire
+LIFETIME="${LIFETIME:-20}" FAULT_AT=2 exec "$(dirname "$0")/upstream-fault.sh" upstream-slow-4s '{"mode":"slow","ms":4000}' expire

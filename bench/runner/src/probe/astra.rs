@@ -1,4 +1,4 @@
-//! `probe astra …`: the per-user Astra drills across replicas
+//! `atv-bench astra …`: the per-user Astra drills across replicas
 //! (`bench/drills/astra-stampede.sh`). Seeding users through the fake
 //! Astra's OAuth module page, the concurrent token requests, and the
 //! verdicts, all judged against the fake's own view:
@@ -18,7 +18,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::load::Latency;
+use crate::probe::load::Latency;
 
 mod drills;
 mod out_of_band;

@@ -1,4 +1,4 @@
-//! `probe machine`: what `bench/RESULTS.md` says about the machine and build.
+//! `atv-bench machine`: what `bench/RESULTS.md` says about the machine and build.
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -1,4 +1,4 @@
-//! `probe cold-start`, for `bench/run.sh`: as soon as the service accepts
+//! `atv-bench cold-start`, for `bench/run.sh`: as soon as the service accepts
 //! connections, fires N concurrent first requests (each on its own
 //! connection) and reports how they were answered and how long after the
 //! process start the first token arrived. The upstream exchange count comes
@@ -13,7 +13,7 @@ use anyhow::Context;
 use serde_json::json;
 use tokio::sync::Barrier;
 
-use crate::load::{Latency, unix_ms};
+use crate::probe::load::{Latency, unix_ms};
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -26,8 +26,8 @@ use sqlx::postgres::PgPoolOptions;
 
 use super::seed::{SeedDirectArgs, seed_direct};
 use super::{Answer, Call, Fleet, client, current_tokens, fake_control, fake_stats, fire};
-use crate::load::Latency;
-use crate::lookup::Metrics;
+use crate::probe::load::Latency;
+use crate::probe::lookup::Metrics;
 
 /// Astra's refresh tokens live 10 days.
 const REFRESH_LIFETIME_SECS: i64 = 10 * 86_400;

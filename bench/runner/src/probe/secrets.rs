@@ -1,4 +1,4 @@
-//! `probe put-secret`: the credentials secret the Secrets Manager drills
+//! `atv-bench put-secret`: the credentials secret the Secrets Manager drills
 //! serve from moto, in the shape of the credentials file
 //! (`{"api": {...}, "sdk": {...}}`). AWS settings come from the environment
 //! (`AWS_ENDPOINT_URL_SECRETS_MANAGER`, test keys, region).

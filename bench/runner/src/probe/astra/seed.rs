@@ -1,4 +1,4 @@
-//! `probe astra seed-direct`: many users at once, without the OAuth page
+//! `atv-bench astra seed-direct`: many users at once, without the OAuth page
 //! and without the vendor's Astra cap. The fake Astra creates users
 //! `PREFIX{first}..` with tokens derived from a nonce (`POST /_control
 //! {"seed": …}`); this computes the same tokens, seals them with the
@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
 
-use crate::load::unix_ms;
+use crate::probe::load::unix_ms;
 
 /// Astra's refresh tokens live 10 days; rows say so as the vendor's do.
 const REFRESH_LIFETIME_SECS: i64 = 10 * 86_400;

@@ -1,4 +1,4 @@
-//! `probe astra out-of-band`: the proxy drill of issue 21. The fake Astra
+//! `atv-bench astra out-of-band`: the proxy drill of issue 21. The fake Astra
 //! replaces every user's access token behind the service's back (as another
 //! client of the same Astra app refreshing would); then every user's
 //! `GET /v1/user` goes through the proxy of every replica at once.
@@ -15,7 +15,7 @@ use futures::StreamExt;
 use serde_json::json;
 
 use super::{DrillArgs, client, fake_stats};
-use crate::load::Latency;
+use crate::probe::load::Latency;
 
 /// One proxied call and what came back.
 struct Proxied {

@@ -1,4 +1,4 @@
-//! `probe astra store-outage`: token load while the script stops PostgreSQL
+//! `atv-bench astra store-outage`: token load while the script stops PostgreSQL
 //! and starts it again (`bench/drills/astra-store-outage.sh`).
 //!
 //! Users `0..warm` are requested on every replica before the load, so each
@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use super::drills::{RefreshCheck, refresh_everyone};
 use super::{Call, Fleet, client, fire};
-use crate::load::{Latency, unix_ms};
+use crate::probe::load::{Latency, unix_ms};
 
 #[derive(clap::Args)]
 pub struct StoreOutageArgs {
@@ -220,6 +220,10 @@ pub async fn store_outage(args: StoreOutageArgs) -> anyhow::Result<bool> {
     for task in tasks {
         sent.append(&mut task.await.context("a load client panicked")?);
     }
+    crate::timeline::append(sent.iter().map(|s| {
+        let done_ms = s.sent_ms + s.latency_us / 1000;
+        (done_ms, crate::timeline::outcome(s.status))
+    }))?;
     let text = std::fs::read_to_string(&args.marks)
         .with_context(|| format!("cannot read {}", args.marks.display()))?;
     let down = mark(&text, "db_down").context("no db_down mark")?;

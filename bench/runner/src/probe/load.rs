@@ -5,7 +5,7 @@
 //! on 503s, token rotations seen, and how the service behaved around the
 //! moments listed in a marks file (outage start, endpoint back, SIGTERM).
 //!
-//! Prints one JSON object ([`Summary`]) on stdout; `probe verdict` judges it.
+//! Prints one JSON object ([`Summary`]) on stdout; `atv-bench verdict` judges it.
 
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -105,7 +105,7 @@ pub fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[idx] as f64 / 1000.0
 }
 
-/// What one probe run saw; `probe verdict` reads it back.
+/// What one probe run saw; `atv-bench verdict` reads it back.
 #[derive(Serialize, Deserialize)]
 pub struct Summary {
     pub url: String,
@@ -259,6 +259,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut records = std::mem::take(&mut *records.lock().unwrap_or_else(|e| e.into_inner()));
     records.sort_by_key(|r| r.done_ms);
     let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+    crate::timeline::append(records.iter().map(|r| {
+        let status = match r.outcome {
+            Outcome::Status { code, .. } => Some(code),
+            _ => None,
+        };
+        (r.done_ms, crate::timeline::outcome(status))
+    }))?;
     // Unanswered at the end, or answered only by the client's own timeout.
     let unfinished = sent - records.len() as u64;
 

@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::json;
 
-use crate::load::Summary;
-use crate::lookup::{FakeStats, Metrics, fetch_json, number};
-use crate::rules::{Timing, default_policy};
+use crate::probe::load::Summary;
+use crate::probe::lookup::{FakeStats, Metrics, fetch_json, number};
+use crate::probe::rules::{Timing, default_policy};
 
 const EXCHANGES: &str = "atv_token_exchanges_total";
 

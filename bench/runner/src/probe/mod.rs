@@ -1,16 +1,16 @@
-//! The one bench program behind `bench/`: the load probe, the cold-start
-//! burst, every drill's verdict and the rules those verdicts share, plus the
-//! small JSON and metrics look-ups the scripts need. The shell scripts only
-//! start and stop processes and call this.
+//! The probe: the load generator, the cold-start burst, every drill's
+//! verdict and the rules those verdicts share, plus the small JSON and
+//! metrics look-ups the drill scripts need. The scripts only start and stop
+//! processes and call these subcommands.
 //!
 //! ```sh
-//! probe load --url http://127.0.0.1:8080/astrada-sdk-token --rate 200 --duration-secs 30
-//! probe cold-start --url … --addr 127.0.0.1:8080 -n 10000
-//! probe verdict fault --name upstream-slow --expect expire --probe probe.json …
-//! probe rule down-valid-plan --down-secs 60      # token lifetime and fault start
-//! probe astra stampede --name astra-stampede --fake http://127.0.0.1:7071/ --targets URL1,URL2,URL3 --users 10000
-//! probe get http://127.0.0.1:7070/_control /requests
-//! probe metric http://127.0.0.1:9090/metrics atv_token_exchanges_total 'set="sdk",outcome="ok"'
+//! atv-bench load --url http://127.0.0.1:8080/astrada-sdk-token --rate 200 --duration-secs 30
+//! atv-bench cold-start --url … --addr 127.0.0.1:8080 -n 10000
+//! atv-bench verdict fault --name upstream-slow --expect expire --probe probe.json …
+//! atv-bench rule down-valid-plan --down-secs 60      # token lifetime and fault start
+//! atv-bench astra stampede --name astra-stampede --fake http://127.0.0.1:7071/ --targets URL1,URL2,URL3 --users 10000
+//! atv-bench get http://127.0.0.1:7070/_control /requests
+//! atv-bench metric http://127.0.0.1:9090/metrics atv_token_exchanges_total 'set="sdk",outcome="ok"'
 //! ```
 
 mod astra;
@@ -22,17 +22,10 @@ mod rules;
 mod secrets;
 mod verdict;
 
-use clap::{Parser, Subcommand};
-
-#[derive(Parser)]
-#[command(about = "Load probe, drill verdicts and helpers for bench/")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
+use clap::Subcommand;
 
 #[derive(Subcommand)]
-enum Command {
+pub enum Command {
     /// Fixed-rate load that accounts for every request; JSON on stdout.
     Load(load::Args),
     /// N concurrent first requests against a just-started service; JSON on stdout.
@@ -67,9 +60,9 @@ enum Command {
     PutSecret(secrets::Args),
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+/// Runs one probe subcommand; a drill's FAIL exits 1 after its line.
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Load(args) => load::run(args).await,
         Command::ColdStart(args) => cold_start::run(args).await,
         Command::Verdict { drill } => {

@@ -157,6 +157,13 @@ pub const ENTRIES: &[Entry] = &[
         short_env: &[("BENCH_SECS", "3"), ("SOAK_SECS", "0"), ("COLD_N", "2000")],
     },
     Entry {
+        name: "proxy",
+        kind: Kind::Bench,
+        script: "bench/proxy.sh",
+        fault: "none: the API proxy against the upstream called directly and nginx injecting a header",
+        short_env: &[("BENCH_SECS", "3")],
+    },
+    Entry {
         name: "soak",
         kind: Kind::Bench,
         script: "bench/soak.sh",

@@ -35,6 +35,7 @@ pub fn write(root: &Path) -> anyhow::Result<()> {
         ("drills", drills::section(&results, &store, &charts)?),
         ("bench", bench::section(&results, &charts)?),
         ("astra-bench", astra::section(&results, &charts)?),
+        ("proxy", proxy_section(&results)?),
     ];
     let path = root.join("bench/RESULTS.md");
     let mut text = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Results\n".to_owned());
@@ -44,6 +45,22 @@ pub fn write(root: &Path) -> anyhow::Result<()> {
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     eprintln!("wrote {} and {}", path.display(), charts.dir.display());
     Ok(())
+}
+
+/// The proxy's table, as `bench/proxy.sh` wrote it.
+fn proxy_section(results: &Path) -> anyhow::Result<String> {
+    let heading = "## Proxy (`atv-bench run proxy`, `bench/proxy.sh`)\n\n";
+    let path = results.join("proxy.md");
+    if !path.exists() {
+        return Ok(format!("{heading}Not run through the runner yet."));
+    }
+    let table = std::fs::read_to_string(&path)?;
+    Ok(format!(
+        "{heading}The upstream is the bare actix-web ceiling on the load core with wrk; the \
+         proxy under test (nginx with one worker and upstream keep-alive, injecting a static \
+         `Authorization`, or this service's `/astrada/api/…` with its cached API token) runs \
+         alone on the server core. Added latency is over `direct`.\n\n{table}"
+    ))
 }
 
 /// Replaces one generated section; a missing one goes before the first

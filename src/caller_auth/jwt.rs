@@ -192,7 +192,18 @@ impl JwtVerifier {
         {
             return Ok(hit.claims);
         }
+        // Boxed: fetching keys makes this part's future large, and every
+        // request, cached or not, would carry it (and copy it) otherwise.
+        Box::pin(self.verify_uncached(token, cache_key, now)).await
+    }
 
+    /// Verifies `token` in full and caches the result under `cache_key`.
+    async fn verify_uncached(
+        &self,
+        token: &str,
+        cache_key: Option<u128>,
+        now: u64,
+    ) -> Result<VerifiedClaims, AuthError> {
         refuse_critical_extensions(token)?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| header_problem(token))?;
         let Some((_, validation)) = self.validations.iter().find(|(a, _)| *a == header.alg) else {

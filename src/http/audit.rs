@@ -18,13 +18,14 @@ use std::hash::BuildHasher;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use actix_web::HttpRequest;
 use actix_web::http::header;
-use actix_web::{HttpMessage, HttpRequest};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use super::client_addr::ClientAddr;
+use super::rate_limit::Holder;
 use crate::caller_auth::{AuthError, Caller};
 use crate::core::{AccessToken, CredentialSet, escape_controls};
 use crate::user_tokens::{HandedToken, UserRef};
@@ -125,7 +126,7 @@ impl AuditTrail {
         req: &HttpRequest,
         set: CredentialSet,
         caller: &Caller,
-        holder: &str,
+        holder: Holder<'_>,
         token: &AccessToken,
     ) {
         if !self.first_time(self.hasher.hash_one((set, holder, &token.fingerprint))) {
@@ -167,14 +168,20 @@ impl AuditTrail {
     /// Logs a refusal on the public listener; every one, since refusals are
     /// what an investigation looks for (the pre-authentication rate limit
     /// bounds them).
-    pub fn refused(&self, req: &HttpRequest, set: CredentialSet, peer: &str, refused: &AuthError) {
+    pub fn refused(
+        &self,
+        req: &HttpRequest,
+        set: CredentialSet,
+        peer: ClientAddr,
+        refused: &AuthError,
+    ) {
         tracing::info!(
             target: "audit",
             event = "token_refused",
             set = set.as_str(),
             reason = %refused,
             origin = %origin(req),
-            peer,
+            peer = %peer,
             "token refused"
         );
     }
@@ -280,19 +287,10 @@ impl AuditTrail {
             auth,
             user_ref = refusal.user_ref.unwrap_or("-"),
             reason = %why,
-            peer = %peer(req),
+            peer = %ClientAddr::of(req),
             "internal request refused"
         );
     }
-}
-
-/// The client address resolved by the request-span layer (else the peer),
-/// as the rate limiter and the public refusals name it (`ip:…`).
-fn peer(req: &HttpRequest) -> String {
-    let resolved = req.extensions().get::<ClientAddr>().copied();
-    resolved
-        .unwrap_or_else(|| ClientAddr(req.peer_addr().map(|a| a.ip())))
-        .key()
 }
 
 fn origin(req: &HttpRequest) -> std::borrow::Cow<'_, str> {

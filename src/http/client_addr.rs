@@ -6,25 +6,38 @@
 
 use std::net::IpAddr;
 
+use actix_web::HttpRequest;
 use actix_web::http::header::{HeaderMap, HeaderName};
 use ipnet::IpNet;
 
 use crate::caller_auth::trusted_header::wider_than_slash_16;
 use crate::config::{ConfigError, ServerSettings, ip_ranges};
+use crate::observability::request_scope;
 
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
-/// The resolved client address of a request, set by the request-span layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The resolved client address of a request. Shown as the audit names it
+/// (`ip:…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClientAddr(pub Option<IpAddr>);
 
 impl ClientAddr {
-    /// The rate-limit and audit key of this address.
-    pub fn key(&self) -> String {
+    /// The client address of `req`, as the front layer resolved it for the
+    /// request in hand; the socket peer if that layer did not run.
+    pub fn of(req: &HttpRequest) -> Self {
+        request_scope::with_current(|scope| match scope {
+            Some(scope) => Self(scope.client),
+            None => Self(req.peer_addr().map(|a| a.ip().to_canonical())),
+        })
+    }
+}
+
+impl std::fmt::Display for ClientAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
-            Some(ip) => format!("ip:{ip}"),
-            None => "ip:unknown".into(),
+            Some(ip) => write!(f, "ip:{ip}"),
+            None => f.write_str("ip:unknown"),
         }
     }
 }
@@ -170,7 +183,7 @@ mod tests {
         let b = p.client_addr(peer, &headers(&[("x-forwarded-for", "198.51.100.2")]));
         assert_eq!(a, ClientAddr(ip("203.0.113.7")));
         assert_eq!(b, ClientAddr(ip("198.51.100.2")));
-        assert_ne!(a.key(), b.key());
+        assert_ne!(a.to_string(), b.to_string());
     }
 
     #[test]

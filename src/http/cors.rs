@@ -4,15 +4,11 @@
 //! all and a 403, so the browser blocks the page and no token is minted.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
-use actix_web::HttpResponse;
-use actix_web::ResponseError;
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::ServiceRequest;
 use actix_web::http::Method;
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::middleware::Next;
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
 
 use super::problem::{HttpError, Problem};
 use crate::config::{ConfigError, CorsSettings, invalid};
@@ -74,39 +70,43 @@ fn allowed_origins(settings: &CorsSettings) -> Result<HashSet<String>, ConfigErr
         .collect()
 }
 
-/// Middleware on the SDK-token route: answers preflights, adds CORS headers
-/// for allowed origins, refuses other origins before any token is fetched.
-pub async fn cors(
-    policy: Arc<Cors>,
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let origin = req.headers().get(header::ORIGIN).cloned();
-    let preflight = req.method() == Method::OPTIONS
-        && req
-            .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+/// How a request to the SDK token stands with CORS.
+pub enum CorsCheck {
+    /// Answered without handling it: a preflight, or a refused origin.
+    Answer(HttpResponse),
+    /// Handled, and then [`add_headers`] added to its answer:
+    /// the allowed origin's, or only `Vary` when no `Origin` was sent.
+    Handle(Option<HeaderValue>),
+}
 
-    let Some(origin) = origin else {
-        // Same-origin pages and non-browser clients send no Origin.
-        let mut response = next.call(req).await?;
-        vary_origin(response.headers_mut());
-        return Ok(response.map_into_left_body());
-    };
-    if !policy.allows(&origin) {
-        tracing::info!(
-            origin = %escape_controls(&String::from_utf8_lossy(origin.as_bytes())),
-            preflight,
-            "request from an origin outside cors.allowed_origins: refused"
-        );
-        let mut response = Problem::from(HttpError::OriginNotAllowed).error_response();
-        vary_origin(response.headers_mut());
-        return Ok(req.into_response(response).map_into_right_body());
-    }
-    if preflight {
+impl Cors {
+    /// Answers preflights, lets allowed origins (and requests without one)
+    /// through, refuses other origins before any token is fetched.
+    pub fn check(&self, req: &ServiceRequest) -> CorsCheck {
+        let Some(origin) = req.headers().get(header::ORIGIN) else {
+            // Same-origin pages and non-browser clients send no Origin.
+            return CorsCheck::Handle(None);
+        };
+        let preflight = req.method() == Method::OPTIONS
+            && req
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+        if !self.allows(origin) {
+            tracing::info!(
+                origin = %escape_controls(&String::from_utf8_lossy(origin.as_bytes())),
+                preflight,
+                "request from an origin outside cors.allowed_origins: refused"
+            );
+            let mut response = Problem::from(HttpError::OriginNotAllowed).error_response();
+            vary_origin(response.headers_mut());
+            return CorsCheck::Answer(response);
+        }
+        if !preflight {
+            return CorsCheck::Handle(Some(origin.clone()));
+        }
         let mut response = HttpResponse::NoContent().finish();
         let h = response.headers_mut();
-        allow_origin(h, origin);
+        allow_origin(h, origin.clone());
         h.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,
             HeaderValue::from_static("GET"),
@@ -115,15 +115,20 @@ pub async fn cors(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
             HeaderValue::from_static("authorization"),
         );
-        h.insert(header::ACCESS_CONTROL_MAX_AGE, policy.max_age.clone());
-        return Ok(req.into_response(response).map_into_right_body());
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, self.max_age.clone());
+        CorsCheck::Answer(response)
     }
-    let mut response = next.call(req).await?;
-    allow_origin(response.headers_mut(), origin);
-    Ok(response.map_into_left_body())
 }
 
-fn allow_origin(h: &mut actix_web::http::header::HeaderMap, origin: HeaderValue) {
+/// The CORS headers of a handled request's answer ([`CorsCheck::Handle`]).
+pub fn add_headers(allowed: Option<HeaderValue>, h: &mut HeaderMap) {
+    match allowed {
+        Some(origin) => allow_origin(h, origin),
+        None => vary_origin(h),
+    }
+}
+
+fn allow_origin(h: &mut HeaderMap, origin: HeaderValue) {
     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
     h.insert(
         header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
@@ -133,6 +138,6 @@ fn allow_origin(h: &mut actix_web::http::header::HeaderMap, origin: HeaderValue)
 }
 
 // Answers differ by Origin, so no shared cache may reuse one for another.
-fn vary_origin(h: &mut actix_web::http::header::HeaderMap) {
+fn vary_origin(h: &mut HeaderMap) {
     h.insert(header::VARY, HeaderValue::from_static("Origin"));
 }

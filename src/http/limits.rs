@@ -1,12 +1,9 @@
-//! Limits and headers that apply to every request on both listeners.
+//! Size limits that apply to every request on both listeners.
 
-use actix_web::ResponseError;
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::ServiceRequest;
 use actix_web::http::header;
-use actix_web::middleware::{DefaultHeaders, Next};
 
-use super::problem::{HttpError, Problem};
+use super::problem::HttpError;
 use crate::config::{ConfigError, ProxySettings, ServerSettings, invalid};
 
 /// Size limits applied to every request on both listeners.
@@ -43,47 +40,31 @@ impl RequestLimits {
     }
 }
 
-/// Headers on every response: tokens must never be stored by a browser or
-/// proxy, and nothing here is meant to be sniffed, framed or referred.
-pub fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
-        .add((header::CACHE_CONTROL, "no-store"))
-        .add((header::PRAGMA, "no-cache"))
-        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .add((header::REFERRER_POLICY, "no-referrer"))
-}
-
-/// Refuses oversized requests before any handler runs: every route is a GET,
-/// so a body is never needed, and headers only need to carry one session token.
-pub async fn check(
-    limits: RequestLimits,
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let declared_body = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let body_limit = if super::proxy::path::is_proxy_path(req.path()) {
-        limits.proxy_body_bytes
-    } else {
-        limits.max_body_bytes
-    };
-    let error = if declared_body.is_some_and(|len| len > body_limit) {
-        Some(HttpError::PayloadTooLarge { limit: body_limit })
-    } else if head_size(&req) > limits.max_header_bytes {
-        Some(HttpError::HeadersTooLarge {
-            limit: limits.max_header_bytes,
-        })
-    } else {
-        None
-    };
-    if let Some(error) = error {
-        let response = Problem::from(error).error_response();
-        return Ok(req.into_response(response).map_into_right_body());
+impl RequestLimits {
+    /// Why `req` is refused before any handler runs, if it is: every route
+    /// but the proxy's takes small bodies at most, and headers only need to
+    /// carry one session token.
+    pub fn refusal(&self, req: &ServiceRequest) -> Option<HttpError> {
+        let declared_body = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let body_limit = if super::proxy::path::is_proxy_path(req.path()) {
+            self.proxy_body_bytes
+        } else {
+            self.max_body_bytes
+        };
+        if declared_body.is_some_and(|len| len > body_limit) {
+            Some(HttpError::PayloadTooLarge { limit: body_limit })
+        } else if head_size(req) > self.max_header_bytes {
+            Some(HttpError::HeadersTooLarge {
+                limit: self.max_header_bytes,
+            })
+        } else {
+            None
+        }
     }
-    Ok(next.call(req).await?.map_into_left_body())
 }
 
 /// Bytes of the request line and headers as they arrived (near enough).

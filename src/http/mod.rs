@@ -11,12 +11,12 @@ pub mod audit;
 pub mod body;
 pub mod client_addr;
 pub mod cors;
+pub mod front;
 pub mod limits;
 pub mod problem;
 pub mod proxy;
 pub mod rate_limit;
-pub mod request_metrics;
-pub mod request_span;
+pub mod request_id;
 mod routes;
 
 use std::net::{SocketAddr, TcpListener};
@@ -38,6 +38,7 @@ use access::InternalGate;
 use audit::AuditTrail;
 use client_addr::TrustedProxies;
 use cors::Cors;
+use front::{Front, Policy};
 use limits::RequestLimits;
 use problem::{HttpError, Problem};
 use proxy::ProxyRoutes;
@@ -177,23 +178,20 @@ pub fn bind(services: Services, settings: &ServerSettings) -> std::io::Result<Li
         client_tokens: services.client_tokens,
         user_tokens: services.user_tokens,
     });
-    let cors = Arc::new(services.cors);
     let layers = Layers {
         limits: services.limits,
         metrics: services.metrics,
         trusted_proxies: Arc::new(services.trusted_proxies),
+        cors: Arc::new(services.cors),
     };
 
     let public_routes = {
         let readiness = readiness.clone();
         move |cfg: &mut web::ServiceConfig| {
-            let cors = Arc::clone(&cors);
+            // CORS is the front layer's ([`front`]).
             cfg.service(
                 only(SDK_TOKEN_PATH, "GET, OPTIONS")
                     .app_data(sdk.clone())
-                    .wrap(from_fn(move |req, next| {
-                        cors::cors(Arc::clone(&cors), req, next)
-                    }))
                     .route(web::get().to(routes::token::sdk_token))
                     .route(web::method(Method::OPTIONS).to(options)),
             );
@@ -255,12 +253,14 @@ pub fn bind(services: Services, settings: &ServerSettings) -> std::io::Result<Li
     })
 }
 
-/// What every route of both listeners runs through, whatever the route.
+/// What the front layer of both listeners is built from.
 #[derive(Clone)]
 struct Layers {
     limits: RequestLimits,
     metrics: Metrics,
     trusted_proxies: Arc<TrustedProxies>,
+    /// The SDK token's, on the public listener.
+    cors: Arc<Cors>,
 }
 
 fn serve(
@@ -273,35 +273,27 @@ fn serve(
     let tcp = TcpListener::bind(addr)
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     let port = tcp.local_addr()?.port();
-    let request_metrics = Arc::new(
-        layers.metrics.request_metrics(
-            listener.as_str(),
-            PUBLIC_PATHS
-                .iter()
-                .chain(INTERNAL_PATHS)
-                .copied()
-                .chain([UNMATCHED]),
-        ),
+    let metrics = layers.metrics.request_metrics(
+        listener.as_str(),
+        PUBLIC_PATHS
+            .iter()
+            .chain(INTERNAL_PATHS)
+            .copied()
+            .chain([UNMATCHED]),
     );
+    let policy = Policy {
+        listener,
+        limits: layers.limits,
+        cors: (listener == Listener::Public).then_some(layers.cors),
+        trusted_proxies: layers.trusted_proxies,
+        metrics: Arc::new(metrics),
+    };
     let server = HttpServer::new(move || {
-        let Layers {
-            limits,
-            trusted_proxies,
-            ..
-        } = layers.clone();
-        let request_metrics = Arc::clone(&request_metrics);
         App::new()
-            .app_data(limits)
+            .app_data(policy.limits)
             .configure(routes.clone())
             .default_service(web::to(not_found))
-            .wrap(from_fn(move |req, next| limits::check(limits, req, next)))
-            .wrap(limits::security_headers())
-            .wrap(from_fn(move |req, next| {
-                request_metrics::record(Arc::clone(&request_metrics), req, next)
-            }))
-            .wrap(from_fn(move |req, next| {
-                request_span::trace_request(Arc::clone(&trusted_proxies), listener, req, next)
-            }))
+            .wrap(Front::new(policy.clone()))
     })
     .workers(worker_count(settings.workers))
     .shutdown_timeout(settings.shutdown_timeout_secs)

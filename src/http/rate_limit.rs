@@ -5,12 +5,24 @@
 //! Buckets live in a bounded cache and are forgotten once idle long enough
 //! to have refilled, so memory stays bounded under floods of identities.
 
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hash};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::client_addr::ClientAddr;
 use crate::config::{ConfigError, RateLimitSettings, invalid};
+
+/// Whom a token hand-out is counted and audited under: an authenticated
+/// caller, or an anonymous one's address. Hashed where it is used, never
+/// formatted into a key on the way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Holder<'a> {
+    Caller(&'a str),
+    Address(ClientAddr),
+}
 
 struct Bucket {
     tokens: f64,
@@ -46,22 +58,25 @@ impl RateLimiter {
         })
     }
 
-    /// Takes one token from admitted caller `key`'s bucket, or says how long
-    /// until one is there.
-    pub fn check(&self, key: &str) -> Result<(), Duration> {
-        self.callers.check(key)
+    /// Takes one token from admitted caller `holder`'s bucket (a
+    /// [`Holder`]), or says how long until one is there.
+    pub fn check(&self, holder: impl Hash) -> Result<(), Duration> {
+        self.callers.check(holder)
     }
 
-    /// Charges a refused request to client address `key`; `Err` once that
+    /// Charges a refused request to client `address`; `Err` once that
     /// address is over the pre-authentication limit.
-    pub fn check_pre_auth(&self, key: &str) -> Result<(), Duration> {
-        self.pre_auth.check(key)
+    pub fn check_pre_auth(&self, address: impl Hash) -> Result<(), Duration> {
+        self.pre_auth.check(address)
     }
 }
 
-/// One set of token buckets.
+/// One set of token buckets, keyed by a hash of whom they count under a key
+/// drawn at start-up: nobody outside can aim two holders at one bucket, and
+/// 64 bits leave a chance sharing one bucket out of the question.
 struct Buckets {
-    buckets: Option<moka::sync::Cache<String, Arc<Mutex<Bucket>>>>,
+    buckets: Option<moka::sync::Cache<u64, Arc<Mutex<Bucket>>>>,
+    hasher: RandomState,
     per_sec: f64,
     burst: f64,
 }
@@ -94,17 +109,18 @@ impl Buckets {
         });
         Ok(Self {
             buckets,
+            hasher: RandomState::new(),
             per_sec,
             burst,
         })
     }
 
-    fn check(&self, key: &str) -> Result<(), Duration> {
+    fn check(&self, holder: impl Hash) -> Result<(), Duration> {
         let Some(buckets) = &self.buckets else {
             return Ok(());
         };
         let now = Instant::now();
-        let bucket = buckets.get_with_by_ref(key, || {
+        let bucket = buckets.get_with(self.hasher.hash_one(holder), || {
             Arc::new(Mutex::new(Bucket {
                 tokens: self.burst,
                 updated: now,

@@ -3,7 +3,9 @@
 
 pub mod metrics;
 pub mod proxy;
+pub mod request_scope;
 pub mod telemetry;
 
 pub use metrics::{Metrics, RequestMetrics};
 pub use proxy::ProxyMetrics;
+pub use request_scope::RequestScope;

@@ -1,32 +1,40 @@
-//! Logs and traces: where they go and what they look like. The per-request
-//! span itself is opened by `http::request_span`.
+//! Logs and traces: where they go and what they look like. The request id
+//! and the per-request span come from `http::front`.
 //!
 //! - Logs: JSON lines (or readable text in dev mode); every line written while
-//!   a request is handled carries its `request_id`.
+//!   a request is handled carries its `request_id`, read from the
+//!   [`RequestScope`](super::request_scope) when the line is written.
 //! - Traces: OpenTelemetry over OTLP/HTTP, configured only by the standard
 //!   `OTEL_*` variables and off unless an endpoint is set. Spans never carry
 //!   secrets, tokens or request headers.
 
+use std::fmt;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_subscriber::filter::filter_fn;
-use tracing_subscriber::layer::SubscriberExt;
+use tracing::{Event, Metadata, Subscriber};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::{DefaultFields, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::{Context, Filter, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+use super::request_scope;
 use crate::config::{LogFormat, LogSettings};
 
 /// Name reported to tracing backends unless `OTEL_SERVICE_NAME` says otherwise.
 pub const SERVICE_NAME: &str = "astrada-token-vendor";
 
-/// Name of the per-request span; the log formatter renders only this one.
+/// Name of the per-request span, and of the `span` object of a JSON line
+/// that carries the request id.
 pub const REQUEST_SPAN: &str = "http.request";
 
-/// Whether spans leave the process; when they do not, the request span is
-/// kept to what log lines need.
+/// Whether spans leave the process; when they do not, requests get no span
+/// unless the log filter asks for request-level (`debug`) lines.
 static EXPORTING: AtomicBool = AtomicBool::new(false);
 
 /// Whether spans leave the process (set once by [`init`]).
@@ -65,20 +73,17 @@ pub fn init(log: &LogSettings) -> Result<TelemetryGuard, TelemetryError> {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
-            .with_current_span(true)
+            .with_current_span(false)
             .with_span_list(false)
+            .map_event_format(JsonWithRequestId)
             .boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer()
             .compact()
+            .fmt_fields(FieldsWithRequestId(DefaultFields::new()))
             .with_ansi(use_ansi(log.format, std::io::stdout().is_terminal()))
             .boxed(),
     }
-    // The log formatter renders every span it sees, eagerly, on every
-    // request; it only needs the request span (for `request_id`). The inner
-    // spans are for traces, and cost nothing there when export is off.
-    .with_filter(filter_fn(|meta| {
-        !meta.is_span() || meta.name() == REQUEST_SPAN
-    }));
+    .with_filter(EventsOnly);
     let provider = otlp_provider()?;
     EXPORTING.store(provider.is_some(), Ordering::Relaxed);
     let otel = provider
@@ -93,6 +98,70 @@ pub fn init(log: &LogSettings) -> Result<TelemetryGuard, TelemetryError> {
         .with(otel)
         .try_init();
     Ok(TelemetryGuard(provider))
+}
+
+/// The log formatter's filter: events only. It would render every span it
+/// sees, eagerly, on every request; the request id comes from the
+/// [`RequestScope`](request_scope::RequestScope) instead, and spans are for
+/// traces, where they cost nothing while export is off.
+struct EventsOnly;
+
+impl<S> Filter<S> for EventsOnly {
+    fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        !meta.is_span()
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> tracing::subscriber::Interest {
+        if meta.is_span() {
+            tracing::subscriber::Interest::never()
+        } else {
+            tracing::subscriber::Interest::always()
+        }
+    }
+}
+
+/// The JSON line of an event, with the request id of the request in hand
+/// as the `span` object the formatter wrote when a span carried it (log
+/// queries select on `span.request_id`).
+struct JsonWithRequestId<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for JsonWithRequestId<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'w> FormatFields<'w> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let Some(id) = request_scope::current_id() else {
+            return self.0.format_event(ctx, writer, event);
+        };
+        let mut line = String::new();
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        let object = line.trim_end().strip_suffix('}').ok_or(fmt::Error)?;
+        writeln!(
+            writer,
+            r#"{object},"span":{{"request_id":"{id}","name":"{REQUEST_SPAN}"}}}}"#
+        )
+    }
+}
+
+/// Readable lines' fields, with ` request_id=…` after an event's own while
+/// a request is in hand (the formatter sees events only, [`EventsOnly`]).
+struct FieldsWithRequestId(DefaultFields);
+
+impl<'w> FormatFields<'w> for FieldsWithRequestId {
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
+        self.0.format_fields(writer.by_ref(), fields)?;
+        match request_scope::current_id() {
+            Some(id) => write!(writer, " request_id={id}"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Colour (ANSI escapes) only for `pretty` on a terminal: never into files,

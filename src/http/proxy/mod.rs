@@ -17,16 +17,15 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Bytes, BytesMut};
-use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use futures::StreamExt;
 
 use super::access::Admitted;
 use super::audit::{AuditTrail, ProxiedCall};
 use super::problem::Problem;
-use super::request_span::RequestId;
 use crate::client_tokens::token_cache::TokenCache;
-use crate::observability::Metrics;
 use crate::observability::proxy::status_class;
+use crate::observability::{Metrics, request_scope};
 use crate::user_tokens::UserTokens;
 pub use error::ProxyError;
 use replay::{Call, Outgoing, TokenSource};
@@ -134,7 +133,7 @@ async fn forward(
 ) -> Result<HttpResponse, Problem> {
     let upstreams = &route.upstreams;
     let body = buffered(body, upstreams.max_body_bytes).await?;
-    let request_id = req.extensions().get::<RequestId>().map(|id| id.0.clone());
+    let request_id = request_scope::current_id();
     let outgoing = Outgoing {
         method: reqwest::Method::from_bytes(req.method().as_str().as_bytes())
             .map_err(|_| ProxyError::UnsafePath("has an unknown method"))?,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::Bytes;
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use arc_swap::ArcSwapOption;
 use secrecy::ExposeSecret;
 use serde::Serialize;
@@ -19,7 +19,7 @@ use crate::http::access::Admitted;
 use crate::http::audit::AuditTrail;
 use crate::http::client_addr::ClientAddr;
 use crate::http::problem::{HttpError, Problem};
-use crate::http::rate_limit::RateLimiter;
+use crate::http::rate_limit::{Holder, RateLimiter};
 use crate::observability::Metrics;
 
 /// One token route's hand-out: the cache, the audit trail and the body.
@@ -73,31 +73,34 @@ impl SdkTokenRoute {
         }
     }
 
-    /// The caller and the key its hand-outs are counted and audited under.
-    async fn admit(&self, req: &HttpRequest) -> Result<(Caller, String), Problem> {
-        let caller = match self.auth.authenticate(req).await {
-            Ok(caller) => caller,
+    /// The caller, once authenticated.
+    async fn authenticate(&self, req: &HttpRequest) -> Result<Caller, Problem> {
+        match self.auth.authenticate(req).await {
+            Ok(caller) => Ok(caller),
             Err(refused) => {
                 // Refusals spend the client address's pre-authentication
                 // budget (throttling guessing), never a caller's: an honest
                 // caller gets its 401 unless its own address is flooding.
-                let address = address_key(req);
+                let address = ClientAddr::of(req);
                 self.rate_limit
-                    .check_pre_auth(&address)
+                    .check_pre_auth(address)
                     .map_err(|retry_after| HttpError::RateLimited { retry_after })?;
                 self.tokens
                     .audit
-                    .refused(req, self.tokens.set(), &address, &refused);
-                return Err(refused.into());
+                    .refused(req, self.tokens.set(), address, &refused);
+                Err(refused.into())
             }
-        };
-        let holder = if caller.is_anonymous() {
-            address_key(req)
-        } else {
-            format!("caller:{}", caller.subject)
-        };
-        limit(&self.rate_limit, &holder)?;
-        Ok((caller, holder))
+        }
+    }
+}
+
+/// Whom `caller`'s hand-outs are counted and audited under: its address
+/// when it is anonymous.
+fn holder<'a>(req: &HttpRequest, caller: &'a Caller) -> Holder<'a> {
+    if caller.is_anonymous() {
+        Holder::Address(ClientAddr::of(req))
+    } else {
+        Holder::Caller(&caller.subject)
     }
 }
 
@@ -154,7 +157,7 @@ async fn hand_out(
     req: &HttpRequest,
     route: &TokenRoute,
     caller: &Caller,
-    holder: &str,
+    holder: Holder<'_>,
 ) -> Result<HttpResponse, Problem> {
     let token = route.cache.get().await?;
     route.metrics.token_issued(route.set());
@@ -168,8 +171,10 @@ pub async fn sdk_token(
     req: HttpRequest,
     route: web::Data<SdkTokenRoute>,
 ) -> Result<HttpResponse, Problem> {
-    let (caller, holder) = route.admit(&req).await?;
-    hand_out(&req, &route.tokens, &caller, &holder).await
+    let caller = route.authenticate(&req).await?;
+    let holder = holder(&req, &caller);
+    limit(&route.rate_limit, holder)?;
+    hand_out(&req, &route.tokens, &caller, holder).await
 }
 
 /// `GET /astrada-api-token` (internal listener): the full-access API token,
@@ -181,20 +186,11 @@ pub async fn api_token(
     admitted: Admitted,
 ) -> Result<HttpResponse, Problem> {
     let caller = &admitted.caller;
-    hand_out(&req, &route, caller, &caller.subject).await
+    hand_out(&req, &route, caller, Holder::Caller(&caller.subject)).await
 }
 
-fn limit(rate_limit: &RateLimiter, key: &str) -> Result<(), Problem> {
+fn limit(rate_limit: &RateLimiter, holder: Holder<'_>) -> Result<(), Problem> {
     rate_limit
-        .check(key)
+        .check(holder)
         .map_err(|retry_after| HttpError::RateLimited { retry_after }.into())
-}
-
-/// The client address resolved through `server.trusted_proxies` (by the
-/// request-span layer); the socket peer if that layer did not run.
-fn address_key(req: &HttpRequest) -> String {
-    let resolved = req.extensions().get::<ClientAddr>().copied();
-    resolved
-        .unwrap_or_else(|| ClientAddr(req.peer_addr().map(|a| a.ip().to_canonical())))
-        .key()
 }

@@ -24,6 +24,7 @@ API_PATH="/v1/accounts/acc_1/transactions?limit=20"
 RESULTS_DIR="${BENCH_RESULTS_DIR:-$BENCH_ROOT/bench/results}"
 mkdir -p "$RESULTS_DIR"
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 for tool in wrk nginx; do
   command -v "$tool" >/dev/null || { echo "$tool is missing: apt-get install -y $tool" >&2; exit 2; }
 done
@@ -87,6 +88,8 @@ ms() { awk -v us="$1" 'BEGIN { printf "%.2f", us / 1000 }'; }
 added() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f", (a - b) / 1000 }'; }
 
 table() {
+echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') at commit $(git -C "$BENCH_ROOT" rev-parse --short HEAD) on $(nproc) cores; load average before the run: $LOAD_BEFORE (compare rows within one run)."
+echo
 echo "| connections | target | requests/s | p50 ms (added) | p99 ms (added) | non-2xx |"
 echo "|---:|---|---:|---:|---:|---:|"
 for conns in $BENCH_CONNS; do

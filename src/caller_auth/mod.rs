@@ -4,6 +4,7 @@
 //! anyone who can reach a listener could mint tokens from the customer's
 //! Astrada account, or read any user's Astra token.
 
+mod bearer;
 pub mod grants;
 pub mod jwks;
 pub mod jwt;
@@ -17,13 +18,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::HttpRequest;
-use actix_web::http::header;
 use jsonwebtoken::Algorithm;
 
 use crate::config::{
     CALLER_BUDGET, CallerAuthMode, CallerAuthSettings, ConfigError, InternalAuthMode,
     InternalAuthSettings, JwtSettings, https_url, invalid, required,
 };
+pub use bearer::bearer;
 use grants::{Denied, Grant, Grants, Identities, Permission, refuse_retired};
 use jwt::{JwtRules, JwtVerifier, KeySource};
 use service_account::ServiceAccountAuth;
@@ -241,65 +242,6 @@ fn anonymous() -> Caller {
     }
 }
 
-/// The token of an `Authorization: Bearer` header (RFC 6750 §2.1), `None`
-/// when there is no such header, an error when it is malformed.
-pub fn bearer(req: &HttpRequest) -> Result<Option<&str>, AuthError> {
-    let mut values = req.headers().get_all(header::AUTHORIZATION);
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(AuthError::Invalid("more than one Authorization header"));
-    }
-    let bytes = value.as_bytes();
-    let Some(space) = bytes.iter().position(|&b| b == b' ') else {
-        return Err(not_bearer(bytes));
-    };
-    let (scheme, token) = (&bytes[..space], &bytes[space + 1..]);
-    if !scheme.eq_ignore_ascii_case(b"bearer") || token.is_empty() || !all_token68(token) {
-        return Err(not_bearer(bytes));
-    }
-    std::str::from_utf8(token)
-        .map(Some)
-        .map_err(|_| not_bearer(bytes))
-}
-
-/// Why an `Authorization` header is refused: unreadable, or not a bearer token.
-fn not_bearer(value: &[u8]) -> AuthError {
-    if value
-        .iter()
-        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
-    {
-        AuthError::Invalid("Authorization must be `Bearer` and a token")
-    } else {
-        AuthError::Invalid("malformed Authorization header")
-    }
-}
-
-/// Whether every byte of `token` is of the token68 alphabet (visible ASCII,
-/// so the token needs no separate UTF-8 check to be read). Session tokens
-/// are long and this runs over every byte of every one: no early exit and
-/// no table, so that the compiler checks 16 bytes at a time.
-fn all_token68(token: &[u8]) -> bool {
-    token
-        .iter()
-        .fold(0u8, |refused, &b| refused | u8::from(!is_token68(b)))
-        == 0
-}
-
-fn is_token68(b: u8) -> bool {
-    (b.wrapping_sub(b'0') < 10)
-        // Upper case folded onto lower; nothing else lands on a..z.
-        | ((b | 0x20).wrapping_sub(b'a') < 26)
-        | (b == b'-')
-        | (b == b'.')
-        | (b == b'_')
-        | (b == b'~')
-        | (b == b'+')
-        | (b == b'/')
-        | (b == b'=')
-}
-
 /// Checks `[caller_auth.jwt]` and builds the session-token verifier, reading
 /// a configured key file once.
 fn session_verifier(jwt: &JwtSettings) -> Result<JwtVerifier, ConfigError> {
@@ -510,61 +452,5 @@ pub(crate) fn jwks_source(keys: JwksKeys<'_>) -> Result<KeySource, ConfigError> 
             format!("the HTTP client for it cannot be built ({e})"),
             "check the CA bundle",
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use actix_web::test::TestRequest;
-
-    use super::*;
-
-    fn parse(value: &[u8]) -> Result<Option<String>, String> {
-        let value = header::HeaderValue::from_bytes(value).unwrap();
-        let req = TestRequest::default()
-            .insert_header((header::AUTHORIZATION, value))
-            .to_http_request();
-        bearer(&req)
-            .map(|t| t.map(str::to_owned))
-            .map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn the_token68_alphabet_is_exactly_rfc_6750s() {
-        for b in 0..=u8::MAX {
-            let expected = b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b);
-            assert_eq!(is_token68(b), expected, "{b:#04x}");
-            assert_eq!(all_token68(&[b'a', b, b'z']), expected, "{b:#04x}");
-        }
-    }
-
-    #[test]
-    fn a_bearer_token_is_taken_and_anything_else_says_why_not() {
-        assert_eq!(
-            parse(b"Bearer abc.DEF-_~+/=").unwrap().unwrap(),
-            "abc.DEF-_~+/="
-        );
-        assert_eq!(
-            parse(b"bEaReR x").unwrap().unwrap(),
-            "x",
-            "scheme is case-blind"
-        );
-        let shape = "Authorization must be `Bearer` and a token";
-        for refused in [
-            &b"Basic abc"[..],
-            b"Bearer ",
-            b"Bearer",
-            b"Bearer a b",
-            b"Bearer a\tb",
-        ] {
-            assert!(parse(refused).unwrap_err().contains(shape), "{refused:?}");
-        }
-        let unreadable = parse(b"Bearer caf\xc3\xa9").unwrap_err();
-        assert!(
-            unreadable.contains("malformed Authorization header"),
-            "{unreadable}"
-        );
-        let no_header = TestRequest::default().to_http_request();
-        assert!(bearer(&no_header).unwrap().is_none());
     }
 }

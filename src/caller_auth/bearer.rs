@@ -7,9 +7,33 @@ use actix_web::http::header;
 
 use super::AuthError;
 
-/// The token of an `Authorization: Bearer` header (RFC 6750 §2.1), `None`
-/// when there is no such header, an error when it is malformed.
-pub fn bearer(req: &HttpRequest) -> Result<Option<&str>, AuthError> {
+/// The credential of an `Authorization: Bearer` header, its scheme checked
+/// but its token not yet read. No `Debug`: it holds the token.
+pub struct Bearer<'a> {
+    value: &'a [u8],
+    token: &'a [u8],
+}
+
+impl<'a> Bearer<'a> {
+    /// The token as sent, unchecked: only for looking it up among tokens
+    /// that passed [`Bearer::token`] or a verification before (a JWT
+    /// verifier's cache), which proves these bytes sound when they match.
+    pub fn unchecked(&self) -> &'a [u8] {
+        self.token
+    }
+
+    /// The token, refused unless it is of RFC 6750's token68 alphabet.
+    pub fn token(&self) -> Result<&'a str, AuthError> {
+        if !all_token68(self.token) {
+            return Err(not_bearer(self.value));
+        }
+        std::str::from_utf8(self.token).map_err(|_| not_bearer(self.value))
+    }
+}
+
+/// The `Authorization: Bearer` header (RFC 6750 §2.1), `None` when there is
+/// no such header, an error when it is not a bearer credential.
+pub fn bearer(req: &HttpRequest) -> Result<Option<Bearer<'_>>, AuthError> {
     let mut values = req.headers().get_all(header::AUTHORIZATION);
     let Some(value) = values.next() else {
         return Ok(None);
@@ -17,17 +41,15 @@ pub fn bearer(req: &HttpRequest) -> Result<Option<&str>, AuthError> {
     if values.next().is_some() {
         return Err(AuthError::Invalid("more than one Authorization header"));
     }
-    let bytes = value.as_bytes();
-    let Some(space) = bytes.iter().position(|&b| b == b' ') else {
-        return Err(not_bearer(bytes));
+    let value = value.as_bytes();
+    let Some(space) = value.iter().position(|&b| b == b' ') else {
+        return Err(not_bearer(value));
     };
-    let (scheme, token) = (&bytes[..space], &bytes[space + 1..]);
-    if !scheme.eq_ignore_ascii_case(b"bearer") || token.is_empty() || !all_token68(token) {
-        return Err(not_bearer(bytes));
+    let (scheme, token) = (&value[..space], &value[space + 1..]);
+    if !scheme.eq_ignore_ascii_case(b"bearer") || token.is_empty() {
+        return Err(not_bearer(value));
     }
-    std::str::from_utf8(token)
-        .map(Some)
-        .map_err(|_| not_bearer(bytes))
+    Ok(Some(Bearer { value, token }))
 }
 
 /// Why an `Authorization` header is refused: unreadable, or not a bearer token.
@@ -77,9 +99,12 @@ mod tests {
         let req = TestRequest::default()
             .insert_header((header::AUTHORIZATION, value))
             .to_http_request();
-        bearer(&req)
-            .map(|t| t.map(str::to_owned))
-            .map_err(|e| e.to_string())
+        let token = match bearer(&req) {
+            Ok(Some(credential)) => credential.token().map(|t| Some(t.to_owned())),
+            Ok(None) => Ok(None),
+            Err(refused) => Err(refused),
+        };
+        token.map_err(|e| e.to_string())
     }
 
     #[test]

@@ -7,7 +7,6 @@
 //! no token can be verified with a public key used as an HMAC secret (the
 //! HS/RS confusion).
 
-use std::hash::Hasher;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -15,10 +14,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use siphasher::sip128::{Hasher128, SipHasher};
 
 use super::AuthError;
+use super::bearer::Bearer;
 use super::jwks::Jwks;
+use super::verified::VerifiedCache;
+pub use super::verified::VerifiedClaims;
 use crate::core::{has_controls, unix_now};
 
 /// Longer tokens are refused before any parsing: session and service-account
@@ -61,33 +62,6 @@ pub enum KeySource {
     Jwks(Jwks),
 }
 
-/// What a verified token says about its bearer.
-#[derive(Debug, Clone)]
-pub struct VerifiedClaims {
-    pub subject: String,
-    /// `exp`, seconds since the Unix epoch.
-    pub expires_at: u64,
-}
-
-#[derive(Clone)]
-struct CachedClaims {
-    claims: VerifiedClaims,
-    ttl: Duration,
-}
-
-struct CacheExpiry;
-
-impl moka::Expiry<u128, CachedClaims> for CacheExpiry {
-    fn expire_after_create(
-        &self,
-        _: &u128,
-        value: &CachedClaims,
-        _: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(value.ttl)
-    }
-}
-
 // Defaults let jsonwebtoken's own presence check name a missing claim.
 #[derive(Deserialize)]
 struct Claims {
@@ -102,38 +76,15 @@ struct Claims {
     iat: Option<serde_json::Value>,
 }
 
-/// The verified-token cache's key: SipHash-2-4 with 128-bit output under a
-/// key drawn at start-up. Nobody outside the process knows the key, so a
-/// token that collides with a verified one cannot be searched for offline,
-/// and 128 bits leave no room for a chance collision; it costs about a
-/// tenth of a SHA-256 of the token, which dominated a cached token request.
-struct TokenKeyer(SipHasher);
-
-impl TokenKeyer {
-    /// `None` if the system cannot supply random bytes: then nothing is cached.
-    fn random() -> Option<Self> {
-        let mut key = [0u8; 16];
-        aws_lc_rs::rand::fill(&mut key).ok()?;
-        Some(Self(SipHasher::new_with_key(&key)))
-    }
-
-    fn key(&self, token: &str) -> u128 {
-        let mut hasher = self.0;
-        hasher.write(token.as_bytes());
-        hasher.finish128().as_u128()
-    }
-}
-
 /// Verifies signature, algorithm, issuer, audience, expiry and not-before of
-/// a JWT; successful verifications are cached under a keyed hash of the
-/// token ([`TokenKeyer`]).
+/// a JWT; successful verifications are remembered ([`VerifiedCache`]).
 pub struct JwtVerifier {
     keys: KeySource,
     // One per allowed algorithm: jsonwebtoken wants every algorithm of a
     // `Validation` to be of the key's family, and an allowlist may mix families.
     validations: Vec<(Algorithm, Validation)>,
     cache_ttl: Duration,
-    verified: Option<(TokenKeyer, moka::sync::Cache<u128, CachedClaims>)>,
+    verified: Option<VerifiedCache>,
     max_age: Option<Duration>,
     leeway: u64,
 }
@@ -161,13 +112,7 @@ impl JwtVerifier {
         let verified = if rules.cache_ttl.is_zero() {
             None
         } else {
-            TokenKeyer::random().map(|keyer| {
-                let cache = moka::sync::Cache::builder()
-                    .max_capacity(MAX_CACHED_TOKENS)
-                    .expire_after(CacheExpiry)
-                    .build();
-                (keyer, cache)
-            })
+            VerifiedCache::new(MAX_CACHED_TOKENS)
         };
         Self {
             keys,
@@ -179,31 +124,38 @@ impl JwtVerifier {
         }
     }
 
+    /// Verifies a bearer credential. A token verified lately is recognised
+    /// before its bytes are checked (alphabet, UTF-8): the cache holds it
+    /// only if it passed every check, so a hit proves them sound.
+    pub async fn verify_bearer(&self, credential: Bearer<'_>) -> Result<VerifiedClaims, AuthError> {
+        match self.recall(credential.unchecked()) {
+            Some(claims) => Ok(claims),
+            None => self.verify(credential.token()?).await,
+        }
+    }
+
+    /// The claims of `token` if it was verified lately and has not expired
+    /// since: a lookup, no parsing.
+    fn recall(&self, token: &[u8]) -> Option<VerifiedClaims> {
+        self.verified.as_ref()?.get(token, unix_now().as_secs())
+    }
+
     /// Verifies `token` and returns its subject and expiry.
     pub async fn verify(&self, token: &str) -> Result<VerifiedClaims, AuthError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::Invalid("token too large"));
         }
-        let cache_key = self.verified.as_ref().map(|(keyer, _)| keyer.key(token));
-        let now = unix_now().as_secs();
-        if let (Some((_, cache)), Some(key)) = (&self.verified, cache_key)
-            && let Some(hit) = cache.get(&key)
-            && hit.claims.expires_at > now
-        {
-            return Ok(hit.claims);
+        if let Some(claims) = self.recall(token.as_bytes()) {
+            return Ok(claims);
         }
         // Boxed: fetching keys makes this part's future large, and every
         // request, cached or not, would carry it (and copy it) otherwise.
-        Box::pin(self.verify_uncached(token, cache_key, now)).await
+        Box::pin(self.verify_uncached(token)).await
     }
 
-    /// Verifies `token` in full and caches the result under `cache_key`.
-    async fn verify_uncached(
-        &self,
-        token: &str,
-        cache_key: Option<u128>,
-        now: u64,
-    ) -> Result<VerifiedClaims, AuthError> {
+    /// Verifies `token` in full and remembers the result.
+    async fn verify_uncached(&self, token: &str) -> Result<VerifiedClaims, AuthError> {
+        let now = unix_now().as_secs();
         refuse_critical_extensions(token)?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| header_problem(token))?;
         let Some((_, validation)) = self.validations.iter().find(|(a, _)| *a == header.alg) else {
@@ -243,20 +195,14 @@ impl JwtVerifier {
             cacheable_for = cacheable_for.min(too_old_at.saturating_sub(now));
         }
         let claims = VerifiedClaims {
-            subject: data.claims.sub,
+            subject: data.claims.sub.into(),
             expires_at: data.claims.exp,
         };
-        if let (Some((_, cache)), Some(key)) = (&self.verified, cache_key) {
-            let ttl = self.cache_ttl.min(Duration::from_secs(cacheable_for));
-            if !ttl.is_zero() {
-                cache.insert(
-                    key,
-                    CachedClaims {
-                        claims: claims.clone(),
-                        ttl,
-                    },
-                );
-            }
+        let ttl = self.cache_ttl.min(Duration::from_secs(cacheable_for));
+        if let Some(verified) = &self.verified
+            && !ttl.is_zero()
+        {
+            verified.insert(token.as_bytes(), &claims, ttl);
         }
         Ok(claims)
     }
@@ -411,7 +357,7 @@ mod tests {
             claims(iss, Some(now), now + 300),
         );
         assert_eq!(
-            verifier(0).verify(&token).await.expect("valid").subject,
+            &*verifier(0).verify(&token).await.expect("valid").subject,
             "user-1"
         );
         assert!(verifier(600).verify(&token).await.is_ok());

@@ -11,6 +11,7 @@ pub mod jwt;
 pub mod service_account;
 pub mod static_keys;
 pub mod trusted_header;
+mod verified;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -35,8 +36,8 @@ use trusted_header::TrustedHeader;
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// A session token's `sub`, a gateway-asserted user, a service account,
-    /// a static key's name, or `anonymous`.
-    pub subject: String,
+    /// a static key's name, or `anonymous`. Shared, not copied, per request.
+    pub subject: Arc<str>,
     /// How the subject was established, for the audit log.
     pub method: &'static str,
 }
@@ -106,7 +107,7 @@ impl CallerAuth {
                 // The header first: cookies are parsed only when it is absent,
                 // and neither token is copied.
                 let claims = match bearer(req)? {
-                    Some(token) => verifier.verify(token).await?,
+                    Some(credential) => verifier.verify_bearer(credential).await?,
                     None => {
                         let from_cookie = cookie.as_deref().and_then(|name| req.cookie(name));
                         match from_cookie {

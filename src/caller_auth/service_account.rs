@@ -66,8 +66,8 @@ impl ServiceAccountAuth {
 
     /// The service account behind `req`'s bearer token.
     pub async fn authenticate(&self, req: &HttpRequest) -> Result<Caller, AuthError> {
-        let token = bearer(req)?.ok_or(AuthError::Missing)?;
-        let claims = self.verifier.verify(token).await?;
+        let credential = bearer(req)?.ok_or(AuthError::Missing)?;
+        let claims = self.verifier.verify_bearer(credential).await?;
         Ok(Caller {
             subject: claims.subject,
             method: "kubernetes",

@@ -76,7 +76,7 @@ impl StaticKeys {
 
     /// Accepts `Authorization: Bearer KEY` when KEY hashes to a listed digest.
     pub fn authenticate(&self, req: &HttpRequest) -> Result<Caller, AuthError> {
-        let key = bearer(req)?.ok_or(AuthError::Missing)?;
+        let key = bearer(req)?.ok_or(AuthError::Missing)?.token()?;
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         // Every entry is compared, so timing tells nothing about which (if any) matched.
         let mut matched = subtle::Choice::from(0);
@@ -89,7 +89,7 @@ impl StaticKeys {
         if bool::from(matched) {
             let name = &self.names[usize::try_from(index).unwrap_or_default()];
             Ok(Caller {
-                subject: name.clone(),
+                subject: name.as_str().into(),
                 method: "static_key",
             })
         } else {

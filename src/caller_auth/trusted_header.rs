@@ -88,7 +88,7 @@ impl TrustedHeader {
             )),
             Ok(subject) if !subject.is_empty() && subject.len() <= MAX_SUBJECT_BYTES => {
                 Ok(Caller {
-                    subject: subject.to_owned(),
+                    subject: subject.into(),
                     method: "trusted_header",
                 })
             }
@@ -141,7 +141,7 @@ mod tests {
                 .to_http_request()
         };
         assert_eq!(
-            trusted
+            &*trusted
                 .authenticate(&req(b"alice"))
                 .expect("plain name")
                 .subject,

@@ -26,7 +26,7 @@ use super::oauth_client::{ExchangeError, ExchangeRequest, OAuthClient};
 use crate::core::{
     AccessToken, CredentialSet, Flight, FlightError, PerSet, SingleFlight, jittered,
 };
-use crate::observability::Metrics;
+use crate::observability::{Metrics, telemetry};
 
 /// Something that turns a credential set into a fresh token; the seam between
 /// caching policy and the HTTP exchange, so each can be tested alone.
@@ -129,14 +129,29 @@ impl TokenCache {
 
     /// A token with at least the minimum remaining life, fetching one (or
     /// joining the fetch in flight) only when none is cached.
-    #[tracing::instrument(name = "token_cache.get", skip_all, fields(set = %self.set, cache.hit))]
     pub async fn get(self: &Arc<Self>) -> Result<Arc<AccessToken>, TokenUnavailable> {
+        let span = self.lookup_span();
         let hit = self.usable(Instant::now());
-        tracing::Span::current().record("cache.hit", hit.is_some());
+        span.record("cache.hit", hit.is_some());
         self.metrics.cache_lookup(self.set, hit.is_some());
-        if let Some(token) = hit {
-            return Ok(token);
+        match hit {
+            Some(token) => Ok(token),
+            None => self.fetch().instrument(span).await,
         }
+    }
+
+    /// The lookup's span when spans are exported, or when the log filter
+    /// asks for `debug` lines; otherwise none, since a span costs a cached
+    /// hand-out more than the lookup itself.
+    fn lookup_span(&self) -> tracing::Span {
+        if telemetry::exporting() {
+            tracing::info_span!("token_cache.get", set = %self.set, cache.hit = tracing::field::Empty)
+        } else {
+            tracing::debug_span!("token_cache.get", set = %self.set, cache.hit = tracing::field::Empty)
+        }
+    }
+
+    async fn fetch(self: &Arc<Self>) -> Result<Arc<AccessToken>, TokenUnavailable> {
         let exchange = self.join_or_start()?;
         match exchange.wait(self.policy.wait_timeout).await {
             Ok(Ok(token)) => Ok(token),

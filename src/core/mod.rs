@@ -1,6 +1,6 @@
 //! The small shared vocabulary every other part speaks: which credential set,
 //! a token and its lifetime, the wall clock, retry jitter, outbound HTTP
-//! clients, log-safe text, single-flight work. Nothing here imports another module of the crate,
+//! clients, log-safe text, single-flight work, a hasher for keys that are hashes already. Nothing here imports another module of the crate,
 //! so anything may import it.
 
 mod access_token;
@@ -10,6 +10,7 @@ mod credential_set;
 mod log_text;
 mod named;
 mod outbound;
+mod prehashed;
 mod single_flight;
 
 pub use access_token::AccessToken;
@@ -19,4 +20,5 @@ pub use credential_set::{CredentialSet, PerSet};
 pub use log_text::{escape_controls, has_controls};
 pub(crate) use named::named_enum;
 pub use outbound::{USER_AGENT, outbound_client};
+pub use prehashed::Prehashed;
 pub use single_flight::{Flight, FlightError, SingleFlight};

@@ -231,7 +231,7 @@ impl InternalGate {
             Some(grant) if grant.permits_proxy(upstream, method, &proxy_path) => grant,
             _ => {
                 let denied = Denied::Proxy {
-                    identity: caller.subject.clone(),
+                    identity: caller.subject.to_string(),
                     upstream,
                     method: method.to_owned(),
                     path: proxy_path,

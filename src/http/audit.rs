@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use super::client_addr::ClientAddr;
 use super::rate_limit::Holder;
 use crate::caller_auth::{AuthError, Caller};
-use crate::core::{AccessToken, CredentialSet, escape_controls};
+use crate::core::{AccessToken, CredentialSet, Prehashed, escape_controls};
 use crate::user_tokens::{HandedToken, UserRef};
 
 /// Refusal lines written one by one per second; the rest are summarised.
@@ -35,7 +35,7 @@ pub const REFUSAL_LINES_PER_SECOND: u32 = 20;
 
 /// Remembers which holder already got which token.
 pub struct AuditTrail {
-    seen: moka::sync::Cache<u64, ()>,
+    seen: moka::sync::Cache<u64, (), Prehashed>,
     hasher: std::collections::hash_map::RandomState,
     refusals: Mutex<RefusalWindow>,
 }
@@ -101,7 +101,7 @@ impl AuditTrail {
             seen: moka::sync::Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(Duration::from_secs(24 * 3600))
-                .build(),
+                .build_with_hasher(Prehashed),
             hasher: std::collections::hash_map::RandomState::new(),
             refusals: Mutex::new(RefusalWindow {
                 started: Instant::now(),
@@ -196,7 +196,7 @@ impl AuditTrail {
         token: &HandedToken,
         via: &'static str,
     ) {
-        let key = ("astra", caller.subject.as_str(), user, token.generation);
+        let key = ("astra", &*caller.subject, user, token.generation);
         if !self.first_time(self.hasher.hash_one(key)) {
             return;
         }

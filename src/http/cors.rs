@@ -3,8 +3,6 @@
 //! refuse with credentials anyway); any other origin gets no CORS header at
 //! all and a 403, so the browser blocks the page and no token is minted.
 
-use std::collections::HashSet;
-
 use actix_web::dev::ServiceRequest;
 use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
@@ -16,7 +14,9 @@ use crate::core::escape_controls;
 
 /// The allowlist and preflight cache time.
 pub struct Cors {
-    origins: HashSet<String>,
+    /// Ready to be echoed. A list, not a set: allowlists are a few entries,
+    /// and comparing bytes costs less than hashing them.
+    origins: Vec<HeaderValue>,
     max_age: HeaderValue,
 }
 
@@ -29,21 +29,22 @@ impl Cors {
         })
     }
 
-    fn allows(&self, origin: &HeaderValue) -> bool {
-        origin.to_str().is_ok_and(|o| self.origins.contains(o))
+    /// The allowlist's own copy of `origin`, if it is on the list.
+    fn allowed(&self, origin: &HeaderValue) -> Option<&HeaderValue> {
+        self.origins.iter().find(|allowed| *allowed == origin)
     }
 }
 
 /// The configured origins in the form browsers send them
 /// (`scheme://host[:port]`, lower case, default port omitted).
-fn allowed_origins(settings: &CorsSettings) -> Result<HashSet<String>, ConfigError> {
+fn allowed_origins(settings: &CorsSettings) -> Result<Vec<HeaderValue>, ConfigError> {
     const KEY: &str = "cors.allowed_origins";
     settings
         .allowed_origins
         .iter()
         .map(|configured| {
             let refuse = |problem: String| {
-                invalid::<String>(
+                invalid::<HeaderValue>(
                     KEY,
                     problem,
                     "list exact origins such as \"https://app.example.com\" (scheme, host and \
@@ -65,7 +66,9 @@ fn allowed_origins(settings: &CorsSettings) -> Result<HashSet<String>, ConfigErr
                     "`{configured}` is not an http(s) origin without path, query or user"
                 ));
             }
-            Ok(url.origin().ascii_serialization())
+            let origin = url.origin().ascii_serialization();
+            HeaderValue::try_from(origin)
+                .or_else(|_| refuse(format!("`{configured}` is not an origin")))
         })
         .collect()
 }
@@ -91,7 +94,7 @@ impl Cors {
             && req
                 .headers()
                 .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-        if !self.allows(origin) {
+        let Some(allowed) = self.allowed(origin) else {
             tracing::info!(
                 origin = %escape_controls(&String::from_utf8_lossy(origin.as_bytes())),
                 preflight,
@@ -100,13 +103,13 @@ impl Cors {
             let mut response = Problem::from(HttpError::OriginNotAllowed).error_response();
             vary_origin(response.headers_mut());
             return CorsCheck::Answer(response);
-        }
+        };
         if !preflight {
-            return CorsCheck::Handle(Some(origin.clone()));
+            return CorsCheck::Handle(Some(allowed.clone()));
         }
         let mut response = HttpResponse::NoContent().finish();
         let h = response.headers_mut();
-        allow_origin(h, origin.clone());
+        allow_origin(h, allowed.clone());
         h.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,
             HeaderValue::from_static("GET"),

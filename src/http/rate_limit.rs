@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::client_addr::ClientAddr;
 use crate::config::{ConfigError, RateLimitSettings, invalid};
+use crate::core::Prehashed;
 
 /// Whom a token hand-out is counted and audited under: an authenticated
 /// caller, or an anonymous one's address. Hashed where it is used, never
@@ -75,7 +76,7 @@ impl RateLimiter {
 /// drawn at start-up: nobody outside can aim two holders at one bucket, and
 /// 64 bits leave a chance sharing one bucket out of the question.
 struct Buckets {
-    buckets: Option<moka::sync::Cache<u64, Arc<Mutex<Bucket>>>>,
+    buckets: Option<moka::sync::Cache<u64, Arc<Mutex<Bucket>>, Prehashed>>,
     hasher: RandomState,
     per_sec: f64,
     burst: f64,
@@ -105,7 +106,7 @@ impl Buckets {
             moka::sync::Cache::builder()
                 .max_capacity(max_tracked)
                 .time_to_idle(refill)
-                .build()
+                .build_with_hasher(Prehashed)
         });
         Ok(Self {
             buckets,

@@ -977,6 +977,28 @@ async fn migrations_run_once_when_replicas_start_together() {
     assert_eq!(locks, 0, "no replica keeps a migration lock");
 }
 
+/// Replicas started together and asked for tokens at once used to open
+/// their pools under that load, and some requests waited past their budget
+/// for a connection: `503 store-unavailable` with the database up.
+#[tokio::test]
+async fn a_replica_opens_its_whole_pool_before_it_serves_a_request() {
+    let url = test_support::postgres::fresh_database().await;
+    let options = StoreOptions {
+        max_connections: 5,
+        ..StoreOptions::default()
+    };
+    let _store = connect(&url, &options).await.unwrap();
+    let observer = sqlx::PgPool::connect(&url).await.unwrap();
+    let (sessions,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(&observer)
+    .await
+    .unwrap();
+    assert!(sessions >= 5, "{sessions} sessions open");
+}
+
 #[tokio::test]
 async fn a_store_url_with_an_unknown_scheme_is_refused_without_echoing_it() {
     let err = connect("mysql://root:hunter2@db/x", &StoreOptions::default())

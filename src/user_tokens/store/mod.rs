@@ -312,10 +312,14 @@ const STARTUP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// statement (a third of a busy pool's time).
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
-/// The pool both backends open from [`StoreOptions`].
+/// The pool both backends open from [`StoreOptions`]. It keeps all its
+/// connections open ([`warm`] opens them first), so that no request waits
+/// for one to be opened.
 fn pool_options<DB: sqlx::Database>(options: &StoreOptions) -> sqlx::pool::PoolOptions<DB> {
+    let connections = options.max_connections.max(1);
     sqlx::pool::PoolOptions::new()
-        .max_connections(options.max_connections.max(1))
+        .max_connections(connections)
+        .min_connections(connections)
         .acquire_timeout(options.acquire_timeout)
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {
@@ -330,4 +334,36 @@ fn pool_options<DB: sqlx::Database>(options: &StoreOptions) -> sqlx::pool::PoolO
 
 fn check_limit(limit: u32) -> i64 {
     i64::from(limit.min(10_000))
+}
+
+/// Opens every connection of `pool` before the first request needs one,
+/// within the start-up budget. Replicas that started together and were
+/// asked for tokens at once opened their pools under that load, and on a
+/// busy machine some requests waited longer than their budget
+/// (`astra.store_timeout_ms`) for a connection: `503 store-unavailable` with
+/// the database up. Not fatal when it falls short (the migration has just
+/// proven the database reachable): the rest open on demand, as before.
+async fn warm<DB: sqlx::Database>(pool: &sqlx::Pool<DB>, connections: u32) {
+    let deadline = tokio::time::Instant::now() + STARTUP_CONNECT_TIMEOUT;
+    // All held at once: a connection released early would be handed out
+    // again instead of a new one being opened.
+    let opened = futures::future::join_all((0..connections).map(|_| async move {
+        loop {
+            match pool.acquire().await {
+                Ok(connection) => return Some(connection),
+                Err(_) if tokio::time::Instant::now() < deadline => {}
+                Err(_) => return None,
+            }
+        }
+    }))
+    .await;
+    let open = opened.iter().flatten().count();
+    if open < opened.len() {
+        tracing::warn!(
+            open,
+            wanted = opened.len(),
+            "the user token store's pool could not open all its connections at start-up; \
+             the rest open on first use"
+        );
+    }
 }

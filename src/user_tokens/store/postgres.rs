@@ -68,10 +68,11 @@ impl PgStore {
             "statement_timeout",
             options.statement_timeout.as_millis().to_string(),
         )]);
-        // Lazy: the migration above proved the database reachable, and a
-        // connection opened under load must not fail the start-up within
-        // one request's budget.
+        // Lazy, then warmed within the start-up budget: the migration above
+        // proved the database reachable, and a connection opened under load
+        // must not fail the start-up within one request's budget.
         let pool = super::pool_options(options).connect_lazy_with(bounded);
+        super::warm(&pool, options.max_connections.max(1)).await;
         Ok(Self {
             pool,
             connect,

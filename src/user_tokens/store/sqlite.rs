@@ -67,6 +67,7 @@ impl SqliteStore {
         session.close().await;
         migrated?;
         let pool = super::pool_options(options).connect_lazy_with(connect);
+        super::warm(&pool, options.max_connections.max(1)).await;
         Ok(Self { pool })
     }
 }

@@ -80,7 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         };
         for i in 1..=args.repeat {
             eprintln!("== {} ({i}/{})", entry.name, args.repeat);
-            let r = run_once(&root, &work, entry, args.short)?;
+            let r = run_once(&root, &work, entry, i, args.short)?;
             outcome.passes += u32::from(r.passed);
             outcome.skips += u32::from(r.skipped);
             outcome.failures.extend(r.failures);
@@ -123,21 +123,33 @@ fn scratch(work: &Path, name: &str, ext: &str) -> PathBuf {
     work.join(format!("{name}.{ext}"))
 }
 
-fn run_once(root: &Path, work: &Path, entry: &Entry, short: bool) -> anyhow::Result<Repeat> {
-    let (timeline, marks, log) = (
+/// Runs one repeat. Its script's output and every process's log are kept
+/// in `work/NAME.REPEAT/` when it fails, for the post-mortem.
+fn run_once(
+    root: &Path,
+    work: &Path,
+    entry: &Entry,
+    repeat: u32,
+    short: bool,
+) -> anyhow::Result<Repeat> {
+    let (timeline, marks) = (
         scratch(work, entry.name, "timeline.csv"),
         scratch(work, entry.name, "marks"),
-        scratch(work, entry.name, "log"),
     );
+    let logs = work.join(format!("{}.{repeat}", entry.name));
     for stale in [&timeline, &marks] {
         let _ = std::fs::remove_file(stale);
     }
+    let _ = std::fs::remove_dir_all(&logs);
+    std::fs::create_dir_all(&logs)?;
+    let log = logs.join("script.log");
     let mut cmd = Command::new("bash");
     cmd.arg(entry.script)
         .current_dir(root)
         .env("BENCH_NO_BUILD", "1")
         .env(crate::timeline::ENV, &timeline)
         .env("ATV_BENCH_MARKS", &marks)
+        .env("BENCH_KEEP_LOGS", &logs)
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log)?);
     if short {
@@ -159,7 +171,11 @@ fn run_once(root: &Path, work: &Path, entry: &Entry, short: bool) -> anyhow::Res
         }
     }
     let status = child.wait()?;
-    Ok(judge(entry, status.success(), lines, &log))
+    let repeat = judge(entry, status.success(), lines, &log);
+    if repeat.passed || repeat.skipped {
+        std::fs::remove_dir_all(&logs)?;
+    }
+    Ok(repeat)
 }
 
 /// A repeat passes when its script exits 0, prints no FAIL and (for a drill)
@@ -176,7 +192,7 @@ fn judge(entry: &Entry, ok: bool, lines: Vec<String>, log: &Path) -> Repeat {
         .collect();
     if !passed && !skipped && failures.is_empty() {
         let line = format!(
-            "FAIL {}: no verdict, script failed (see {})",
+            "FAIL {}: no verdict, script failed (see {} and the logs beside it)",
             entry.name,
             log.display()
         );

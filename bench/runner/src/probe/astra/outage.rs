@@ -177,8 +177,24 @@ pub async fn store_outage(args: StoreOutageArgs) -> anyhow::Result<bool> {
             .collect(),
     )
     .await?;
-    let warm_failed = warmed.iter().filter(|a| a.status != Some(200)).count();
-    anyhow::ensure!(warm_failed == 0, "{warm_failed} warm-up requests failed");
+    let mut warm_failed: BTreeMap<String, usize> = BTreeMap::new();
+    for answer in warmed.iter().filter(|a| a.status != Some(200)) {
+        let status = answer.status.map_or("no answer".into(), |s| s.to_string());
+        *warm_failed.entry(status).or_default() += 1;
+    }
+    if !warm_failed.is_empty() {
+        // Before any fault: the service failed under ordinary load. The
+        // answers' bodies are in the script's log (`fire`).
+        let slowest = warmed.iter().map(|a| a.latency_us).max().unwrap_or(0) / 1000;
+        println!(
+            "FAIL {}: before any fault, warm-up requests without a 200 {warm_failed:?} of {} \
+             ({} users x {targets} replicas, 64 at a time), slowest {slowest} ms",
+            args.name,
+            warmed.len(),
+            args.warm,
+        );
+        return Ok(false);
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let per_client = Duration::from_secs_f64(args.connections as f64 / args.rate.max(0.1));

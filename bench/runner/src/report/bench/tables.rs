@@ -181,6 +181,21 @@ pub fn targets(run: &Run) -> String {
             );
         }
     }
+    // The second hot-path pass's goals (issue 24), beside the older ones above.
+    for (key, c, floor, label) in [
+        ("vendor-auth", 64, 70.0, "every layer on"),
+        ("vendor-auth", 256, 70.0, "every layer on"),
+        ("vendor", 64, 85.0, "auth off"),
+    ] {
+        if let (Some(r), Some(ce)) = (run.row(key, c), run.row("ceiling", c)) {
+            let pct = 100.0 * rps(r) / rps(ce);
+            let _ = writeln!(
+                out,
+                "| {label} ≥ {floor} % of the ceiling at {c} (second pass) | {pct:.1} % | {} |",
+                verdict(pct >= floor)
+            );
+        }
+    }
     for (key, label) in [("vendor", "auth off"), ("vendor-auth", "auth on")] {
         if let Some(r) = run.row(key, 64) {
             let p99 = f(r, "p99_us");

@@ -4,7 +4,7 @@
 # of every replica at once; then the coherence drill; then the proxy's
 # out-of-band rotation drill (bench/drills/astra-out-of-band.sh) on 300
 # users. FAIL fails CI.
-# Debug binaries (the test step has built them; no release build in CI).
+# Debug binaries (the test step has built the service; no release build in CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +14,7 @@ export ATV_CI_CACHE="${ATV_CI_CACHE:-$PWD/.ci-cache}"
 source scripts/test-deps/postgres.sh
 
 cargo build --locked --quiet -p astrada-token-vendor -p atv-bench --bin astrada-token-vendor \
-  --bin atv-bench --example fake_astra --example fake_upstream --example naive_astra_peer
+  --bin atv-bench --bin fake_astra --bin fake_upstream --bin naive_astra_peer
 
 # The smoke judges coordination (one refresh per user, no replaced token
 # handed out, no 401 through the proxy), not latency: debug builds of three

@@ -14,7 +14,6 @@ ASTRA_SECRET=bench-astra-secret-not-real
 if [ "${BENCH_PROFILE:-release}" = debug ]; then
   BIN="${BENCH_TARGET_DIR:-${CARGO_TARGET_DIR:-$BENCH_ROOT/target}}/debug"
   VENDOR="$BIN/astrada-token-vendor"
-  EX="$BIN/examples"
   PROBE="$BIN/atv-bench"
 fi
 
@@ -92,7 +91,7 @@ psql_atv() {
 
 # start_fake_astra PORT LATENCY_MS REDIRECT_URI: sets ASTRA_URL.
 start_fake_astra() {
-  start_bg "fake-astra-$1" "${ON_LOAD_CPU[@]}" "$EX/fake_astra" --addr "127.0.0.1:$1" \
+  start_bg "fake-astra-$1" "${ON_LOAD_CPU[@]}" "$BIN/fake_astra" --addr "127.0.0.1:$1" \
     --client-id "$ASTRA_ID" --client-secret "$ASTRA_SECRET" \
     --redirect-uri "$3" --latency-ms "$2"
   ASTRA_URL="http://127.0.0.1:$1/"
@@ -219,7 +218,7 @@ astra_drill_setup() {
 # astra_need_binaries DRILL: FAIL line and exit unless everything is built.
 astra_need_binaries() {
   local exe
-  for exe in "$VENDOR" "$PROBE" "$EX/fake_astra" "$EX/fake_upstream"; do
+  for exe in "$VENDOR" "$PROBE" "$BIN/fake_astra" "$BIN/fake_upstream"; do
     if [ ! -x "$exe" ]; then
       echo "FAIL $1: $exe missing (build first)"
       exit 1
@@ -242,7 +241,7 @@ start_naive_peers() {
   NAIVE_TARGETS=""
   for r in $(seq 1 "$count"); do
     port=$(free_port)
-    start_bg "naive-$port" "${ON_SERVER_CPU[@]}" "$EX/naive_astra_peer" --addr "127.0.0.1:$port" \
+    start_bg "naive-$port" "${ON_SERVER_CPU[@]}" "$BIN/naive_astra_peer" --addr "127.0.0.1:$port" \
       --store-url "$PG_URL" --astra-url "$ASTRA_URL" --client-id "$ASTRA_ID" \
       --client-secret "$ASTRA_SECRET" --redirect-uri "$redirect"
     wait_http_ok "http://127.0.0.1:$port/readyz" 30000

@@ -27,6 +27,6 @@ auth_setup() {
       "ATV_CALLER_AUTH__JWT__AUDIENCE=$BENCH_AUTH_AUDIENCE"
     )
   fi
-  AUTH_HEADER="Bearer $("$EX/session_jwt" --key "$key" --alg "$BENCH_AUTH_ALG" \
+  AUTH_HEADER="Bearer $("$BIN/session_jwt" --key "$key" --alg "$BENCH_AUTH_ALG" \
     --issuer "$BENCH_AUTH_ISSUER" --audience "$BENCH_AUTH_AUDIENCE")"
 }

@@ -76,7 +76,7 @@ for target in $CG_TARGETS; do
     ceiling)
       CEIL=$(free_port)
       start_bg "cg-ceiling" "${ON_SERVER_CPU[@]}" "${VG[@]}" --callgrind-out-file="$CG_OUT/ceiling.%p" \
-        "$EX/ceiling" --addr "127.0.0.1:$CEIL" --workers 1 --body-bytes "${BODY_BYTES:-420}"
+        "$BIN/ceiling" --addr "127.0.0.1:$CEIL" --workers 1 --body-bytes "${BODY_BYTES:-420}"
       pid=$LAST_PID
       wait_http_ok "http://127.0.0.1:$CEIL/" 120000
       measure ceiling "$pid" "http://127.0.0.1:$CEIL/"

@@ -11,7 +11,6 @@ set -euo pipefail
 BENCH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${BENCH_TARGET_DIR:-${CARGO_TARGET_DIR:-$BENCH_ROOT/target}}/release"
 VENDOR="$BIN/astrada-token-vendor"
-EX="$BIN/examples"
 PROBE="$BIN/atv-bench"
 BENCH_TMP="$(mktemp -d "${TMPDIR:-/tmp}/atv-bench.XXXXXX")"
 STARTED_PIDS=()
@@ -68,13 +67,13 @@ raise_nofile() {
   fi
 }
 
-# The one build every script needs: the service, its examples (fakes,
-# ceiling, naive peers) and atv-bench (not a default member: `cargo test`
-# does not build it).
+# The one build every script needs: the service, and atv-bench with the
+# fakes, the ceiling and the naive peers (bench/runner/src/bin/; not a
+# default member, so `cargo test` builds none of them).
 build_release() {
   if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
     log "building release binaries (cargo build --release -p astrada-token-vendor -p atv-bench)"
-    (cd "$BENCH_ROOT" && cargo build --locked --release --bins --examples \
+    (cd "$BENCH_ROOT" && cargo build --locked --release --bins \
       -p astrada-token-vendor -p atv-bench >&2)
   fi
   [ -x "$VENDOR" ] || { echo "missing $VENDOR: build first" >&2; exit 2; }
@@ -115,7 +114,7 @@ stop_pid() {
 start_fake() {
   local port="$1" lifetime="$2" latency="$3"
   shift 3
-  start_bg "fake-$port" "${ON_LOAD_CPU[@]}" "$EX/fake_upstream" --addr "127.0.0.1:$port" \
+  start_bg "fake-$port" "${ON_LOAD_CPU[@]}" "$BIN/fake_upstream" --addr "127.0.0.1:$port" \
     --client "$API_ID:$API_SECRET" --client "$SDK_ID:$SDK_SECRET" \
     --lifetime-secs "$lifetime" --latency-ms "$latency" "$@"
   FAKE_PID=$LAST_PID

@@ -5,7 +5,7 @@
 #            (the anchor: Debian's nginx, one worker, keep-alive to the upstream);
 #   vendor   wrk -> this service's /astrada/api/{path}, injecting the cached
 #            Astrada API token -> upstream.
-# The upstream is the bare actix-web ceiling (examples/ceiling.rs), so what is
+# The upstream is the bare actix-web ceiling (bench/runner/src/bin/ceiling.rs), so what is
 # added above `direct` is the proxy's own work. The proxy under test runs
 # alone on SERVER_CPU; wrk and the upstream share LOAD_CPU in every row, so
 # the rows differ only by the proxy. Writes a Markdown table (throughput, and
@@ -33,7 +33,7 @@ raise_nofile 30000
 
 # The upstream: answers every path with a token-sized JSON body.
 UPSTREAM=$(free_port)
-start_bg upstream "${ON_LOAD_CPU[@]}" "$EX/ceiling" --addr "127.0.0.1:$UPSTREAM" --workers 1
+start_bg upstream "${ON_LOAD_CPU[@]}" "$BIN/ceiling" --addr "127.0.0.1:$UPSTREAM" --workers 1
 wait_http_ok "http://127.0.0.1:$UPSTREAM/"
 
 # nginx as the anchor, set up the way PEERS.md describes a fair comparison.

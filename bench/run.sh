@@ -61,12 +61,12 @@ VENDOR_OFF_PID=$VENDOR_PID
 SDK_URL="http://127.0.0.1:$PUB/astrada-sdk-token"
 BODY_BYTES=$(curl -fsS "$SDK_URL" | wc -c)
 CEIL=$(free_port)
-start_bg ceiling "${ON_SERVER_CPU[@]}" "$EX/ceiling" --addr "127.0.0.1:$CEIL" \
+start_bg ceiling "${ON_SERVER_CPU[@]}" "$BIN/ceiling" --addr "127.0.0.1:$CEIL" \
   --workers "${BENCH_WORKERS:-1}" --body-bytes "$BODY_BYTES"
 CEIL_PID=$LAST_PID
 wait_http_ok "http://127.0.0.1:$CEIL/"
 NAIVE=$(free_port)
-start_bg naive "${ON_SERVER_CPU[@]}" "$EX/naive_peer" --addr "127.0.0.1:$NAIVE" \
+start_bg naive "${ON_SERVER_CPU[@]}" "$BIN/naive_peer" --addr "127.0.0.1:$NAIVE" \
   --workers "${BENCH_WORKERS:-1}" --token-url "http://127.0.0.1:$UP/oauth/token" \
   --client "$SDK_ID:$SDK_SECRET"
 wait_http_ok "http://127.0.0.1:$NAIVE/"

@@ -11,7 +11,7 @@
 # token request on every replica: one refresh per user, only current tokens.
 #
 # Then, unless NAIVE=0, the same stampede against REPLICAS naive peers
-# (examples/naive_astra_peer.rs: read, refresh, write, no lease) sharing
+# (bench/runner/src/bin/naive_astra_peer.rs: read, refresh, write, no lease) sharing
 # one table, for contrast: its line reads CONTRAST, not FAIL.
 #
 #   USERS=10000 CONCURRENCY=64 LATENCY_MS=20 bench/drills/astra-stampede.sh
@@ -30,7 +30,7 @@ COHERENCE="${COHERENCE:-1}"
 NAIVE="${NAIVE:-1}"
 
 if [ "${BENCH_PROFILE:-release}" = release ]; then build_release; fi
-for exe in "$VENDOR" "$PROBE" "$EX/fake_astra" "$EX/fake_upstream" "$EX/naive_astra_peer"; do
+for exe in "$VENDOR" "$PROBE" "$BIN/fake_astra" "$BIN/fake_upstream" "$BIN/naive_astra_peer"; do
   if [ ! -x "$exe" ]; then
     echo "FAIL astra-stampede: $exe missing (build first)"
     exit 1

@@ -3,7 +3,7 @@
 //! NOT FOR PRODUCTION: unauthenticated control route, loopback only.
 //!
 //! ```sh
-//! cargo run --release --example fake_astra -- --addr 127.0.0.1:7071 \
+//! cargo run --release -p atv-bench --bin fake_astra -- --addr 127.0.0.1:7071 \
 //!     --client-id bench-astra --client-secret astra-secret \
 //!     --redirect-uri http://127.0.0.1:8080/astra/callback --latency-ms 20
 //! curl -s localhost:7071/_control                     # counters, refreshes_by_user

@@ -2,7 +2,7 @@
 //! NOT FOR PRODUCTION: random signing key, unauthenticated control route.
 //!
 //! ```sh
-//! cargo run --release --example fake_upstream -- --addr 127.0.0.1:7070 \
+//! cargo run --release -p atv-bench --bin fake_upstream -- --addr 127.0.0.1:7070 \
 //!     --client bench-api:api-secret --client bench-sdk:sdk-secret \
 //!     --lifetime-secs 20 --latency-ms 80
 //! curl -s localhost:7070/_control                                   # counters

@@ -53,6 +53,7 @@ while [ $(($(now_ms) - start)) -lt 30000 ]; do
   [ "$held" -lt "$MIN_HELD" ] || break
   sleep 0.05
 done
+fault_mark start
 kill -KILL "${REPLICA_PIDS[$((REPLICAS - 1))]}"
 echo "kill $(now_ms) $held" >>"$MARKS"
 log "kill -9 $victim holding $held leases"

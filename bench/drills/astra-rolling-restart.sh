@@ -41,7 +41,9 @@ astra_probe rolling-restart --name astra-rolling-restart --targets "$TARGETS" --
 probe_pid=$!
 sleep 3
 for r in $(seq 1 "$REPLICAS"); do
+  fault_mark start
   restart_astra_replica "$UP" "$r" "$REDIRECT"
+  fault_mark end
   echo "restart replica$r exit_code=$RESTART_RC exited_ms=$RESTART_EXIT_MS ready_ms=$RESTART_READY_MS" >>"$MARKS"
   log "replica$r: exit $RESTART_RC after $RESTART_EXIT_MS ms, ready again after $RESTART_READY_MS ms"
   sleep 2

@@ -18,7 +18,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::probe::load::Latency;
+use crate::probe::load::{Latency, unix_ms};
 
 mod drills;
 mod out_of_band;
@@ -221,6 +221,8 @@ struct Answer {
     token: Option<String>,
     generation: Option<i64>,
     latency_us: u64,
+    /// When the answer (or the failure) came, Unix ms: the timeline's second.
+    done_ms: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -253,7 +255,7 @@ async fn fire(
         };
         prepared.push((user, target, request));
     }
-    Ok(futures::stream::iter(prepared)
+    let answers: Vec<Answer> = futures::stream::iter(prepared)
         .map(|(user, target, request)| async move {
             let started = Instant::now();
             let mut answer = Answer {
@@ -263,6 +265,7 @@ async fn fire(
                 token: None,
                 generation: None,
                 latency_us: 0,
+                done_ms: 0,
             };
             match request.send().await {
                 Ok(response) if response.status() != 200 => {
@@ -281,11 +284,18 @@ async fn fire(
                 Err(e) => eprintln!("transport error for user {user}: {e:#}"),
             }
             answer.latency_us = started.elapsed().as_micros() as u64;
+            answer.done_ms = unix_ms();
             answer
         })
         .buffer_unordered(concurrency.max(1))
         .collect()
-        .await)
+        .await;
+    crate::timeline::append(
+        answers
+            .iter()
+            .map(|a| (a.done_ms, crate::timeline::outcome(a.status))),
+    )?;
+    Ok(answers)
 }
 
 #[derive(Deserialize)]

@@ -26,7 +26,7 @@ use sqlx::postgres::PgPoolOptions;
 
 use super::seed::{SeedDirectArgs, seed_direct};
 use super::{Answer, Call, Fleet, client, current_tokens, fake_control, fake_stats, fire};
-use crate::probe::load::Latency;
+use crate::probe::load::{Latency, unix_ms};
 use crate::probe::lookup::Metrics;
 
 /// Astra's refresh tokens live 10 days.
@@ -809,7 +809,7 @@ pub async fn rolling_restart(args: RollingArgs) -> anyhow::Result<bool> {
         let (users, prefix) = (args.users, args.prefix.clone());
         tasks.push(tokio::spawn(async move {
             let mut tally = Rolling::default();
-            let mut latencies = Vec::new();
+            let (mut latencies, mut outcomes) = (Vec::new(), Vec::new());
             let mut tick = tokio::time::interval(per_client);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut turn = client_no;
@@ -825,6 +825,11 @@ pub async fn rolling_restart(args: RollingArgs) -> anyhow::Result<bool> {
                 let routed =
                     through_balancer(&http, &urls, turn, &mut tally.rerouted, &mut tally.retried)
                         .await;
+                let status = match routed {
+                    Routed::Answered { status, .. } => Some(status),
+                    Routed::Dropped(_) | Routed::NoReplica => None,
+                };
+                outcomes.push((unix_ms(), crate::timeline::outcome(status)));
                 match routed {
                     Routed::Answered {
                         status: 200,
@@ -841,7 +846,7 @@ pub async fn rolling_restart(args: RollingArgs) -> anyhow::Result<bool> {
                     Routed::NoReplica => tally.no_replica += 1,
                 }
             }
-            (tally, latencies)
+            (tally, latencies, outcomes)
         }));
     }
     let limit = Duration::from_secs(args.max_secs);
@@ -851,9 +856,10 @@ pub async fn rolling_restart(args: RollingArgs) -> anyhow::Result<bool> {
     let stopped_by_script = args.stop_file.exists();
     stop.store(true, Ordering::Relaxed);
     let mut c = Rolling::default();
-    let mut latencies = Vec::new();
+    let (mut latencies, mut outcomes) = (Vec::new(), Vec::new());
     for task in tasks {
-        let (tally, mut l) = task.await.context("a load client panicked")?;
+        let (tally, mut l, mut o) = task.await.context("a load client panicked")?;
+        outcomes.append(&mut o);
         c.sent += tally.sent;
         c.ok += tally.ok;
         c.rerouted += tally.rerouted;
@@ -867,6 +873,7 @@ pub async fn rolling_restart(args: RollingArgs) -> anyhow::Result<bool> {
         }
         latencies.append(&mut l);
     }
+    crate::timeline::append(outcomes.into_iter())?;
     latencies.sort_unstable();
     c.latency_ms = (!latencies.is_empty()).then(|| Latency::of(&latencies));
     c.duration_ms = started.elapsed().as_millis() as u64;

@@ -146,8 +146,10 @@ impl TokenCache {
     fn lookup_span(&self) -> tracing::Span {
         if telemetry::exporting() {
             tracing::info_span!("token_cache.get", set = %self.set, cache.hit = tracing::field::Empty)
-        } else {
+        } else if telemetry::debug_lines() {
             tracing::debug_span!("token_cache.get", set = %self.set, cache.hit = tracing::field::Empty)
+        } else {
+            tracing::Span::none()
         }
     }
 

@@ -96,6 +96,9 @@ pub fn request_span(
     id: &HeaderValue,
     trusted: bool,
 ) -> Option<tracing::Span> {
+    if !telemetry::exporting() && !telemetry::debug_lines() {
+        return None;
+    }
     let id = id.to_str().unwrap_or_default();
     if !telemetry::exporting() {
         let span = tracing::debug_span!(REQUEST_SPAN, request_id = id);

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::level_filters::LevelFilter;
 use tracing::{Event, Metadata, Subscriber};
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::{DefaultFields, Writer};
@@ -40,6 +41,14 @@ static EXPORTING: AtomicBool = AtomicBool::new(false);
 /// Whether spans leave the process (set once by [`init`]).
 pub fn exporting() -> bool {
     EXPORTING.load(Ordering::Relaxed)
+}
+
+/// Whether the log filter may let `debug` lines through: asked before a
+/// `debug` span is built on the request path. A cheap global read, exact
+/// because the log layer's filter passes on the log filter's level hint
+/// ([`EventsOnly`]).
+pub fn debug_lines() -> bool {
+    LevelFilter::current() >= LevelFilter::DEBUG
 }
 
 /// Flushes buffered spans when dropped; keep it alive for the life of `main`.
@@ -83,7 +92,7 @@ pub fn init(log: &LogSettings) -> Result<TelemetryGuard, TelemetryError> {
             .with_ansi(use_ansi(log.format, std::io::stdout().is_terminal()))
             .boxed(),
     }
-    .with_filter(EventsOnly);
+    .with_filter(EventsOnly(filter.max_level_hint()));
     let provider = otlp_provider()?;
     EXPORTING.store(provider.is_some(), Ordering::Relaxed);
     let otel = provider
@@ -103,12 +112,19 @@ pub fn init(log: &LogSettings) -> Result<TelemetryGuard, TelemetryError> {
 /// The log formatter's filter: events only. It would render every span it
 /// sees, eagerly, on every request; the request id comes from the
 /// [`RequestScope`](request_scope::RequestScope) instead, and spans are for
-/// traces, where they cost nothing while export is off.
-struct EventsOnly;
+/// traces, where they cost nothing while export is off. It carries the log
+/// filter's level hint: without one, tracing assumes any level may be on
+/// and asks the subscriber about every `debug` span and line at run time
+/// (about 400 instructions each on a cached request).
+struct EventsOnly(Option<LevelFilter>);
 
 impl<S> Filter<S> for EventsOnly {
     fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
         !meta.is_span()
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        self.0
     }
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> tracing::subscriber::Interest {

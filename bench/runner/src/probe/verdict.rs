@@ -300,9 +300,15 @@ fn fault(
         .map(|(o, n)| format!("{o}={}", number(*n)))
         .collect::<Vec<_>>()
         .join(" ");
+    // Which kinds (connect, timeout, other): a FAIL line's post-mortem starts here.
+    let kinds = if errors == 0 {
+        String::new()
+    } else {
+        format!(" {:?}", p.errors)
+    };
     let counts = format!(
-        "{} sent, {} answered ({ok200} x 200, {s503} x 503, {other} other), {errors} transport errors, \
-         {} hung, {lost} lost; max latency {max_ms:.1} ms",
+        "{} sent, {} answered ({ok200} x 200, {s503} x 503, {other} other), {errors} transport \
+         errors{kinds}, {} hung, {lost} lost; max latency {max_ms:.1} ms",
         p.sent, p.answered, p.hung
     );
     let (ok, detail) = if expect == "valid" {

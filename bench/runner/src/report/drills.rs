@@ -60,7 +60,10 @@ pub fn section(results: &Path, store: &Store, charts: &Charts) -> anyhow::Result
 
 fn mode(e: &Entry, o: &Outcome) -> String {
     if o.mode == "short" {
-        format!("short (`{}`)", catalog::short_text(e))
+        match catalog::short_text(e) {
+            text if text.is_empty() => "short (the full settings: already short)".to_owned(),
+            text => format!("short (`{text}`)"),
+        }
     } else {
         o.mode.clone()
     }

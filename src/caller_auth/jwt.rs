@@ -130,7 +130,15 @@ impl JwtVerifier {
     pub async fn verify_bearer(&self, credential: Bearer<'_>) -> Result<VerifiedClaims, AuthError> {
         match self.recall(credential.unchecked()) {
             Some(claims) => Ok(claims),
-            None => self.verify(credential.token()?).await,
+            None => self.verify_unrecognised(credential.token()?).await,
+        }
+    }
+
+    /// Verifies `token` and returns its subject and expiry.
+    pub async fn verify(&self, token: &str) -> Result<VerifiedClaims, AuthError> {
+        match self.recall(token.as_bytes()) {
+            Some(claims) => Ok(claims),
+            None => self.verify_unrecognised(token).await,
         }
     }
 
@@ -140,13 +148,10 @@ impl JwtVerifier {
         self.verified.as_ref()?.get(token, unix_now().as_secs())
     }
 
-    /// Verifies `token` and returns its subject and expiry.
-    pub async fn verify(&self, token: &str) -> Result<VerifiedClaims, AuthError> {
+    /// Verifies a token the cache did not recognise.
+    async fn verify_unrecognised(&self, token: &str) -> Result<VerifiedClaims, AuthError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::Invalid("token too large"));
-        }
-        if let Some(claims) = self.recall(token.as_bytes()) {
-            return Ok(claims);
         }
         // Boxed: fetching keys makes this part's future large, and every
         // request, cached or not, would carry it (and copy it) otherwise.

@@ -146,10 +146,8 @@ impl TokenCache {
     fn lookup_span(&self) -> tracing::Span {
         if telemetry::exporting() {
             tracing::info_span!("token_cache.get", set = %self.set, cache.hit = tracing::field::Empty)
-        } else if telemetry::debug_lines() {
-            tracing::debug_span!("token_cache.get", set = %self.set, cache.hit = tracing::field::Empty)
         } else {
-            tracing::Span::none()
+            tracing::debug_span!("token_cache.get", set = %self.set, cache.hit = tracing::field::Empty)
         }
     }
 

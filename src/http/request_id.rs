@@ -96,14 +96,13 @@ pub fn request_span(
     id: &HeaderValue,
     trusted: bool,
 ) -> Option<tracing::Span> {
-    if !telemetry::exporting() && !telemetry::debug_lines() {
-        return None;
-    }
-    let id = id.to_str().unwrap_or_default();
     if !telemetry::exporting() {
-        let span = tracing::debug_span!(REQUEST_SPAN, request_id = id);
+        // The id is read only if the span is made: tracing evaluates a
+        // span's fields after its level check.
+        let span = tracing::debug_span!(REQUEST_SPAN, request_id = id.to_str().unwrap_or_default());
         return (!span.is_disabled()).then_some(span);
     }
+    let id = id.to_str().unwrap_or_default();
     let method = req.method();
     let route = route_of(req.request());
     let span = tracing::info_span!(

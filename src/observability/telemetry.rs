@@ -43,14 +43,6 @@ pub fn exporting() -> bool {
     EXPORTING.load(Ordering::Relaxed)
 }
 
-/// Whether the log filter may let `debug` lines through: asked before a
-/// `debug` span is built on the request path. A cheap global read, exact
-/// because the log layer's filter passes on the log filter's level hint
-/// ([`EventsOnly`]).
-pub fn debug_lines() -> bool {
-    LevelFilter::current() >= LevelFilter::DEBUG
-}
-
 /// Flushes buffered spans when dropped; keep it alive for the life of `main`.
 #[must_use = "dropping the guard stops trace export"]
 pub struct TelemetryGuard(Option<SdkTracerProvider>);

@@ -336,6 +336,9 @@ fn check_limit(limit: u32) -> i64 {
     i64::from(limit.min(10_000))
 }
 
+/// How long [`warm`] waits before trying a connection again.
+const WARM_RETRY: Duration = Duration::from_millis(100);
+
 /// Opens every connection of `pool` before the first request needs one,
 /// within the start-up budget. Replicas that started together and were
 /// asked for tokens at once opened their pools under that load, and on a
@@ -351,7 +354,10 @@ async fn warm<DB: sqlx::Database>(pool: &sqlx::Pool<DB>, connections: u32) {
         loop {
             match pool.acquire().await {
                 Ok(connection) => return Some(connection),
-                Err(_) if tokio::time::Instant::now() < deadline => {}
+                // A refused connection fails at once: pause, don't spin.
+                Err(_) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(WARM_RETRY).await;
+                }
                 Err(_) => return None,
             }
         }

@@ -16,7 +16,8 @@
 # FAULT_SECS outage across a refresh while the token stays valid, with
 # FAULT_AT 3 s before the refresh), FAULT_AT (s after ready), FAULT_SECS,
 # AFTER_SECS (load after the fault), RATE (req/s), RECOVERY_MS (or
-# `backoff-max`: the cache's backoff_max_ms). The verdict is `atv-bench verdict fault`.
+# `backoff-max`: the cache's backoff_max_ms; `exchange-timeout`: the token
+# endpoint's timeout_ms plus 500). The verdict is `atv-bench verdict fault`.
 source "$(dirname "$0")/../lib.sh"
 
 NAME="$1" MODE="$2" EXPECT="$3"

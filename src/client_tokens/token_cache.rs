@@ -283,14 +283,19 @@ impl TokenCache {
                 let delay =
                     (self.policy.backoff_initial * 2u32.pow(exp)).min(self.policy.backoff_max);
                 let delay = self.outage_capped(e, jittered(delay));
-                backoff.next_attempt = Some(Instant::now() + delay);
+                // Spaced from the attempt's start: an attempt that waited out
+                // a slow endpoint's timeout has already kept the upstream
+                // unbothered for longer than a short backoff would.
+                let next_attempt = started + delay;
+                let retry_in = next_attempt.saturating_duration_since(Instant::now());
+                backoff.next_attempt = Some(next_attempt);
                 backoff.last_error = Some(e.clone());
                 let still_valid = self.usable(Instant::now()).is_some();
                 tracing::warn!(
                     set = %self.set,
                     error = %e,
                     failures = backoff.failures,
-                    retry_in_ms = delay.as_millis() as u64,
+                    retry_in_ms = retry_in.as_millis() as u64,
                     serving_cached_token = still_valid,
                     "token exchange failed"
                 );
@@ -412,6 +417,38 @@ mod tests {
                 "{kind}: {retry_after:?}"
             );
         }
+    }
+
+    /// Waits out an exchange timeout, then fails as a timed-out exchange does.
+    struct TimesOut(std::sync::atomic::AtomicU32);
+
+    #[async_trait]
+    impl Exchanger for TimesOut {
+        async fn exchange(&self, _set: CredentialSet) -> Result<AccessToken, ExchangeError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            Err(ExchangeError::Timeout)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_exchange_that_waited_out_its_timeout_is_retried_without_a_further_backoff() {
+        let exchanger = Arc::new(TimesOut(std::sync::atomic::AtomicU32::new(0)));
+        let cache = TokenCache::new(
+            CredentialSet::Sdk,
+            long_backoff(),
+            exchanger.clone(),
+            Metrics::new(),
+        );
+        cache.get().await.expect_err("the first exchange times out");
+        // The outage backoff (at most a second) ran out while the attempt
+        // waited 2.5 s, so the next caller starts the next attempt at once.
+        let second = cache
+            .get()
+            .await
+            .expect_err("the second exchange times out too");
+        assert!(matches!(second.cause, ExchangeError::Timeout));
+        assert_eq!(exchanger.0.load(Ordering::SeqCst), 2);
     }
 
     /// Hands out a new token per exchange and counts them.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use astrada_token_vendor::client_tokens::CachePolicy;
-use astrada_token_vendor::config::{CacheSettings, DEFAULTS_TOML};
+use astrada_token_vendor::config::{CacheSettings, DEFAULTS_TOML, TokenEndpointSettings};
 use figment::Figment;
 use figment::providers::{Format, Toml};
 
@@ -22,6 +22,14 @@ pub fn default_policy() -> anyhow::Result<CachePolicy> {
         .extract_inner("cache")
         .context("the embedded defaults have no [cache]")?;
     Ok(CachePolicy::from_settings(&settings)?)
+}
+
+/// The default `token_endpoint.timeout_ms`: how long one exchange may take.
+pub fn default_exchange_timeout() -> anyhow::Result<Duration> {
+    let settings: TokenEndpointSettings = Figment::from(Toml::string(DEFAULTS_TOML))
+        .extract_inner("token_endpoint")
+        .context("the embedded defaults have no [token_endpoint]")?;
+    Ok(Duration::from_millis(settings.timeout_ms))
 }
 
 pub struct Timing {

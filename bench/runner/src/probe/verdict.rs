@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::probe::load::Summary;
 use crate::probe::lookup::{FakeStats, Metrics, fetch_json, number};
-use crate::probe::rules::{Timing, default_policy};
+use crate::probe::rules::{Timing, default_exchange_timeout, default_policy};
 
 const EXCHANGES: &str = "atv_token_exchanges_total";
 
@@ -60,7 +60,8 @@ pub enum Drill {
         #[command(flatten)]
         from: Sources,
         /// Longest allowed time from the endpoint's return to the first 200:
-        /// milliseconds, or `backoff-max` for the cache's `backoff_max_ms`.
+        /// milliseconds, `backoff-max` for the cache's `backoff_max_ms`, or
+        /// `exchange-timeout` for the token endpoint's `timeout_ms` plus 500.
         #[arg(long, default_value = "2000")]
         recovery: String,
         /// Upstream requests during the fault, as the script counted them.
@@ -131,6 +132,10 @@ impl Drill {
                 let metrics = from.metrics().await?;
                 let recovery_ms = match recovery.as_str() {
                     "backoff-max" => default_policy()?.backoff_max.as_millis() as u64,
+                    // The exchange in flight when the endpoint recovers ends
+                    // only at its timeout; the retry that follows gets half a
+                    // second for its round trip.
+                    "exchange-timeout" => default_exchange_timeout()?.as_millis() as u64 + 500,
                     ms => ms.parse()?,
                 };
                 fault(&name, &expect, &p, &metrics, recovery_ms, &requests_during)

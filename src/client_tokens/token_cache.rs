@@ -133,7 +133,7 @@ impl TokenCache {
         let span = self.lookup_span();
         let hit = self.usable(Instant::now());
         span.record("cache.hit", hit.is_some());
-        self.metrics.cache_lookup(self.set, hit.is_some());
+        self.metrics.tokens().cache_lookup(self.set, hit.is_some());
         match hit {
             Some(token) => Ok(token),
             None => self.fetch().instrument(span).await,
@@ -212,7 +212,7 @@ impl TokenCache {
                 _ = tokio::time::sleep_until(wake_at) => {
                     let span = tracing::info_span!("token_cache.refresh_ahead", set = %self.set);
                     if let Ok(exchange) = span.in_scope(|| self.join_or_start()) {
-                        self.metrics.refresh_ahead(self.set);
+                        self.metrics.tokens().refresh_ahead(self.set);
                         // Outcome is logged and recorded by the exchange itself.
                         let _ = exchange.finish().instrument(span).await;
                     }
@@ -258,7 +258,7 @@ impl TokenCache {
             Ok(async move { this.exchange_and_store().await }.instrument(span))
         })?;
         if flight.joined {
-            self.metrics.coalesced(self.set);
+            self.metrics.tokens().coalesced(self.set);
         }
         Ok(flight)
     }
@@ -267,7 +267,9 @@ impl TokenCache {
         let started = Instant::now();
         let result = self.exchanger.exchange(self.set).await.map(Arc::new);
         let outcome = result.as_ref().map_or_else(|e| e.kind(), |_| "ok");
-        self.metrics.exchange(self.set, outcome, started.elapsed());
+        self.metrics
+            .tokens()
+            .exchange(self.set, outcome, started.elapsed());
         tracing::Span::current().record("outcome", outcome);
         match &result {
             Ok(token) => {

@@ -2,10 +2,8 @@
 //! traces ([`telemetry`]).
 
 pub mod metrics;
-pub mod proxy;
 pub mod request_scope;
 pub mod telemetry;
 
-pub use metrics::{Metrics, RequestMetrics};
-pub use proxy::ProxyMetrics;
+pub use metrics::{Metrics, ProxyMetrics, RequestMetrics};
 pub use request_scope::RequestScope;

@@ -45,7 +45,7 @@ impl PacedAstra {
         self.pacer.wait().await;
         let started = Instant::now();
         let answer = call.await;
-        self.metrics.astra_call(started.elapsed());
+        self.metrics.astra().call(started.elapsed());
         answer
     }
 }

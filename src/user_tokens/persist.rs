@@ -31,7 +31,7 @@ where
     loop {
         match write().await {
             Err(StoreError::Unavailable { reason }) if unix_secs() < give_up_at => {
-                metrics.astra_commit_retry();
+                metrics.astra().commit_retry();
                 tracing::warn!(user_ref = %user, reason, "astra answered but the store did not; writing again");
                 tokio::time::sleep(jittered(wait)).await;
                 wait = (wait * 2).min(LONGEST_WAIT);

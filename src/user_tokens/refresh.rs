@@ -278,7 +278,7 @@ impl Refresher {
         match outcome {
             CommitOutcome::Committed(row) => {
                 forget(self.cache.as_ref(), user);
-                self.metrics.astra_refresh(trigger.as_str(), "ok");
+                self.metrics.astra().refresh(trigger.as_str(), "ok");
                 tracing::info!(
                     user_ref = %user,
                     trigger = trigger.as_str(),
@@ -289,8 +289,8 @@ impl Refresher {
                 Ok(row)
             }
             CommitOutcome::FencedOut => {
-                self.metrics.astra_fenced_out();
-                self.metrics.astra_refresh(trigger.as_str(), "fenced_out");
+                self.metrics.astra().fenced_out();
+                self.metrics.astra().refresh(trigger.as_str(), "fenced_out");
                 tracing::warn!(
                     user_ref = %user,
                     trigger = trigger.as_str(),
@@ -333,7 +333,7 @@ impl Refresher {
         e: &AstraError,
     ) -> UserTokenError {
         let user = &row.user_ref;
-        self.metrics.astra_refresh(trigger.as_str(), e.code());
+        self.metrics.astra().refresh(trigger.as_str(), e.code());
         let request_id = e.request_id();
         let (release, error) = match e {
             AstraError::GrantRefused { .. } => (
@@ -374,7 +374,7 @@ impl Refresher {
                     webhook.reauthorization_required(user, request_id);
                 }
             }
-            Ok(false) => self.metrics.astra_fenced_out(),
+            Ok(false) => self.metrics.astra().fenced_out(),
             Err(store) => return store.into(),
         }
         error

@@ -112,7 +112,7 @@ impl Membership {
         // This replica counts even if its own row was not read back.
         let count = live.len().max(1);
         self.pacer.set_share(count);
-        self.metrics.set_astra_replicas(count);
+        self.metrics.astra().set_replicas(count);
         Ok(live)
     }
 }

@@ -257,7 +257,7 @@ impl UserTokens {
                 .map(|(token, _)| token);
         };
         if let Some(hit) = cache.fresh(user, now) {
-            self.metrics.astra_cache_hit();
+            self.metrics.astra().cache_hit();
             return Ok(handed(
                 &hit.access_token,
                 hit.generation,
@@ -265,7 +265,7 @@ impl UserTokens {
                 now,
             ));
         }
-        self.metrics.astra_cache_miss();
+        self.metrics.astra().cache_miss();
         let ticket = cache.ticket(user);
         match self.token_from_store(user, now).await {
             Ok((token, row)) => {
@@ -283,7 +283,7 @@ impl UserTokens {
                 let Some(valid) = cache.still_valid(user, now) else {
                     return Err(e);
                 };
-                self.metrics.astra_cache_fallback();
+                self.metrics.astra().cache_fallback();
                 Ok(handed(
                     &valid.access_token,
                     valid.generation,
@@ -445,11 +445,11 @@ impl UserTokens {
         match counts.await {
             Ok((by_status, expiring, keys)) => {
                 for (status, count) in by_status {
-                    metrics.set_astra_users(status.as_str(), count);
+                    metrics.astra().set_users(status.as_str(), count);
                 }
-                metrics.set_astra_expiring(expiring);
+                metrics.astra().set_expiring(expiring);
                 for (key_id, count) in keys {
-                    metrics.set_astra_key_rows(key_id, count);
+                    metrics.astra().set_key_rows(key_id, count);
                 }
             }
             Err(e) => tracing::warn!(error = %e, "astra user gauges not updated"),

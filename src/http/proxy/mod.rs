@@ -24,7 +24,7 @@ use super::access::Admitted;
 use super::audit::{AuditTrail, ProxiedCall};
 use super::problem::Problem;
 use crate::client_tokens::token_cache::TokenCache;
-use crate::observability::proxy::status_class;
+use crate::observability::metrics::status_class;
 use crate::observability::{Metrics, request_scope};
 use crate::user_tokens::UserTokens;
 pub use error::ProxyError;

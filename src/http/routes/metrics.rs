@@ -18,7 +18,10 @@ pub struct MetricsRoute {
 /// Refreshes the expiry gauges, then encodes every metric.
 pub async fn metrics(route: web::Data<MetricsRoute>) -> HttpResponse {
     for (set, cache) in route.client_tokens.caches.iter() {
-        route.metrics.set_expiry(set, cache.seconds_until_expiry());
+        route
+            .metrics
+            .tokens()
+            .set_expiry(set, cache.seconds_until_expiry());
     }
     if let Some(users) = &route.user_tokens {
         users.update_metrics(&route.metrics).await;

@@ -160,7 +160,7 @@ async fn hand_out(
     holder: Holder<'_>,
 ) -> Result<HttpResponse, Problem> {
     let token = route.cache.get().await?;
-    route.metrics.token_issued(route.set());
+    route.metrics.tokens().issued(route.set());
     route.audit.issued(req, route.set(), caller, holder, &token);
     Ok(route.token_response(&token))
 }

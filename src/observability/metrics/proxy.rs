@@ -1,6 +1,5 @@
 //! The API proxy's metrics: calls by upstream, method and status class,
-//! replays after a 401, and the upstream's latency. Kept apart from
-//! the general metrics file, which registers them with the rest.
+//! replays after a 401, and the upstream's latency.
 
 use std::time::Duration;
 

@@ -81,6 +81,21 @@ pub struct TokenUnavailable {
 
 type Exchange = Result<Arc<AccessToken>, ExchangeError>;
 
+/// Who wants an exchange: a caller needs a usable token, the refresh loop a
+/// fresher one than the usable token it may already have.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Starter {
+    Caller,
+    RefreshLoop,
+}
+
+/// Why no exchange was joined or started.
+enum Declined {
+    /// A caller's token was stored by a flight that ended after it looked.
+    Fresh(Arc<AccessToken>),
+    BackingOff(TokenUnavailable),
+}
+
 #[derive(Default)]
 struct Backoff {
     failures: u32,
@@ -152,7 +167,11 @@ impl TokenCache {
     }
 
     async fn fetch(self: &Arc<Self>) -> Result<Arc<AccessToken>, TokenUnavailable> {
-        let exchange = self.join_or_start()?;
+        let exchange = match self.join_or_start(Starter::Caller) {
+            Ok(exchange) => exchange,
+            Err(Declined::Fresh(token)) => return Ok(token),
+            Err(Declined::BackingOff(unavailable)) => return Err(unavailable),
+        };
         match exchange.wait(self.policy.wait_timeout).await {
             Ok(Ok(token)) => Ok(token),
             Ok(Err(cause)) => Err(self.unavailable(cause)),
@@ -211,7 +230,7 @@ impl TokenCache {
             tokio::select! {
                 _ = tokio::time::sleep_until(wake_at) => {
                     let span = tracing::info_span!("token_cache.refresh_ahead", set = %self.set);
-                    if let Ok(exchange) = span.in_scope(|| self.join_or_start()) {
+                    if let Ok(exchange) = span.in_scope(|| self.join_or_start(Starter::RefreshLoop)) {
                         self.metrics.tokens().refresh_ahead(self.set);
                         // Outcome is logged and recorded by the exchange itself.
                         let _ = exchange.finish().instrument(span).await;
@@ -240,17 +259,25 @@ impl TokenCache {
         }
     }
 
-    fn join_or_start(self: &Arc<Self>) -> Result<Flight<Exchange>, TokenUnavailable> {
+    fn join_or_start(self: &Arc<Self>, starter: Starter) -> Result<Flight<Exchange>, Declined> {
         let flight = self.inflight.join_or_start((), || {
+            // A caller found no usable token before it got here; the flight
+            // that was in flight then may have stored one since. Looked at
+            // under the single-flight lock, so no finished flight is missed.
+            if starter == Starter::Caller
+                && let Some(token) = self.usable(Instant::now())
+            {
+                return Err(Declined::Fresh(token));
+            }
             let backoff = self.lock_backoff();
             if let (Some(retry), Some(cause)) = (backoff.next_attempt, &backoff.last_error)
                 && retry > Instant::now()
             {
-                return Err(TokenUnavailable {
+                return Err(Declined::BackingOff(TokenUnavailable {
                     set: self.set,
                     cause: cause.clone(),
                     retry_after: retry - Instant::now(),
-                });
+                }));
             }
             let this = Arc::clone(self);
             // The span's parent is whoever started the exchange: a request or the refresh loop.
@@ -469,6 +496,23 @@ mod tests {
                 fingerprint: format!("{n:012}"),
             })
         }
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_looked_before_an_exchange_finished_takes_its_token_not_a_new_exchange() {
+        let exchanger = Arc::new(Counting(std::sync::atomic::AtomicU32::new(0)));
+        let cache = TokenCache::new(
+            CredentialSet::Sdk,
+            long_backoff(),
+            exchanger.clone(),
+            Metrics::new(),
+        );
+        let first = cache.get().await.unwrap();
+        // What a caller does after its lookup found nothing, while the
+        // exchange above was still in flight.
+        let late = cache.fetch().await.unwrap();
+        assert_eq!(exchanger.0.load(Ordering::SeqCst), 1);
+        assert_eq!(late.fingerprint, first.fingerprint);
     }
 
     #[tokio::test]

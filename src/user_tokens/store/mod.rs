@@ -43,6 +43,8 @@ use super::user_ref::UserRef;
 mod error;
 // Declared before the backends: they expand its macro.
 #[macro_use]
+mod decode;
+#[macro_use]
 mod sql;
 pub mod postgres;
 pub mod sqlite;
@@ -284,6 +286,34 @@ fn check_label(value: &str, what: &'static str) -> Result<(), StoreError> {
     } else {
         Err(StoreError::InvalidInput(what))
     }
+}
+
+fn check_lease_args(holder: &str, ttl_secs: i64) -> Result<(), StoreError> {
+    check_label(
+        holder,
+        "lease holder must be 1-128 characters of A-Z a-z 0-9 . _ : -",
+    )?;
+    if !(1..=86_400).contains(&ttl_secs) {
+        return Err(StoreError::InvalidInput(
+            "lease ttl must be 1 to 86400 seconds",
+        ));
+    }
+    Ok(())
+}
+
+/// The label a failed refresh records.
+fn check_failure(error_code: &str) -> Result<(), StoreError> {
+    check_label(
+        error_code,
+        "error code must be 1-128 characters of A-Z a-z 0-9 . _ : -",
+    )
+}
+
+/// Astra's request id, or nothing when it is not a label: it is metadata,
+/// and must never stop the tokens or the lease's end it travels with from
+/// being written.
+fn request_id(id: Option<&str>) -> Option<&str> {
+    id.filter(|id| is_label(id))
 }
 
 /// A state's or a handle's SHA-256 hex.

@@ -28,68 +28,7 @@ macro_rules! end_lease_sql {
 /// holder, ttl and limit as `$1`..`$3`) in a transaction opened by `$begin`.
 macro_rules! user_store_impl {
     ($store:ty, $db:ty, now = $now:literal, claim_due = ($begin:expr, $claim:expr)) => {
-        fn decode_user(r: &<$db as sqlx::Database>::Row) -> Result<UserRow, StoreError> {
-            use sqlx::Row;
-            let corrupt = |what: &str| StoreError::Corrupt { what: what.into() };
-            let user_ref: String = r.try_get("user_ref")?;
-            let user_ref = UserRef::try_from(user_ref)
-                .map_err(|_| corrupt("user_ref is not a valid user reference"))?;
-            let status: String = r.try_get("status")?;
-            let status = status
-                .parse()
-                .map_err(|_| corrupt("status is not a known status"))?;
-            let previous_refresh = match (
-                r.try_get::<Option<String>, _>("prev_refresh_key_id")?,
-                r.try_get::<Option<Vec<u8>>, _>("prev_refresh_token")?,
-                r.try_get::<Option<i64>, _>("prev_refresh_expires_at")?,
-            ) {
-                (Some(key_id), Some(blob), Some(expires_at)) => Some(PreviousRefresh {
-                    token: Sealed { key_id, blob },
-                    expires_at,
-                }),
-                (None, None, None) => None,
-                _ => return Err(corrupt("previous refresh token columns are partly null")),
-            };
-            Ok(UserRow {
-                user_ref,
-                status,
-                generation: r.try_get("generation")?,
-                access_token: Sealed {
-                    key_id: r.try_get("access_key_id")?,
-                    blob: r.try_get("access_token")?,
-                },
-                access_expires_at: r.try_get("access_expires_at")?,
-                refresh_token: Sealed {
-                    key_id: r.try_get("refresh_key_id")?,
-                    blob: r.try_get("refresh_token")?,
-                },
-                refresh_issued_at: r.try_get("refresh_issued_at")?,
-                refresh_expires_at: r.try_get("refresh_expires_at")?,
-                previous_refresh,
-                next_refresh_at: r.try_get("next_refresh_at")?,
-                last_refresh_at: r.try_get("last_refresh_at")?,
-                last_astra_request_id: r.try_get("last_astra_request_id")?,
-                last_error: r.try_get("last_error")?,
-                lease_epoch: r.try_get("lease_epoch")?,
-                lease_holder: r.try_get("lease_holder")?,
-                lease_expires_at: r.try_get("lease_expires_at")?,
-                created_at: r.try_get("created_at")?,
-                updated_at: r.try_get("updated_at")?,
-            })
-        }
-
-        /// The lease a just-updated row grants to `holder`.
-        fn lease_from(row: &UserRow, holder: &str) -> Result<Lease, StoreError> {
-            let expires_at = row.lease_expires_at.ok_or_else(|| StoreError::Corrupt {
-                what: "a granted lease has no expiry".into(),
-            })?;
-            Ok(Lease {
-                user_ref: row.user_ref.clone(),
-                epoch: row.lease_epoch,
-                holder: holder.to_owned(),
-                expires_at,
-            })
-        }
+        user_row_decoding!($db);
 
         type Query<'q> = sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>;
 
@@ -164,26 +103,6 @@ macro_rules! user_store_impl {
             }
         }
 
-        fn check_lease_args(holder: &str, ttl_secs: i64) -> Result<(), StoreError> {
-            super::check_label(holder, "lease holder must be 1-128 characters of A-Z a-z 0-9 . _ : -")?;
-            if !(1..=86_400).contains(&ttl_secs) {
-                return Err(StoreError::InvalidInput("lease ttl must be 1 to 86400 seconds"));
-            }
-            Ok(())
-        }
-
-        /// The label a failed refresh records.
-        fn check_failure(error_code: &str) -> Result<(), StoreError> {
-            super::check_label(error_code, "error code must be 1-128 characters of A-Z a-z 0-9 . _ : -")
-        }
-
-        /// Astra's request id, or nothing when it is not a label: it is
-        /// metadata, and must never stop the tokens or the lease's end it
-        /// travels with from being written.
-        fn request_id(id: Option<&str>) -> Option<&str> {
-            id.filter(|id| super::is_label(id))
-        }
-
         #[async_trait::async_trait]
         impl UserStore for $store {
             async fn get(&self, user: &UserRef) -> Result<Option<UserRow>, StoreError> {
@@ -211,7 +130,7 @@ macro_rules! user_store_impl {
                 ttl_secs: i64,
                 only_if_generation: Option<i64>,
             ) -> Result<LeaseOutcome, StoreError> {
-                check_lease_args(holder, ttl_secs)?;
+                super::check_lease_args(holder, ttl_secs)?;
                 let granted = sqlx::query(concat!(
                     "UPDATE astra_users SET lease_epoch = lease_epoch + 1, lease_holder = $2, ",
                     "lease_expires_at = ", $now, " + $3 ",
@@ -264,22 +183,22 @@ macro_rules! user_store_impl {
                 let query = match outcome {
                     LeaseRelease::Unused => ending(end_lease_sql!()),
                     LeaseRelease::Failed { error_code, retry_at, astra_request_id } => {
-                        check_failure(error_code)?;
+                        super::check_failure(error_code)?;
                         ending(end_lease_sql!(
                             "last_error = $3, next_refresh_at = $4, ",
                             "last_astra_request_id = COALESCE($5, last_astra_request_id), ",
                             "updated_at = ", $now, ", "
                         ))
-                        .bind(error_code).bind(retry_at).bind(request_id(astra_request_id))
+                        .bind(error_code).bind(retry_at).bind(super::request_id(astra_request_id))
                     }
                     LeaseRelease::ReauthorizationRequired { error_code, astra_request_id } => {
-                        check_failure(error_code)?;
+                        super::check_failure(error_code)?;
                         ending(end_lease_sql!(
                             "status = 'reauthorization_required', last_error = $3, ",
                             "last_astra_request_id = COALESCE($4, last_astra_request_id), ",
                             "updated_at = ", $now, ", "
                         ))
-                        .bind(error_code).bind(request_id(astra_request_id))
+                        .bind(error_code).bind(super::request_id(astra_request_id))
                     }
                 };
                 Ok(query.execute(&self.pool).await?.rows_affected() == 1)
@@ -291,7 +210,7 @@ macro_rules! user_store_impl {
                 limit: u32,
                 ttl_secs: i64,
             ) -> Result<Vec<(Lease, UserRow)>, StoreError> {
-                check_lease_args(holder, ttl_secs)?;
+                super::check_lease_args(holder, ttl_secs)?;
                 let mut tx = self.pool.begin_with($begin).await?;
                 let rows = sqlx::query($claim)
                     .bind(holder)

@@ -134,116 +134,20 @@ pub struct Listeners {
 
 /// Binds both listeners of `settings` and builds their apps.
 pub fn bind(services: Services, settings: &ServerSettings) -> std::io::Result<Listeners> {
-    let audit = Arc::new(services.audit);
-    let caches = &services.client_tokens.caches;
-    let sdk = web::Data::new(SdkTokenRoute::new(
-        TokenRoute::new(
-            Arc::clone(&caches.sdk),
-            Arc::clone(&audit),
-            services.metrics.clone(),
-        ),
-        services.caller_auth,
-        services.rate_limit,
-    ));
-    let api = web::Data::new(TokenRoute::new(
-        Arc::clone(&caches.api),
-        Arc::clone(&audit),
-        services.metrics.clone(),
-    ));
-    let gate = Arc::new(InternalGate::new(
-        services.internal_auth,
-        Arc::clone(&audit),
-        services.metrics.clone(),
-    ));
-    let proxy_routes = web::Data::new(ProxyRoutes {
-        upstreams: services.proxy,
-        api_tokens: Arc::clone(&caches.api),
-        users: services.user_tokens.clone(),
-        audit: Arc::clone(&audit),
-        metrics: services.metrics.clone(),
-    });
-    let astra = services.user_tokens.as_ref().map(|users| {
-        web::Data::new(AstraRoutes {
-            users: Arc::clone(users),
-            audit,
-        })
-    });
-    let callback = astra.clone();
-    let readiness = web::Data::new(Readiness {
-        shutting_down: services.shutting_down,
-        client_tokens: Arc::clone(&services.client_tokens),
-    });
-    let metrics_route = web::Data::new(MetricsRoute {
-        metrics: services.metrics.clone(),
-        client_tokens: services.client_tokens,
-        user_tokens: services.user_tokens,
-    });
-    let layers = Layers {
-        limits: services.limits,
-        metrics: services.metrics,
-        trusted_proxies: Arc::new(services.trusted_proxies),
-        cors: Arc::new(services.cors),
-    };
-
-    let public_routes = {
-        let readiness = readiness.clone();
-        move |cfg: &mut web::ServiceConfig| {
-            // CORS is the front layer's ([`front`]).
-            cfg.service(
-                only(SDK_TOKEN_PATH, "GET, OPTIONS")
-                    .app_data(sdk.clone())
-                    .route(web::get().to(routes::token::sdk_token))
-                    .route(web::method(Method::OPTIONS).to(options)),
-            );
-            if let Some(astra) = &callback {
-                cfg.service(
-                    get_only(ASTRA_CALLBACK_PATH)
-                        .app_data(astra.clone())
-                        .route(web::get().to(astra::callback)),
-                );
-            }
-            health(cfg, &readiness);
-        }
-    };
-    let internal_routes = move |cfg: &mut web::ServiceConfig| {
-        cfg.service(
-            guarded(Arc::clone(&gate), API_TOKEN_PATH, "GET")
-                .app_data(api.clone())
-                .route(web::get().to(routes::token::api_token)),
-        )
-        .service(
-            get_only("/metrics")
-                .app_data(metrics_route.clone())
-                .route(web::get().to(routes::metrics::metrics)),
-        );
-        if let Some(astra) = &astra {
-            astra_routes(cfg, &gate, astra);
-        }
-        proxy_route(
-            cfg,
-            &gate,
-            &proxy_routes,
-            ASTRADA_PROXY_PATH,
-            Upstream::Astrada,
-        );
-        if astra.is_some() {
-            proxy_route(cfg, &gate, &proxy_routes, ASTRA_PROXY_PATH, Upstream::Astra);
-        }
-        health(cfg, &readiness);
-    };
+    let (data, layers) = RouteData::build(services);
     let (public, public_port) = serve(
         settings,
         settings.public_addr,
         Listener::Public,
         layers.clone(),
-        public_routes,
+        public_routes(data.clone()),
     )?;
     let (internal, internal_port) = serve(
         settings,
         settings.internal_addr,
         Listener::Internal,
         layers,
-        internal_routes,
+        internal_routes(data),
     )?;
     Ok(Listeners {
         public,
@@ -251,6 +155,117 @@ pub fn bind(services: Services, settings: &ServerSettings) -> std::io::Result<Li
         internal,
         internal_port,
     })
+}
+
+/// Each route's state, built once and shared by every worker's app.
+#[derive(Clone)]
+struct RouteData {
+    sdk: web::Data<SdkTokenRoute>,
+    api: web::Data<TokenRoute>,
+    gate: Arc<InternalGate>,
+    proxy: web::Data<ProxyRoutes>,
+    /// When `astra.enabled`.
+    astra: Option<web::Data<AstraRoutes>>,
+    readiness: web::Data<Readiness>,
+    metrics: web::Data<MetricsRoute>,
+}
+
+impl RouteData {
+    fn build(services: Services) -> (Self, Layers) {
+        let audit = Arc::new(services.audit);
+        let caches = &services.client_tokens.caches;
+        let token_route =
+            |cache| TokenRoute::new(cache, Arc::clone(&audit), services.metrics.clone());
+        let data = Self {
+            sdk: web::Data::new(SdkTokenRoute::new(
+                token_route(Arc::clone(&caches.sdk)),
+                services.caller_auth,
+                services.rate_limit,
+            )),
+            api: web::Data::new(token_route(Arc::clone(&caches.api))),
+            gate: Arc::new(InternalGate::new(
+                services.internal_auth,
+                Arc::clone(&audit),
+                services.metrics.clone(),
+            )),
+            proxy: web::Data::new(ProxyRoutes {
+                upstreams: services.proxy,
+                api_tokens: Arc::clone(&caches.api),
+                users: services.user_tokens.clone(),
+                audit: Arc::clone(&audit),
+                metrics: services.metrics.clone(),
+            }),
+            astra: services.user_tokens.as_ref().map(|users| {
+                web::Data::new(AstraRoutes {
+                    users: Arc::clone(users),
+                    audit: Arc::clone(&audit),
+                })
+            }),
+            readiness: web::Data::new(Readiness {
+                shutting_down: services.shutting_down,
+                client_tokens: Arc::clone(&services.client_tokens),
+            }),
+            metrics: web::Data::new(MetricsRoute {
+                metrics: services.metrics.clone(),
+                client_tokens: services.client_tokens,
+                user_tokens: services.user_tokens,
+            }),
+        };
+        let layers = Layers {
+            limits: services.limits,
+            metrics: services.metrics,
+            trusted_proxies: Arc::new(services.trusted_proxies),
+            cors: Arc::new(services.cors),
+        };
+        (data, layers)
+    }
+}
+
+/// The public listener: the SDK token (CORS is the front layer's), the
+/// Astra callback, health.
+fn public_routes(data: RouteData) -> impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.service(
+            only(SDK_TOKEN_PATH, "GET, OPTIONS")
+                .app_data(data.sdk.clone())
+                .route(web::get().to(routes::token::sdk_token))
+                .route(web::method(Method::OPTIONS).to(options)),
+        );
+        if let Some(astra) = &data.astra {
+            cfg.service(
+                get_only(ASTRA_CALLBACK_PATH)
+                    .app_data(astra.clone())
+                    .route(web::get().to(astra::callback)),
+            );
+        }
+        health(cfg, &data.readiness);
+    }
+}
+
+/// The internal listener: the API token, metrics, the Astra routes, the
+/// proxies, health; all but health and metrics behind the internal gate.
+fn internal_routes(data: RouteData) -> impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.service(
+            guarded(Arc::clone(&data.gate), API_TOKEN_PATH, "GET")
+                .app_data(data.api.clone())
+                .route(web::get().to(routes::token::api_token)),
+        )
+        .service(
+            get_only("/metrics")
+                .app_data(data.metrics.clone())
+                .route(web::get().to(routes::metrics::metrics)),
+        );
+        let (gate, proxy) = (&data.gate, &data.proxy);
+        if let Some(astra) = &data.astra {
+            astra_routes(cfg, gate, astra);
+        }
+        proxy_route(cfg, gate, proxy, ASTRADA_PROXY_PATH, Upstream::Astrada);
+        if data.astra.is_some() {
+            proxy_route(cfg, gate, proxy, ASTRA_PROXY_PATH, Upstream::Astra);
+        }
+        health(cfg, &data.readiness);
+    }
 }
 
 /// What the front layer of both listeners is built from.

@@ -139,13 +139,32 @@ impl OAuthClient {
         credentials: &ClientCredentials,
         request: &ExchangeRequest,
     ) -> Result<AccessToken, ExchangeError> {
+        let builder = self.request(credentials, request);
+        let sent_at = Instant::now();
+        let response = builder.send().await.map_err(classify)?;
+        let status = response.status();
+        let body = self.read_body(response).await?;
+        if status.is_success() {
+            parse_token(&body, sent_at, unix_now().as_secs_f64())
+        } else {
+            Err(classify_status(status.as_u16(), &body))
+        }
+    }
+
+    /// The token request in `request`'s style; the secret goes only into
+    /// the body or the `Authorization` header, never into the URL.
+    fn request(
+        &self,
+        credentials: &ClientCredentials,
+        request: &ExchangeRequest,
+    ) -> reqwest::RequestBuilder {
         let secret = credentials.client_secret.expose_secret();
         let scope = request.scope.as_deref().filter(|s| !s.is_empty());
         let builder = self
             .http
             .post(self.url.clone())
             .header("accept", "application/json");
-        let builder = match request.auth_style {
+        match request.auth_style {
             AuthStyle::Json => {
                 let mut body = serde_json::json!({
                     "client_id": credentials.client_id,
@@ -179,34 +198,28 @@ impl OAuthClient {
                     .header("authorization", format!("Basic {}", STANDARD.encode(pair)))
                     .form(&form)
             }
-        };
+        }
+    }
 
-        let sent_at = Instant::now();
-        let mut response = builder.send().await.map_err(classify)?;
-        let status = response.status();
+    /// The whole body, refused once it passes `max_response_bytes`.
+    async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, ExchangeError> {
+        let too_large = ExchangeError::TooLarge {
+            limit: self.max_response_bytes,
+        };
         if response
             .content_length()
             .is_some_and(|len| len > self.max_response_bytes as u64)
         {
-            return Err(ExchangeError::TooLarge {
-                limit: self.max_response_bytes,
-            });
+            return Err(too_large);
         }
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(classify)? {
             if body.len() + chunk.len() > self.max_response_bytes {
-                return Err(ExchangeError::TooLarge {
-                    limit: self.max_response_bytes,
-                });
+                return Err(too_large);
             }
             body.extend_from_slice(&chunk);
         }
-
-        if status.is_success() {
-            parse_token(&body, sent_at, unix_now().as_secs_f64())
-        } else {
-            Err(classify_status(status.as_u16(), &body))
-        }
+        Ok(body)
     }
 }
 

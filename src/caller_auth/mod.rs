@@ -243,9 +243,8 @@ fn anonymous() -> Caller {
     }
 }
 
-/// Checks `[caller_auth.jwt]` and builds the session-token verifier, reading
-/// a configured key file once.
-fn session_verifier(jwt: &JwtSettings) -> Result<JwtVerifier, ConfigError> {
+/// The one configured source of the session tokens' verification keys.
+fn session_keys(jwt: &JwtSettings) -> Result<KeySource, ConfigError> {
     let sources = [
         !jwt.jwks_url.is_empty(),
         !jwt.public_key_pem.is_empty(),
@@ -265,7 +264,7 @@ fn session_verifier(jwt: &JwtSettings) -> Result<JwtVerifier, ConfigError> {
              or choose another caller_auth.mode",
         );
     }
-    let keys = if jwt.jwks_url.is_empty() {
+    Ok(if jwt.jwks_url.is_empty() {
         KeySource::Static(static_key(jwt)?)
     } else {
         jwks_source(JwksKeys {
@@ -281,7 +280,13 @@ fn session_verifier(jwt: &JwtSettings) -> Result<JwtVerifier, ConfigError> {
             ca_file: None,
             token_file: None,
         })?
-    };
+    })
+}
+
+/// Checks `[caller_auth.jwt]` and builds the session-token verifier, reading
+/// a configured key file once.
+fn session_verifier(jwt: &JwtSettings) -> Result<JwtVerifier, ConfigError> {
+    let keys = session_keys(jwt)?;
     required(
         "caller_auth.jwt.issuer",
         &jwt.issuer,

@@ -11,13 +11,15 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use url::Url;
 
 use crate::http::access::Admitted;
 use crate::http::audit::{Actor, AuditTrail, AuthorizationAction};
 use crate::http::body::JsonBody;
 use crate::http::problem::Problem;
 use crate::user_tokens::{
-    Grant, HandedToken, UserRef, UserStatus, UserSummary, UserTokenError, UserTokens,
+    AwaitingConfirmation, Grant, HandedToken, UserRef, UserStatus, UserSummary, UserTokenError,
+    UserTokens,
 };
 
 /// What the `/astra/…` routes need.
@@ -364,6 +366,14 @@ pub async fn callback(
             "expires_in": awaiting.expires_in,
         })));
     };
+    Ok(completion_redirect(completion, outcome))
+}
+
+/// `303` to the completion URL with the callback's outcome in its query.
+fn completion_redirect(
+    completion: &Url,
+    outcome: Result<AwaitingConfirmation, UserTokenError>,
+) -> HttpResponse {
     let mut target = completion.clone();
     match outcome {
         Ok(awaiting) => {
@@ -384,12 +394,12 @@ pub async fn callback(
             }
         }
     }
-    Ok(HttpResponse::SeeOther()
+    HttpResponse::SeeOther()
         .insert_header((header::LOCATION, target.as_str()))
         // The handle is a bearer secret until confirmed.
         .insert_header((header::REFERRER_POLICY, "no-referrer"))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish())
+        .finish()
 }
 
 #[derive(Deserialize)]

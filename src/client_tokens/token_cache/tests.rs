@@ -21,13 +21,12 @@ fn long_backoff() -> CachePolicy {
     }
 }
 
+fn cache(set: CredentialSet, exchanger: Arc<dyn Exchanger>) -> Arc<TokenCache> {
+    TokenCache::new(set, long_backoff(), exchanger, Metrics::new())
+}
+
 async fn retry_after_first_failure(error: ExchangeError) -> Duration {
-    let cache = TokenCache::new(
-        CredentialSet::Sdk,
-        long_backoff(),
-        Arc::new(AlwaysFails(error)),
-        Metrics::new(),
-    );
+    let cache = cache(CredentialSet::Sdk, Arc::new(AlwaysFails(error)));
     cache.get().await.expect_err("the exchange fails");
     // The next caller is inside the backoff window and told when to return.
     cache.get().await.expect_err("backing off").retry_after
@@ -81,12 +80,7 @@ impl Exchanger for TimesOut {
 #[tokio::test(start_paused = true)]
 async fn an_exchange_that_waited_out_its_timeout_is_retried_without_a_further_backoff() {
     let exchanger = Arc::new(TimesOut(std::sync::atomic::AtomicU32::new(0)));
-    let cache = TokenCache::new(
-        CredentialSet::Sdk,
-        long_backoff(),
-        exchanger.clone(),
-        Metrics::new(),
-    );
+    let cache = cache(CredentialSet::Sdk, exchanger.clone());
     cache.get().await.expect_err("the first exchange times out");
     // The outage backoff (at most a second) ran out while the attempt
     // waited 2.5 s, so the next caller starts the next attempt at once.
@@ -119,12 +113,7 @@ impl Exchanger for Counting {
 #[tokio::test]
 async fn a_caller_that_looked_before_an_exchange_finished_takes_its_token_not_a_new_exchange() {
     let exchanger = Arc::new(Counting(std::sync::atomic::AtomicU32::new(0)));
-    let cache = TokenCache::new(
-        CredentialSet::Sdk,
-        long_backoff(),
-        exchanger.clone(),
-        Metrics::new(),
-    );
+    let cache = cache(CredentialSet::Sdk, exchanger.clone());
     let first = cache.get().await.unwrap();
     // What a caller does after its lookup found nothing, while the
     // exchange above was still in flight.
@@ -136,12 +125,7 @@ async fn a_caller_that_looked_before_an_exchange_finished_takes_its_token_not_a_
 #[tokio::test]
 async fn many_rejections_of_one_token_cost_one_exchange() {
     let exchanger = Arc::new(Counting(std::sync::atomic::AtomicU32::new(0)));
-    let cache = TokenCache::new(
-        CredentialSet::Api,
-        long_backoff(),
-        exchanger.clone(),
-        Metrics::new(),
-    );
+    let cache = cache(CredentialSet::Api, exchanger.clone());
     let refused = cache.get().await.unwrap();
     let calls = (0..10).map(|_| {
         let cache = Arc::clone(&cache);

@@ -1,10 +1,23 @@
 //! Reading a stored row back, for either backend (see `sql.rs`).
 
 /// Defines `decode_user` (a row of `astra_users` as a [`super::UserRow`],
-/// refusing rows that break the schema's rules) and `lease_from` for the
-/// backend `$db`.
+/// refusing rows that break the schema's rules), `sealed` and `lease_from`
+/// for the backend `$db`.
 macro_rules! user_row_decoding {
     ($db:ty) => {
+        /// A sealed token from its key id and ciphertext columns.
+        fn sealed(
+            r: &<$db as sqlx::Database>::Row,
+            key_id: &str,
+            blob: &str,
+        ) -> Result<Sealed, StoreError> {
+            use sqlx::Row;
+            Ok(Sealed {
+                key_id: r.try_get(key_id)?,
+                blob: r.try_get(blob)?,
+            })
+        }
+
         fn decode_user(r: &<$db as sqlx::Database>::Row) -> Result<UserRow, StoreError> {
             use sqlx::Row;
             let corrupt = |what: &str| StoreError::Corrupt { what: what.into() };
@@ -31,15 +44,9 @@ macro_rules! user_row_decoding {
                 user_ref,
                 status,
                 generation: r.try_get("generation")?,
-                access_token: Sealed {
-                    key_id: r.try_get("access_key_id")?,
-                    blob: r.try_get("access_token")?,
-                },
+                access_token: sealed(r, "access_key_id", "access_token")?,
                 access_expires_at: r.try_get("access_expires_at")?,
-                refresh_token: Sealed {
-                    key_id: r.try_get("refresh_key_id")?,
-                    blob: r.try_get("refresh_token")?,
-                },
+                refresh_token: sealed(r, "refresh_key_id", "refresh_token")?,
                 refresh_issued_at: r.try_get("refresh_issued_at")?,
                 refresh_expires_at: r.try_get("refresh_expires_at")?,
                 previous_refresh,

@@ -395,15 +395,9 @@ macro_rules! user_store_impl {
                     what: "unconfirmed tokens have an invalid user reference".into(),
                 })?;
                 let tokens = NewTokens {
-                    access_token: Sealed {
-                        key_id: r.try_get("access_key_id")?,
-                        blob: r.try_get("access_token")?,
-                    },
+                    access_token: sealed(&r, "access_key_id", "access_token")?,
                     access_expires_at: r.try_get("access_expires_at")?,
-                    refresh_token: Sealed {
-                        key_id: r.try_get("refresh_key_id")?,
-                        blob: r.try_get("refresh_token")?,
-                    },
+                    refresh_token: sealed(&r, "refresh_key_id", "refresh_token")?,
                     refresh_issued_at: r.try_get("refresh_issued_at")?,
                     refresh_expires_at: r.try_get("refresh_expires_at")?,
                     next_refresh_at: r.try_get("next_refresh_at")?,
